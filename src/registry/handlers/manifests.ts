@@ -1,0 +1,46 @@
+// Manifest GET/HEAD/PUT/DELETE. GET/HEAD is the hot path: served from the manifest cache.
+import type { RequestContext } from '../context.js';
+import type { RegistryService } from '../service.js';
+import { API_VERSION_HEADER, readBody, sendEmpty } from '../respond.js';
+
+export function manifestHandlers(service: RegistryService) {
+  return {
+    async get(ctx: RequestContext): Promise<void> {
+      const { req, res, route } = ctx;
+      const m = await service.getManifest(route.repo, route.ref);
+      // Existence checks before a push (HEAD) keep the manifest out of untagged GC for a while.
+      if (req.method === 'HEAD') await service.touch(m.digest);
+      const headers = {
+        ...API_VERSION_HEADER,
+        'Content-Type': m.mediaType,
+        'Docker-Content-Digest': m.digest,
+        ETag: m.etag,
+        'Content-Length': m.body.length,
+      };
+      if (req.headers['if-none-match'] === m.etag) {
+        res.writeHead(304, headers);
+        res.end();
+        return;
+      }
+      res.writeHead(200, headers);
+      res.end(req.method === 'HEAD' ? undefined : m.body);
+    },
+
+    async put(ctx: RequestContext): Promise<void> {
+      const { req, route, query } = ctx;
+      const body = await readBody(req, service.limits.maxManifestBytes, 'manifest');
+      const { digest, parsed } = await service.putManifest(route.repo, route.ref, body, req.headers['content-type'], query.getAll('tag'));
+      const headers: Record<string, string> = {
+        Location: `/v2/${route.repo}/manifests/${digest}`,
+        'Docker-Content-Digest': digest,
+      };
+      if (parsed.subject) headers['OCI-Subject'] = parsed.subject.digest;
+      sendEmpty(ctx.res, 201, headers);
+    },
+
+    async delete(ctx: RequestContext): Promise<void> {
+      await service.deleteManifest(ctx.route.repo, ctx.route.ref);
+      sendEmpty(ctx.res, 202);
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// Validated configuration for `shoal serve` and `shoal gc`. Flags win over SHOAL_* environment variables.
+import { z } from 'zod';
+import { resolve } from 'node:path';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+export function parseDuration(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(value.trim());
+  if (!m) throw new Error(`invalid duration "${value}": use a number with ms, s, m, h or d (e.g. 30s, 1h)`);
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}
+
+export function parseSize(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) throw new Error(`invalid size "${value}": use bytes or a unit such as 512KiB, 8MiB, 10GiB`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-f:]+)\]|([^:]+)):(\d{1,5})$/i.exec(value.trim());
+  if (!m) throw new Error(`invalid listen address "${value}": use HOST:PORT, e.g. 127.0.0.1:5000`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`invalid port ${port} in "${value}"`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+const duration = z.string().transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+const size = z.string().transform((v, ctx) => {
+  try {
+    return parseSize(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+export const serveSchema = z.object({
+  listen: z.string().transform((v, ctx) => {
+    try {
+      return parseListen(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  }),
+  data: z.string().min(1).transform((v) => resolve(v)),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  maxManifestSize: size,
+  maxBlobSize: size,
+  manifestCacheSize: size,
+  manifestCacheTtl: duration,
+  gcInterval: duration.or(z.literal('off').transform(() => 0)),
+  gcGrace: duration,
+  gcDeleteUntagged: z.boolean(),
+  uploadTtl: duration,
+});
+
+export type ServeConfig = z.output<typeof serveSchema>;
+
+/** Defaults, each overridable by an environment variable (SHOAL_LISTEN, SHOAL_DATA, ...). */
+export const serveDefaults = {
+  listen: env('SHOAL_LISTEN', '127.0.0.1:5000'),
+  data: env('SHOAL_DATA', './data'),
+  logLevel: env('SHOAL_LOG_LEVEL', 'info'),
+  maxManifestSize: env('SHOAL_MAX_MANIFEST_SIZE', '8MiB'),
+  maxBlobSize: env('SHOAL_MAX_BLOB_SIZE', '64GiB'),
+  manifestCacheSize: env('SHOAL_MANIFEST_CACHE_SIZE', '64MiB'),
+  manifestCacheTtl: env('SHOAL_MANIFEST_CACHE_TTL', '10s'),
+  gcInterval: env('SHOAL_GC_INTERVAL', 'off'),
+  gcGrace: env('SHOAL_GC_GRACE', '1h'),
+  uploadTtl: env('SHOAL_UPLOAD_TTL', '24h'),
+};
+
+function env(name: string, fallback: string): string {
+  return process.env[name] ?? fallback;
+}
+
+/** Validates raw option values; throws an Error listing every bad option. */
+export function loadServeConfig(raw: Record<string, unknown>): ServeConfig {
+  const parsed = serveSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  --${kebab(String(i.path[0] ?? ''))}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
