@@ -19,6 +19,11 @@ program
   .option('--listen <host:port>', 'address to listen on (env SHOAL_LISTEN); port 0 picks a free port', serveDefaults.listen)
   .option('--data <dir>', 'data directory for blobs (storage/) and metadata (meta.db) (env SHOAL_DATA)', serveDefaults.data)
   .addOption(new Option('--log-level <level>', 'log level (env SHOAL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(serveDefaults.logLevel))
+  .addOption(
+    new Option('--access-log <mode>', 'access log: "default" logs every request except successful manifest GET/HEAD and blob HEAD (counted in /metrics), "all", or "off" (env SHOAL_ACCESS_LOG)')
+      .choices(['default', 'all', 'off'])
+      .default(serveDefaults.accessLog),
+  )
   .option('--max-manifest-size <size>', 'largest manifest accepted, e.g. 8MiB', serveDefaults.maxManifestSize)
   .option('--max-blob-size <size>', 'largest blob accepted, e.g. 64GiB', serveDefaults.maxBlobSize)
   .option('--manifest-cache-size <size>', 'memory for the hot-manifest cache; 0 disables it', serveDefaults.manifestCacheSize)

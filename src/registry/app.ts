@@ -21,6 +21,11 @@ export interface AppOptions {
   log: Logger;
   /** Policies per route key ("manifest PUT") or for every route ("*"); run in order before the handler. */
   policies?: Partial<Record<RouteKey | '*', Middleware[]>>;
+  /**
+   * 'all' logs every request; 'default' leaves out successful manifest GET/HEAD and blob HEAD
+   * (the pull storm's hot path, tens of thousands a second: counted in metrics instead).
+   */
+  accessLog?: 'all' | 'default' | 'off';
   /** Extra non-/v2 endpoints (health, metrics, admin). */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
 }
@@ -29,6 +34,22 @@ const NO_QUERY = new URLSearchParams();
 
 export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, metrics, log } = opts;
+  const accessLog = opts.accessLog ?? 'default';
+  // prom-client hashes label objects on every call; keep one child per label set instead.
+  const requestCounters = new Map<string, { inc(): void }>();
+  const durationHists = new Map<string, { observe(v: number): void }>();
+  const countRequest = (route: string, method: string, status: number, seconds: number) => {
+    const key = `${route} ${method}`;
+    const ckey = `${key} ${status}`;
+    let c = requestCounters.get(ckey);
+    if (!c) requestCounters.set(ckey, (c = metrics.requests.labels(route, method, String(status))));
+    c.inc();
+    let h = durationHists.get(key);
+    if (!h) durationHists.set(key, (h = metrics.duration.labels(route, method)));
+    h.observe(seconds);
+  };
+  const isQuietSuccess = (route: string, method: string | undefined, status: number) =>
+    status < 400 && (method === 'HEAD' || (method === 'GET' && route === 'manifest')) && (route === 'manifest' || route === 'blob');
   const blobs = blobHandlers(service, metrics);
   const uploads = uploadHandlers(service, metrics);
   const manifests = manifestHandlers(service);
@@ -64,9 +85,8 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
 
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      metrics.requests.inc({ route: routeLabel, method: req.method ?? '', status: res.statusCode });
-      metrics.duration.observe({ route: routeLabel, method: req.method ?? '' }, seconds);
-      if (log.isLevelEnabled('info')) {
+      countRequest(routeLabel, req.method ?? '', res.statusCode, seconds);
+      if (accessLog !== 'off' && log.isLevelEnabled('info') && (accessLog === 'all' || !isQuietSuccess(routeLabel, req.method, res.statusCode))) {
         log.info(
           {
             method: req.method,
@@ -75,7 +95,6 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
             ms: Math.round(seconds * 1e4) / 10,
             remote: req.socket.remoteAddress,
             ua: req.headers['user-agent'],
-            bytes: Number(res.getHeader('content-length') ?? 0),
             ...(error ? { err: error.code, errMsg: error.message } : {}),
           },
           'request',

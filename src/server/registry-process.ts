@@ -42,6 +42,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     service,
     metrics,
     log,
+    accessLog: config.accessLog,
     extraRoutes: {
       '/healthz': (_req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
