@@ -91,6 +91,7 @@ export class SqliteMetaStore implements MetaStore {
       markDeleting: db.prepare(`UPDATE blobs AS b SET state = 'deleting', touched_at = ?
           WHERE digest = ? AND state = 'live' AND touched_at < ? ${UNREFERENCED}`),
       finishDeleting: db.prepare(`DELETE FROM blobs WHERE digest = ? AND state = 'deleting'`),
+      dropLinks: db.prepare('DELETE FROM blob_links WHERE digest = ?'),
       stuck: db.prepare(`SELECT digest FROM blobs WHERE state = 'deleting' AND touched_at < ?`),
       claimOrphan: db.prepare(`INSERT INTO blobs (digest, size, state, touched_at) VALUES (?, 0, 'deleting', ?) ON CONFLICT (digest) DO NOTHING`),
     };
@@ -272,7 +273,12 @@ export class SqliteMetaStore implements MetaStore {
   }
 
   async finishDeleting(digest: Digest): Promise<void> {
-    this.stmt.finishDeleting.run(digest);
+    this.db
+      .transaction(() => {
+        // Links go too: a later upload of the same digest elsewhere must not reappear here.
+        if (this.stmt.finishDeleting.run(digest).changes > 0) this.stmt.dropLinks.run(digest);
+      })
+      .immediate();
   }
 
   async listStuckDeleting(cutoff: number): Promise<Digest[]> {
@@ -295,11 +301,13 @@ const UNTAGGED = `
   AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repo = m.repo AND s.digest = m.subject))
   AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = m.digest AND b.touched_at >= @cutoff)`;
 
-/** A blob nothing refers to: no manifest is it, none lists it, no repository links it. */
+/**
+ * A blob no manifest is and no manifest lists. Repository links alone do not keep a blob: linking
+ * touches it, so a recent upload or mount is protected by the grace window instead.
+ */
 const UNREFERENCED = `
   AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
-  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = b.digest)
-  AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = b.digest)`;
+  AND NOT EXISTS (SELECT 1 FROM manifest_refs r WHERE r.child = b.digest)`;
 
 function toManifestRecord(row: ManifestRow): ManifestRecord {
   const rec: ManifestRecord = {

@@ -10,7 +10,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
   res.end(res.req.method === 'HEAD' ? undefined : payload);
 }
 
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number | string[]> = {}): void {
   res.writeHead(status, { ...API_VERSION_HEADER, 'Content-Length': 0, ...headers });
   res.end();
 }
@@ -22,11 +22,25 @@ export function sendError(res: ServerResponse, err: unknown): RegistryError {
     res.destroy();
     return e;
   }
-  // The request body may still be streaming in; tell the client not to reuse this connection.
-  const headers: Record<string, string | number> = { ...e.headers };
-  if (!res.req.complete) headers.Connection = 'close';
-  sendJson(res, e.status, e.toBody(), headers);
+  sendJson(res, e.status, e.toBody(), e.headers);
+  if (!res.req.complete) drainThenClose(res.req);
   return e;
+}
+
+/** How much of a refused request body we read and discard so the client sees our answer. */
+const LINGER_BYTES = 64 * 1024 * 1024;
+
+/**
+ * "Lingering close" (RFC 9112 9.6): closing while the client is still sending makes its TCP stack
+ * reset the connection, and the client never reads the error. Read on (up to a cap) instead.
+ */
+function drainThenClose(req: IncomingMessage): void {
+  let drained = 0;
+  req.on('data', (c: Buffer) => {
+    drained += c.length;
+    if (drained > LINGER_BYTES) req.socket.destroy();
+  });
+  req.resume();
 }
 
 /** Buffers a request body up to `limit` bytes; larger bodies fail with 413 before being read whole. */

@@ -29,12 +29,14 @@ export function manifestHandlers(service: RegistryService) {
     async put(ctx: RequestContext): Promise<void> {
       const { req, route, query } = ctx;
       const body = await readBody(req, service.limits.maxManifestBytes, 'manifest');
-      const { digest, parsed } = await service.putManifest(route.repo, route.ref, body, req.headers['content-type'], query.getAll('tag'));
-      const headers: Record<string, string> = {
+      const extraTags = query.getAll('tag');
+      const { digest, parsed } = await service.putManifest(route.repo, route.ref, body, req.headers['content-type'], extraTags);
+      const headers: Record<string, string | string[]> = {
         Location: `/v2/${route.repo}/manifests/${digest}`,
         'Docker-Content-Digest': digest,
       };
       if (parsed.subject) headers['OCI-Subject'] = parsed.subject.digest;
+      if (extraTags.length > 0) headers['OCI-Tag'] = extraTags;
       sendEmpty(ctx.res, 201, headers);
     },
 

@@ -54,6 +54,10 @@ export function uploadHandlers(service: RegistryService, metrics: RegistryMetric
         if (await service.mountBlob(route.repo, digest, from)) return created(ctx, digest);
         // Spec: when a mount cannot be done, fall back to opening an ordinary upload session.
       }
+      const algorithm = query.get('digest-algorithm');
+      if (algorithm !== null && algorithm !== 'sha256' && algorithm !== 'sha512') {
+        throw new RegistryError('DIGEST_INVALID', `unsupported digest-algorithm "${algorithm.slice(0, 20)}"; use sha256 or sha512`);
+      }
       const digestParam = query.get('digest');
       const id = await service.startUpload(route.repo);
       if (digestParam !== null) {

@@ -128,7 +128,6 @@ export function describeMetaStore(name: string, make: () => Promise<{ meta: Meta
         await upload('r', d('used'), 100);
         await upload('r', d('orphan'), 100);
         await storeManifest(manifest('r', 'm', [d('used')], { tags: ['t'] }), 100);
-        assert.deepEqual(await meta.listGcCandidates(1000, 10), [], 'links protect blobs until pruned');
         assert.equal(await meta.pruneBlobLinks(1000), 1, 'only the link no manifest uses is pruned');
         assert.deepEqual((await meta.listGcCandidates(1000, 10)).map((c) => c.digest), [d('orphan')]);
         assert.deepEqual(await meta.listGcCandidates(50, 10), [], 'touched after the cutoff');
@@ -139,8 +138,13 @@ export function describeMetaStore(name: string, make: () => Promise<{ meta: Meta
         await meta.touchBlob(d('b'), 2000);
         assert.equal(await meta.markDeleting(d('b'), 1000, 3000), false, 'touched after cutoff');
         await meta.reserveBlob(d('c'), 1, 100);
-        await meta.linkBlob('r', d('c'), 100);
-        assert.equal(await meta.markDeleting(d('c'), 1000, 3000), false, 'linked');
+        await meta.linkBlob('r', d('c'), 2000);
+        assert.equal(await meta.markDeleting(d('c'), 1000, 3000), false, 'linked (uploaded, mounted) after the cutoff');
+        await meta.reserveBlob(d('m'), 1, 100);
+        await meta.linkBlob('r', d('m'), 100);
+        await meta.reserveBlob(d('mf'), 1, 100);
+        await meta.putManifest({ repo: 'r', digest: d('mf'), mediaType: 'x', size: 1, blobs: [d('m')], manifests: [], tags: [] }, 100);
+        assert.equal(await meta.markDeleting(d('m'), 1000, 3000), false, 'referenced by a manifest');
         await meta.reserveBlob(d('e'), 1, 100);
         assert.equal(await meta.markDeleting(d('e'), 1000, 3000), true);
       });
@@ -154,6 +158,15 @@ export function describeMetaStore(name: string, make: () => Promise<{ meta: Meta
         await meta.finishDeleting(d('b'));
         assert.equal(await meta.reserveBlob(d('b'), 1, 3002), 'ok');
         assert.ok(await meta.getLiveBlob(d('b')));
+      });
+
+      it('finishing a deletion drops the repository links, so a re-upload elsewhere does not reappear', async () => {
+        await upload('a', d('x'), 100);
+        assert.equal(await meta.markDeleting(d('x'), 1000, 3000), true);
+        await meta.finishDeleting(d('x'));
+        await upload('b', d('x'), 4000);
+        assert.equal(await meta.getBlobLink('a', d('x')), null);
+        assert.ok(await meta.getBlobLink('b', d('x')));
       });
 
       it('a deletion stuck for long is taken over by a writer and reported as stuck', async () => {
