@@ -1,0 +1,54 @@
+// Pass-through to the registry for everything the swarm does not serve (manifests, tags, HEADs,
+// errors) and for fallback. The caller's Authorization travels with the request, and the
+// registry's answer (including 401 + WWW-Authenticate) goes back unchanged, so token auth works
+// through the agent exactly as against the registry.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+
+const FORWARD_REQUEST_HEADERS = ['authorization', 'accept', 'range', 'if-none-match', 'user-agent', 'content-type', 'content-length'];
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer']);
+
+export const originAgent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
+
+/** containerd adds `?ns=<registry host>` when talking to a mirror; the registry must not see it. */
+export function stripMirrorQuery(rawUrl: string): string {
+  const q = rawUrl.indexOf('?');
+  if (q === -1) return rawUrl;
+  const params = new URLSearchParams(rawUrl.slice(q + 1));
+  params.delete('ns');
+  const rest = params.toString();
+  return rest ? `${rawUrl.slice(0, q)}?${rest}` : rawUrl.slice(0, q);
+}
+
+export function forwardedHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const h of FORWARD_REQUEST_HEADERS) {
+    const v = req.headers[h];
+    if (typeof v === 'string') out[h] = v;
+  }
+  return out;
+}
+
+/** Streams the request to the registry and its answer back; returns the registry's status. */
+export async function proxyToRegistry(
+  req: IncomingMessage,
+  res: ServerResponse,
+  registry: string,
+  opts: { dispatcher?: Dispatcher; onBytes?: (n: number) => void } = {},
+): Promise<number> {
+  const upstream = await request(`${registry}${stripMirrorQuery(req.url ?? '/')}`, {
+    method: req.method as Dispatcher.HttpMethod,
+    headers: forwardedHeaders(req),
+    body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
+    dispatcher: opts.dispatcher ?? originAgent,
+    headersTimeout: 30_000,
+    bodyTimeout: 300_000,
+  });
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+  res.writeHead(upstream.statusCode, headers);
+  if (opts.onBytes) upstream.body.on('data', (c: Buffer) => opts.onBytes!(c.length));
+  await pipeline(upstream.body, res);
+  return upstream.statusCode;
+}

@@ -1,0 +1,143 @@
+// The P2P wire contract shared by the scheduler, seed peers and agents. Plain HTTP/1.1 + JSON
+// (piece bodies are raw bytes). Every control-plane and peer-to-peer request carries
+// `Authorization: Bearer <cluster token>` when the cluster has one (--cluster-token /
+// SHOAL_CLUSTER_TOKEN); the registry-facing /v2/ API of an agent is authorised by the registry.
+//
+// Scale rule: the scheduler sees announces (per peer per task, every few seconds), never
+// per-piece events. Peers learn who has which piece from their parents' bitfields and choose
+// pieces themselves (rarest first, endgame at the tail).
+import type { Digest } from '../oci/digest.js';
+
+export type PeerRole = 'seed' | 'agent';
+
+/** Topology labels, most significant first; parents that share more of them are preferred. */
+export interface Locality {
+  dc?: string;
+  zone?: string;
+  rack?: string;
+}
+
+export interface PeerInfo {
+  /** Stable, unique per process (e.g. hostname + listen address). */
+  id: string;
+  /** Base URL where the peer serves the /p2p/v1 data plane, e.g. http://127.0.0.5:4001 */
+  url: string;
+  role: PeerRole;
+  labels: Locality;
+  /** Upload capacity in bytes/s if capped (helps load-aware parent choice). */
+  uploadBps?: number;
+}
+
+/** Piece digests come from the seed (which verified the whole blob first) via the scheduler. */
+export interface PieceManifest {
+  digest: Digest;
+  size: number;
+  pieceSize: number;
+  /** sha256:<hex> of each piece, in order; length = ceil(size / pieceSize). */
+  pieceDigests: Digest[];
+}
+
+export type TaskState = 'started' | 'downloading' | 'done' | 'failed' | 'left';
+
+export interface BadPeerReport {
+  peerId: string;
+  reason: 'corrupt-piece' | 'unreachable' | 'slow' | 'refused';
+  detail?: string;
+}
+
+/** POST /scheduler/v1/announce */
+export interface AnnounceRequest {
+  peer: PeerInfo;
+  task: { digest: Digest; size?: number; repo?: string };
+  state: TaskState;
+  /** Pieces this peer holds (a count, not a list: the scheduler does not track pieces). */
+  completedPieces: number;
+  /** Parents the peer wants replaced, and why. */
+  badPeers?: BadPeerReport[];
+  /** How many parents the peer would like (0 = just a progress report). */
+  wantParents: number;
+}
+
+export interface AnnounceResponse {
+  parents: PeerInfo[];
+  /** Present once a seed has fetched and verified the blob. */
+  pieces?: PieceManifest;
+  /** Next announce no sooner than this (the scheduler sheds load by raising it). */
+  announceIntervalMs: number;
+  /** The scheduler found no seed that can serve this task: fetch from the registry yourself. */
+  backToSource: boolean;
+}
+
+/** POST /scheduler/v1/heartbeat: peers (seeds in particular) register and stay alive. */
+export interface HeartbeatRequest {
+  peer: PeerInfo;
+  /** Tasks this peer has complete (seeds: everything they fetched). */
+  completeTasks?: Digest[];
+}
+
+/** POST /scheduler/v1/tasks/{digest}/pieces: a seed publishes a verified piece manifest. */
+export type PublishPiecesRequest = PieceManifest;
+
+/** POST {seed}/seed/v1/fetch: the scheduler (or preheat) asks a seed to fetch a blob from the registry. */
+export interface SeedFetchRequest {
+  digest: Digest;
+  repo: string;
+  /** Registry base URL, e.g. http://127.0.0.1:5000 (defaults to the seed's --registry). */
+  registry?: string;
+}
+
+/** POST /scheduler/v1/preheat */
+export interface PreheatRequest {
+  /** repo:tag or repo@digest (image index -> every platform's layers). */
+  image: string;
+  scope: 'seed' | 'all';
+  /** Registry base URL; defaults to the scheduler's --registry. */
+  registry?: string;
+  /** Authorization header value for the registry, if the image is private. */
+  authorization?: string;
+}
+
+export interface PreheatStatus {
+  id: string;
+  image: string;
+  scope: 'seed' | 'all';
+  state: 'resolving' | 'running' | 'done' | 'failed';
+  error?: string;
+  blobs: Array<{ digest: Digest; size: number; seedsDone: number; agentsDone: number; agentsTotal: number }>;
+  startedAt: number;
+  finishedAt?: number;
+}
+
+/** GET {peer}/p2p/v1/tasks/{digest}/bitfield[?since=N&waitMs=M] (long-poll until count > since). */
+export interface BitfieldResponse {
+  /** base64 of a big-endian bitfield, bit i = piece i held. */
+  bitfield: string;
+  count: number;
+  total: number;
+}
+
+export const PATHS = {
+  announce: '/scheduler/v1/announce',
+  heartbeat: '/scheduler/v1/heartbeat',
+  publishPieces: (digest: string) => `/scheduler/v1/tasks/${digest}/pieces`,
+  task: (digest: string) => `/scheduler/v1/tasks/${digest}`,
+  preheat: '/scheduler/v1/preheat',
+  preheatStatus: (id: string) => `/scheduler/v1/preheat/${id}`,
+  seedFetch: '/seed/v1/fetch',
+  bitfield: (digest: string) => `/p2p/v1/tasks/${digest}/bitfield`,
+  piece: (digest: string, index: number) => `/p2p/v1/tasks/${digest}/pieces/${index}`,
+} as const;
+
+const MiB = 1024 * 1024;
+
+/** Dragonfly's rule: next_pow2(size / 500) clamped to [4 MiB, 64 MiB]. */
+export function pieceSizeFor(size: number, min = 4 * MiB, max = 64 * MiB): number {
+  let p = min;
+  const target = size / 500;
+  while (p < target && p < max) p *= 2;
+  return p;
+}
+
+export function pieceCount(size: number, pieceSize: number): number {
+  return Math.max(1, Math.ceil(size / pieceSize));
+}
