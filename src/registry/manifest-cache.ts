@@ -10,6 +10,11 @@ export interface CachedManifest {
   body: Buffer;
   /** Quoted strong ETag, precomputed once. */
   etag: string;
+  /**
+   * Response headers, built once per entry as a plain literal: building them per request (with a
+   * spread) promoted garbage into the old generation and caused full GCs under a pull storm.
+   */
+  headers: Record<string, string | number>;
   subject?: Digest;
 }
 

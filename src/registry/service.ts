@@ -244,7 +244,20 @@ export class RegistryService {
 }
 
 function toCached(record: ManifestRecord, body: Buffer): CachedManifest {
-  const m: CachedManifest = { digest: record.digest, mediaType: record.mediaType, body, etag: `"${record.digest}"` };
+  const etag = `"${record.digest}"`;
+  const m: CachedManifest = {
+    digest: record.digest,
+    mediaType: record.mediaType,
+    body,
+    etag,
+    headers: {
+      'Docker-Distribution-API-Version': 'registry/2.0',
+      'Content-Type': record.mediaType,
+      'Docker-Content-Digest': record.digest,
+      ETag: etag,
+      'Content-Length': body.length,
+    },
+  };
   if (record.subject) m.subject = record.subject;
   return m;
 }

@@ -1,6 +1,6 @@
 // The narrow storage seam. Every driver (filesystem today, S3 next) implements this
 // and passes the shared suite in test/unit/storage/blob-store.suite.ts.
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../oci/digest.js';
 
 export interface BlobInfo {
@@ -38,6 +38,13 @@ export interface BlobStore {
   /** Stream the blob (or a byte range of it). Throws BLOB_UNKNOWN when absent. */
   read(digest: Digest, range?: ByteRange): Promise<Readable>;
   readAll(digest: Digest): Promise<Buffer>;
+  /**
+   * Optional fast path: writes the blob (or a range) to `out` reusing two buffers, each refilled
+   * only after its write completed; returns bytes written. Drivers without it are read via read().
+   * `out` must be done with a chunk when its write callback fires (sockets and files are; a
+   * PassThrough is not, it keeps the reference).
+   */
+  copyTo?(digest: Digest, out: Writable, range?: ByteRange): Promise<number>;
   /** Store small content (manifests) atomically after verifying it hashes to `digest`. */
   put(digest: Digest, data: Uint8Array): Promise<void>;
   /** true when something was removed. */

@@ -41,13 +41,23 @@ export function blobHandlers(service: RegistryService, metrics: RegistryMetrics)
         res.end();
         return;
       }
+      const writeHead = () => {
+        if (range) res.writeHead(206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}` });
+        else res.writeHead(200, { ...headers, 'Content-Length': blob.size });
+      };
+      if (service.blobs.copyTo && (await service.blobs.stat(digest))) {
+        writeHead();
+        const sent = await service.blobs.copyTo(digest, res, range ?? undefined).catch((err) => {
+          res.destroy();
+          throw err;
+        });
+        res.end();
+        metrics.blobBytesOut.inc(sent);
+        return;
+      }
       // Open before writing headers so a vanished file is a clean 404, not a broken 200.
       const stream = await service.blobs.read(digest, range ?? undefined);
-      if (range) {
-        res.writeHead(206, { ...headers, 'Content-Length': range.end - range.start + 1, 'Content-Range': `bytes ${range.start}-${range.end}/${blob.size}` });
-      } else {
-        res.writeHead(200, { ...headers, 'Content-Length': blob.size });
-      }
+      writeHead();
       let sent = 0;
       stream.on('data', (c: Buffer) => (sent += c.length));
       try {

@@ -1,7 +1,7 @@
 // Manifest GET/HEAD/PUT/DELETE. GET/HEAD is the hot path: served from the manifest cache.
 import type { RequestContext } from '../context.js';
 import type { RegistryService } from '../service.js';
-import { API_VERSION_HEADER, readBody, sendEmpty } from '../respond.js';
+import { readBody, sendEmpty } from '../respond.js';
 
 export function manifestHandlers(service: RegistryService) {
   return {
@@ -10,13 +10,7 @@ export function manifestHandlers(service: RegistryService) {
       const m = await service.getManifest(route.repo, route.ref);
       // Existence checks before a push (HEAD) keep the manifest out of untagged GC for a while.
       if (req.method === 'HEAD') await service.touch(m.digest);
-      const headers = {
-        ...API_VERSION_HEADER,
-        'Content-Type': m.mediaType,
-        'Docker-Content-Digest': m.digest,
-        ETag: m.etag,
-        'Content-Length': m.body.length,
-      };
+      const headers = m.headers;
       if (req.headers['if-none-match'] === m.etag) {
         res.writeHead(304, headers);
         res.end();

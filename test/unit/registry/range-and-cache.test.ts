@@ -20,7 +20,7 @@ test('Range parsing follows RFC 9110 single ranges', () => {
 
 test('manifest cache: tag and digest entries, invalidation, TTL and byte bound', () => {
   const cache = new ManifestCache({ maxBytes: 1000, ttlMs: 100 });
-  const m = (s: string) => ({ digest: digestOf(s), mediaType: 'x', body: Buffer.alloc(200, s), etag: `"${digestOf(s)}"` });
+  const m = (s: string) => ({ digest: digestOf(s), mediaType: 'x', body: Buffer.alloc(200, s), etag: `"${digestOf(s)}"`, headers: {} });
   cache.setManifest('r', m('a'), 0);
   cache.setTag('r', 'latest', digestOf('a'), 0);
   assert.equal(cache.getTag('r', 'latest', 50), digestOf('a'));

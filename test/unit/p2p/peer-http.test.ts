@@ -1,0 +1,166 @@
+// The data plane over real HTTP on 127.0.0.1: server-routes.ts on two in-process servers (a seed
+// and an agent), http-transport.ts as the client, and a stub scheduler for HttpSchedulerClient.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { digestOf, type Digest } from '../../../src/oci/digest.js';
+import { PATHS, type AnnounceRequest, type AnnounceResponse, type PeerInfo, type PieceManifest } from '../../../src/p2p/protocol.js';
+import { PieceStore } from '../../../src/p2p/peer/piece-store.js';
+import { createPeerRoutes, type PeerRoutes } from '../../../src/p2p/peer/server-routes.js';
+import { HttpPeerTransport, HttpSchedulerClient } from '../../../src/p2p/peer/http-transport.js';
+import { TaskDownloader } from '../../../src/p2p/peer/downloader.js';
+import { RateLimiter } from '../../../src/p2p/peer/rate-limiter.js';
+import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
+import { isTransportError } from '../../../src/p2p/peer/errors.js';
+
+const TOKEN = 'cluster-secret';
+const PS = 32 * 1024;
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; url: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+function peerServer(routes: PeerRoutes) {
+  return listen((req, res) => {
+    if (routes.handlePeerRequest(req, res)) return;
+    res.writeHead(418).end();
+  });
+}
+
+describe('peer data plane over HTTP', () => {
+  let root: string;
+  let blob: Buffer;
+  let digest: Digest;
+  let manifest: PieceManifest;
+  let seedStore: PieceStore;
+  let agentStore: PieceStore;
+  let seedRoutes: PeerRoutes;
+  let agentRoutes: PeerRoutes;
+  const servers: Server[] = [];
+  let seed: PeerInfo;
+  let agent: PeerInfo;
+  let schedulerUrl: string;
+  const announces: AnnounceRequest[] = [];
+  const transport = new HttpPeerTransport({ clusterToken: TOKEN });
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'shoal-http-'));
+    blob = randomBytes(PS * 20 + 7);
+    digest = digestOf(blob);
+    seedStore = await PieceStore.open(join(root, 'seed'), { durable: false });
+    manifest = await seedStore.writeCompleteBlob(digest, Readable.from([blob]), { pieceSize: PS });
+    agentStore = await PieceStore.open(join(root, 'agent'), { durable: false });
+    seedRoutes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, uploadLimiter: new RateLimiter({ rate: 64 * 1024 * 1024 }) });
+    agentRoutes = createPeerRoutes({ store: agentStore, clusterToken: TOKEN });
+    const s = await peerServer(seedRoutes);
+    const a = await peerServer(agentRoutes);
+    servers.push(s.server, a.server);
+    seed = { id: 'seed-1', url: s.url, role: 'seed', labels: {} };
+    agent = { id: 'agent-1', url: a.url, role: 'agent', labels: {} };
+    // Stub scheduler: the agent gets the seed, anyone else gets the agent.
+    const sched = await listen((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        if (req.url !== PATHS.announce || req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401).end();
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as AnnounceRequest;
+        announces.push(body);
+        const out: AnnounceResponse = { parents: [body.peer.id === agent.id ? seed : agent], pieces: manifest, announceIntervalMs: 100, backToSource: false };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out));
+      });
+    });
+    servers.push(sched.server);
+    schedulerUrl = sched.url;
+  });
+
+  after(async () => {
+    seedRoutes.close();
+    agentRoutes.close();
+    await transport.close();
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await Promise.all([seedStore.close(), agentStore.close()]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('only claims /p2p/v1 paths; refuses a missing token; 404 JSON for pieces not held', async () => {
+    const other = await request(`${seed.url}/v2/`);
+    assert.equal(other.statusCode, 418);
+    await other.body.dump();
+    const noToken = await request(seed.url + PATHS.bitfield(digest));
+    assert.equal(noToken.statusCode, 401);
+    await noToken.body.dump();
+    const wrong = new HttpPeerTransport({ clusterToken: 'wrong' });
+    await assert.rejects(wrong.bitfield(seed, digest), (e) => isTransportError(e, 'refused'));
+    await wrong.close();
+    await assert.rejects(transport.piece(agent, digest, 0, new AbortController().signal), (e) => isTransportError(e, 'not-found'));
+    const nf = await request(agent.url + PATHS.piece(digest, 0), { headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(nf.statusCode, 404);
+    assert.match(String(nf.headers['content-type']), /json/);
+    assert.ok(((await nf.body.json()) as { errors: unknown[] }).errors.length === 1);
+    const full = await transport.bitfield(seed, digest);
+    assert.equal(full.count, manifest.pieceDigests.length);
+    assert.ok(Bitfield.fromBase64(full.bitfield, full.total).isComplete());
+    assert.deepEqual(await transport.piece(seed, digest, 20, new AbortController().signal, 7), blob.subarray(20 * PS));
+    await assert.rejects(transport.piece(seed, digest, 3, new AbortController().signal, 5), (e) => isTransportError(e, 'protocol'));
+  });
+
+  it('downloads seed → agent → second agent over HTTP, the second following the first by long-poll', async () => {
+    const scheduler = new HttpSchedulerClient({ url: schedulerUrl, clusterToken: TOKEN });
+    const bStore = await PieceStore.open(join(root, 'b'), { durable: false });
+    try {
+      const a = new TaskDownloader({ self: agent, digest, scheduler, transport, store: agentStore, bitfieldWaitMs: 2000 });
+      const b = new TaskDownloader({ self: { ...agent, id: 'agent-2', url: 'http://127.0.0.1:9' }, digest, scheduler, transport, store: bStore, bitfieldWaitMs: 2000 });
+      const [ra, rb] = await Promise.all([a.run(), b.run()]);
+      assert.equal(ra.outcome, 'done');
+      assert.equal(rb.outcome, 'done');
+      if (ra.outcome !== 'done' || rb.outcome !== 'done') return;
+      assert.equal(digestOf(await readFile(ra.path)), digest);
+      assert.equal(digestOf(await readFile(rb.path)), digest);
+      assert.equal(ra.stats.bytesFromSeed, blob.length);
+      assert.equal(rb.stats.bytesFromPeers, blob.length);
+      assert.ok(seedRoutes.stats.bytesServed >= blob.length);
+      assert.ok(agentRoutes.stats.bytesServed >= blob.length);
+      assert.ok(announces.some((r) => r.state === 'done' && r.peer.id === 'agent-2'));
+    } finally {
+      await scheduler.close();
+      await bStore.close();
+    }
+  });
+
+  it('bitfield long-poll answers when a piece lands, and close() releases waiting polls', async () => {
+    const store = await PieceStore.open(join(root, 'lp'), { durable: false });
+    const routes = createPeerRoutes({ store, maxWaitMs: 5000 });
+    const { server, url } = await peerServer(routes);
+    const t = new HttpPeerTransport();
+    try {
+      const p: PeerInfo = { id: 'lp', url, role: 'agent', labels: {} };
+      const task = await store.openTask(manifest);
+      const t0 = performance.now();
+      const polled = t.bitfield(p, digest, 0, 5000);
+      setTimeout(() => void task.writePiece(3, blob.subarray(3 * PS, 4 * PS)), 50);
+      const res = await polled;
+      assert.equal(res.count, 1);
+      assert.ok(Bitfield.fromBase64(res.bitfield, res.total).has(3));
+      assert.ok(performance.now() - t0 < 2000);
+      const waiting = t.bitfield(p, digest, 1, 5000);
+      await new Promise((r) => setTimeout(r, 30));
+      const t1 = performance.now();
+      routes.close();
+      assert.equal((await waiting).count, 1);
+      assert.ok(performance.now() - t1 < 1000);
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+      await store.close();
+    }
+  });
+});

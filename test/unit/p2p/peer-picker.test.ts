@@ -1,0 +1,176 @@
+// PiecePicker: rarest first, random first pieces, per-parent limits, endgame, and a property:
+// every missing piece some parent holds is eventually assigned.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
+import { PiecePicker, losersOf, type Assignment, type PickerParent } from '../../../src/p2p/peer/picker.js';
+
+function bits(n: number, held: number[]): Bitfield {
+  const b = new Bitfield(n);
+  for (const i of held) b.set(i);
+  return b;
+}
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+
+/** Deterministic rng (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('PiecePicker', () => {
+  it('picks the rarest pieces first (after the random-first phase)', () => {
+    const n = 10;
+    const have = bits(n, [0, 1, 2, 3]);
+    // piece 7 is only at A; 8 only at B; everything else at all three.
+    const parents: PickerParent[] = [
+      { id: 'A', pieces: bits(n, [...range(4, 7), 7, 9]) },
+      { id: 'B', pieces: bits(n, [...range(4, 7), 8, 9]) },
+      { id: 'C', pieces: bits(n, [...range(4, 7), 9]) },
+    ];
+    for (let seed = 0; seed < 20; seed++) {
+      const picks = new PiecePicker({ rng: rng(seed), randomFirst: 4 }).pick({ numPieces: n, have, haveCount: 4, parents, inFlight: new Map(), maxAssignments: 2 });
+      assert.deepEqual(picks.map((p) => p.piece).sort(), [7, 8]);
+      assert.deepEqual(Object.fromEntries(picks.map((p) => [p.piece, p.parentId])), { 7: 'A', 8: 'B' });
+      assert.ok(picks.every((p) => !p.endgame));
+    }
+  });
+
+  it('randomizes the first pieces and breaks ties at random', () => {
+    const n = 64;
+    const parents = [{ id: 'S', pieces: Bitfield.full(n), limit: 1 }];
+    const firsts = new Set<number>();
+    for (let seed = 0; seed < 30; seed++) {
+      const [a] = new PiecePicker({ rng: rng(seed) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 0, parents, inFlight: new Map(), maxAssignments: 1 });
+      firsts.add(a!.piece);
+    }
+    assert.ok(firsts.size > 10, `only ${firsts.size} distinct first pieces`);
+  });
+
+  it('respects per-parent limits (default and per parent), counting requests already in flight', () => {
+    const n = 50;
+    const parents: PickerParent[] = [
+      { id: 'A', pieces: Bitfield.full(n) },
+      { id: 'S', pieces: Bitfield.full(n), limit: 5 },
+    ];
+    const inFlight = new Map([[0, new Set(['A'])], [1, new Set(['S'])]]);
+    const picks = new PiecePicker({ perParentLimit: 3, rng: rng(1) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 0, parents, inFlight, maxAssignments: 100 });
+    const per = (id: string) => picks.filter((p) => p.parentId === id).length;
+    assert.equal(per('A'), 2);
+    assert.equal(per('S'), 4);
+    assert.ok(picks.every((p) => p.piece !== 0 && p.piece !== 1), 'in-flight pieces are not re-requested outside endgame');
+    assert.equal(new Set(picks.map((p) => p.piece)).size, picks.length);
+  });
+
+  it('stays within the global budget and never picks held pieces or pieces a parent lacks', () => {
+    const n = 20;
+    const have = bits(n, range(0, 10));
+    const parents = [{ id: 'A', pieces: bits(n, range(5, 15)) }];
+    const picks = new PiecePicker({ perParentLimit: 10, rng: rng(2) }).pick({ numPieces: n, have, haveCount: 10, parents, inFlight: new Map(), maxAssignments: 3 });
+    assert.equal(picks.length, 3);
+    assert.ok(picks.every((p) => p.piece >= 10 && p.piece < 15));
+  });
+
+  it('endgame: when every missing piece is in flight, duplicates them on other parents; losers are the other requests', () => {
+    const n = 8;
+    const have = bits(n, range(0, 6));
+    const parents: PickerParent[] = [
+      { id: 'A', pieces: Bitfield.full(n) },
+      { id: 'B', pieces: Bitfield.full(n) },
+      { id: 'C', pieces: bits(n, [6]) },
+    ];
+    const inFlight = new Map([[6, new Set(['A'])], [7, new Set(['A'])]]);
+    const picks = new PiecePicker({ rng: rng(3), endgameMaxRequests: 3 }).pick({ numPieces: n, have, haveCount: 6, parents, inFlight, maxAssignments: 10 });
+    assert.ok(picks.length >= 3);
+    assert.ok(picks.every((p) => p.endgame));
+    assert.ok(picks.every((p) => p.parentId !== 'A'), 'never the parent already asked');
+    assert.deepEqual(picks.filter((p) => p.piece === 7).map((p) => p.parentId), ['B']);
+    assert.deepEqual(picks.filter((p) => p.piece === 6).map((p) => p.parentId).sort(), ['B', 'C']);
+    assert.deepEqual(losersOf(6, 'C', new Map([[6, new Set(['A', 'B', 'C'])]])).sort(), ['A', 'B']);
+  });
+
+  it('no endgame while un-requested pieces remain (beyond the small threshold)', () => {
+    const n = 20;
+    const parents = [
+      { id: 'A', pieces: Bitfield.full(n), limit: 1 },
+      { id: 'B', pieces: bits(n, [0]), limit: 5 },
+    ];
+    const inFlight = new Map([[0, new Set(['A'])]]);
+    const picks = new PiecePicker({ rng: rng(4) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 0, parents, inFlight, maxAssignments: 10 });
+    assert.deepEqual(picks, []);
+  });
+
+  it('sequential preference serves a waiting reader first', () => {
+    const n = 30;
+    const parents = [{ id: 'A', pieces: Bitfield.full(n), limit: 10 }];
+    const picks = new PiecePicker({ rng: rng(5), sequentialWindow: 3 }).pick({ numPieces: n, have: bits(n, [10]), haveCount: 1, parents, inFlight: new Map(), maxAssignments: 3, sequentialFrom: 10 });
+    assert.deepEqual(picks.map((p) => p.piece).slice(0, 2), [11, 12]);
+    assert.equal(picks.length, 3);
+  });
+
+  it('property: every missing piece held by some parent is eventually assigned, within all limits', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+        fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 8, maxLength: 8 }),
+        (n, parentCount, budget, seed, density) => {
+          const r = rng(seed);
+          const have = new Bitfield(n);
+          for (let i = 0; i < n; i++) if (r() < density[0]! * 0.5) have.set(i);
+          const parents: PickerParent[] = [];
+          for (let k = 0; k < parentCount; k++) {
+            const b = new Bitfield(n);
+            for (let i = 0; i < n; i++) if (r() < density[k + 1]!) b.set(i);
+            parents.push({ id: `p${k}`, pieces: b, limit: 1 + Math.floor(r() * 4) });
+          }
+          const obtainable = range(0, n).filter((i) => !have.has(i) && parents.some((p) => p.pieces.has(i)));
+          const picker = new PiecePicker({ rng: r, perParentLimit: 3 });
+          const inFlight = new Map<number, Set<string>>();
+          for (let round = 0; round < 4 * n + 10; round++) {
+            const picks: Assignment[] = picker.pick({ numPieces: n, have, haveCount: have.count, parents, inFlight, maxAssignments: budget });
+            assert.ok(picks.length <= budget);
+            const seen = new Set<string>();
+            for (const a of picks) {
+              const p = parents.find((x) => x.id === a.parentId)!;
+              assert.ok(p.pieces.has(a.piece), 'parent holds the piece');
+              assert.ok(!have.has(a.piece), 'not already held');
+              const key = `${a.piece}/${a.parentId}`;
+              assert.ok(!seen.has(key) && !inFlight.get(a.piece)?.has(a.parentId), 'no duplicate request to one parent');
+              seen.add(key);
+              if (!a.endgame) assert.ok(!inFlight.has(a.piece) && picks.filter((x) => x.piece === a.piece && !x.endgame).length === 1);
+              let s = inFlight.get(a.piece);
+              if (!s) inFlight.set(a.piece, (s = new Set()));
+              s.add(a.parentId);
+            }
+            for (const p of parents) {
+              let count = 0;
+              for (const ids of inFlight.values()) if (ids.has(p.id)) count++;
+              assert.ok(count <= (p.limit ?? 3), `parent ${p.id} has ${count} > ${p.limit} requests`);
+            }
+            // Complete a random half of the outstanding requests (at least one); cancel endgame losers.
+            const pending = [...inFlight.keys()];
+            if (pending.length === 0) break;
+            for (const piece of pending) {
+              if (r() < 0.5 && pending.length > 1) continue;
+              have.set(piece);
+              inFlight.delete(piece);
+            }
+          }
+          for (const i of obtainable) assert.ok(have.has(i), `piece ${i} was never assigned`);
+          for (let i = 0; i < n; i++) if (!obtainable.includes(i) && !have.has(i)) assert.ok(!parents.some((p) => p.pieces.has(i)));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
