@@ -5,13 +5,16 @@ import { loadServeConfig, parseDuration, serveDefaults } from '../server/config.
 import { startRegistry, openStores } from '../server/registry-process.js';
 import { createLogger } from '../server/logger.js';
 import { GarbageCollector } from '../gc/collector.js';
+import { registerP2pCommands } from './p2p-commands.js';
 
 const program = new Command();
 program
   .name('shoal')
   .description('Shoal: an OCI registry and image distribution system for large fleets.')
   .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)');
+  .showHelpAfterError('(run with --help for usage)')
+  // Options after a subcommand belong to it (`shoal agent containerd-config --registry ...`).
+  .enablePositionalOptions();
 
 program
   .command('serve')
@@ -93,6 +96,8 @@ program
     if (opts.orphans) console.log(`  orphan files ${verb}:    ${report.orphanFilesDeleted}`);
     if (report.dryRun) for (const c of report.candidates.slice(0, 50)) console.log(`    ${c.digest} ${formatBytes(c.size)}`);
   });
+
+registerP2pCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {

@@ -54,7 +54,10 @@ export interface AnnounceRequest {
   completedPieces: number;
   /** Parents the peer wants replaced, and why. */
   badPeers?: BadPeerReport[];
-  /** How many parents the peer would like (0 = just a progress report). */
+  /**
+   * How many MORE parents the peer would like (0 = just a progress report). The scheduler returns
+   * only new parents; a peer keeps the ones it has until it reports them in badPeers.
+   */
   wantParents: number;
 }
 
@@ -76,7 +79,10 @@ export interface HeartbeatRequest {
 }
 
 /** POST /scheduler/v1/tasks/{digest}/pieces: a seed publishes a verified piece manifest. */
-export type PublishPiecesRequest = PieceManifest;
+export type PublishPiecesRequest = PieceManifest & {
+  /** The publishing seed (it must have registered by heartbeat). */
+  peerId?: string;
+};
 
 /** POST {seed}/seed/v1/fetch: the scheduler (or preheat) asks a seed to fetch a blob from the registry. */
 export interface SeedFetchRequest {

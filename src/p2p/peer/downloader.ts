@@ -1,0 +1,720 @@
+// One blob download for one peer. Talks to the scheduler only by announce (start, progress every
+// announceIntervalMs, early when parents are lost, done/failed): never per piece. Learns which
+// parent has what from the parents' bitfields (long-polled), picks pieces with PiecePicker, keeps
+// a bounded number of requests in flight, and lets the store verify every piece. Transport,
+// disk, time and randomness are injected, so the fleet simulator can run this in virtual time.
+import { EventEmitter } from 'node:events';
+import type { Digest } from '../../oci/digest.js';
+import type { AnnounceRequest, AnnounceResponse, BadPeerReport, BitfieldResponse, PeerInfo, PieceManifest, TaskState } from '../protocol.js';
+import { Bitfield } from './bitfield.js';
+import { systemClock, type Clock } from './clock.js';
+import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './errors.js';
+import { pieceBounds, validateManifest } from './manifest.js';
+import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
+import type { ByteLimiter } from './rate-limiter.js';
+
+export interface SchedulerClient {
+  announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse>;
+}
+
+export interface PeerTransport {
+  /** GET {parent}/p2p/v1/tasks/{digest}/bitfield; with `since`, the parent may hold the reply up to waitMs until it has more. */
+  bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse>;
+  /** GET {parent}/p2p/v1/tasks/{digest}/pieces/{index}: the raw piece (unverified). Throw PeerTransportError. */
+  piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number): Promise<Buffer>;
+}
+
+/** What the downloader writes into (PieceTask implements it; a simulator may fake it). */
+export interface DownloadTarget {
+  readonly bitfield: { has(index: number): boolean; readonly count: number; isComplete(): boolean };
+  readonly isComplete: boolean;
+  /** Verifies and stores a piece; false if already held; PeerError PIECE_DIGEST_MISMATCH / PIECE_SIZE_MISMATCH when bad. */
+  writePiece(index: number, data: Buffer): Promise<boolean>;
+  /** Verifies the whole blob and makes it final; returns its path. */
+  finalize(): Promise<string>;
+  failWaiters?(err: Error): void;
+}
+
+/** Opens the download target once the manifest is known (PieceStore implements it). */
+export interface TaskOpener {
+  openTask(manifest: PieceManifest): Promise<DownloadTarget>;
+}
+
+export interface PeerLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface TaskDownloaderOptions {
+  /** This peer, as announced to the scheduler. */
+  self: PeerInfo;
+  digest: Digest;
+  repo?: string;
+  size?: number;
+  scheduler: SchedulerClient;
+  transport: PeerTransport;
+  store: TaskOpener;
+  /** Download bandwidth cap (shared by all downloads of the agent). Tokens are taken per piece before it is requested. */
+  limiter?: ByteLimiter;
+  clock?: Clock;
+  rng?: () => number;
+  signal?: AbortSignal;
+  log?: PeerLogger;
+  /** Parents asked for on the first announce (and kept topped up). Default 5. */
+  wantParents?: number;
+  /** Fewer usable parents than this after losing one triggers an early announce. Default 2. */
+  minParents?: number;
+  /** Parents kept at most. Default wantParents + 2. */
+  maxParents?: number;
+  /** Piece requests in flight at once, over all parents (endgame duplicates included). Default 6. */
+  maxInFlight?: number;
+  /** Bytes of pieces in flight at once (each is buffered whole until verified). Default 48 MiB. */
+  maxInFlightBytes?: number;
+  /** Requests per agent parent / per seed parent. Defaults 3 and 5. */
+  perParentLimit?: number;
+  seedParentLimit?: number;
+  /** Long-poll wait asked of parents' bitfield endpoint. Default 5000 ms. */
+  bitfieldWaitMs?: number;
+  /** Piece timeout = base + size / minBps. Defaults 5000 ms and 1 MiB/s (Kraken allows 4 s/MB). */
+  pieceTimeoutBaseMs?: number;
+  pieceTimeoutMinBps?: number;
+  /** Fail with STALLED when no piece lands for this long (at least two piece timeouts). Default 30 s. */
+  stallTimeoutMs?: number;
+  /** Fail with STALLED when the scheduler has no manifest for this long. Default 120 s. */
+  manifestTimeoutMs?: number;
+  /** Minimum gap between an early announce and the previous one. Default 1000 ms. */
+  earlyAnnounceGapMs?: number;
+  /** A parent dropped as unreachable/refused is not re-accepted for this long; corrupt ones never. Default 30 s. */
+  banMs?: number;
+  /** How long a parent that answered "busy" is left alone. Default 1000 ms. */
+  busyBackoffMs?: number;
+  picker?: Omit<PickerOptions, 'rng' | 'perParentLimit'>;
+}
+
+export interface DownloadStats {
+  bytesFromPeers: number;
+  bytesFromSeed: number;
+  /** Verified bytes that arrived for pieces already held (endgame duplicates). */
+  wastedBytes: number;
+  corruptPieces: number;
+  /** Distinct parents that delivered at least one verified piece. */
+  parentsUsed: number;
+  parentsDropped: number;
+  piecesFetched: number;
+  /** Pieces already on disk when the download started (resumed). */
+  piecesResumed: number;
+  announces: number;
+  bytesByParent: Record<string, number>;
+  durationMs: number;
+}
+
+export type DownloadResult =
+  | { outcome: 'done'; digest: Digest; manifest: PieceManifest; path: string; stats: DownloadStats }
+  /** The scheduler has no seed for this blob: fetch it from the registry yourself (and then become a parent). */
+  | { outcome: 'back-to-source'; digest: Digest; manifest?: PieceManifest; stats: DownloadStats };
+
+export class DownloadError extends PeerError {
+  readonly stats: DownloadStats;
+  constructor(code: PeerErrorCode, message: string, stats: DownloadStats, cause?: unknown) {
+    super(code, message, { cause });
+    this.name = 'DownloadError';
+    this.stats = stats;
+  }
+}
+
+export interface DownloaderEvents {
+  manifest: [manifest: PieceManifest];
+  piece: [ev: { index: number; parentId: string; bytes: number; completed: number; total: number }];
+  parent: [ev: { parentId: string; change: 'added' | 'dropped'; reason?: BadPeerReport['reason']; detail?: string }];
+  announce: [ev: { state: TaskState; ok: boolean; parents: number; wantParents: number }];
+}
+
+interface ParentState {
+  info: PeerInfo;
+  view: Bitfield | null;
+  /** Aborts this parent's bitfield poll; piece requests have their own controllers. */
+  ctl: AbortController;
+  pausedUntil: number;
+  notFound: number;
+  bytes: number;
+}
+
+// Abort reasons, so a request's failure can be told apart from our own cancellation.
+const CANCELLED = 'cancelled';
+const DROPPED = 'parent-dropped';
+const TIMEOUT = 'piece-timeout';
+const FINISHED = 'finished';
+
+const MiB = 1024 * 1024;
+
+export class TaskDownloader extends EventEmitter<DownloaderEvents> {
+  readonly digest: Digest;
+  private readonly o: Required<Omit<TaskDownloaderOptions, 'repo' | 'size' | 'limiter' | 'signal' | 'log' | 'picker' | 'rng' | 'clock'>>;
+  private readonly clock: Clock;
+  private readonly picker: PiecePicker;
+  private readonly external?: AbortSignal;
+  private readonly log?: PeerLogger;
+
+  private manifest: PieceManifest | null = null;
+  private target: DownloadTarget | null = null;
+  private readonly parents = new Map<string, ParentState>();
+  private readonly banned = new Map<string, number>();
+  private readonly inFlight = new Map<number, Map<string, AbortController>>();
+  private inFlightRequests = 0;
+  private inFlightBytes = 0;
+  private reports: BadPeerReport[] = [];
+  private sequentialFrom: number | undefined;
+
+  private announcing: Promise<void> | null = null;
+  private announceCtl: AbortController | null = null;
+  private announcedOnce = false;
+  private announceFailures = 0;
+  private intervalMs = 3000;
+  private nextAnnounceAt = 0;
+  private lastAnnounceAt = -Infinity;
+  private lostSinceAnnounce = 0;
+  private backToSource = false;
+  private fatal: DownloadError | null = null;
+
+  private startedAt = 0;
+  private lastProgressAt = 0;
+  private woken = false;
+  private wakeFn: (() => void) | null = null;
+  private running = false;
+  private readonly stats: DownloadStats = {
+    bytesFromPeers: 0,
+    bytesFromSeed: 0,
+    wastedBytes: 0,
+    corruptPieces: 0,
+    parentsUsed: 0,
+    parentsDropped: 0,
+    piecesFetched: 0,
+    piecesResumed: 0,
+    announces: 0,
+    bytesByParent: {},
+    durationMs: 0,
+  };
+
+  constructor(private readonly opts: TaskDownloaderOptions) {
+    super();
+    this.digest = opts.digest;
+    const want = Math.max(1, opts.wantParents ?? 5);
+    this.o = {
+      self: opts.self,
+      digest: opts.digest,
+      scheduler: opts.scheduler,
+      transport: opts.transport,
+      store: opts.store,
+      wantParents: want,
+      minParents: Math.max(1, Math.min(want, opts.minParents ?? 2)),
+      maxParents: Math.max(want, opts.maxParents ?? want + 2),
+      maxInFlight: Math.max(1, opts.maxInFlight ?? 6),
+      maxInFlightBytes: Math.max(1, opts.maxInFlightBytes ?? 48 * MiB),
+      perParentLimit: Math.max(1, opts.perParentLimit ?? 3),
+      seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
+      bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
+      pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
+      pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? MiB),
+      stallTimeoutMs: opts.stallTimeoutMs ?? 30_000,
+      manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
+      earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
+      banMs: opts.banMs ?? 30_000,
+      busyBackoffMs: opts.busyBackoffMs ?? 1000,
+    };
+    this.clock = opts.clock ?? systemClock;
+    this.picker = new PiecePicker({ ...opts.picker, perParentLimit: this.o.perParentLimit, rng: opts.rng ?? Math.random });
+    this.external = opts.signal;
+    this.log = opts.log;
+  }
+
+  /** The piece manifest, once the scheduler handed it out. */
+  get pieceManifest(): PieceManifest | null {
+    return this.manifest;
+  }
+
+  /** Where pieces land (a PieceTask with the real store), once the manifest is known. */
+  get task(): DownloadTarget | null {
+    return this.target;
+  }
+
+  /** Live counters (the same object the result carries). */
+  get progress(): Readonly<DownloadStats> {
+    return this.stats;
+  }
+
+  /** Streaming bias: a reader is waiting for this piece; prefer it and the next few. undefined clears it. */
+  setSequentialFrom(index: number | undefined): void {
+    this.sequentialFrom = index;
+    this.wake();
+  }
+
+  async run(): Promise<DownloadResult> {
+    if (this.running) throw new Error('TaskDownloader.run() may be called once');
+    this.running = true;
+    this.startedAt = this.lastProgressAt = this.clock.now();
+    const onAbort = () => this.wake();
+    this.external?.addEventListener('abort', onAbort);
+    try {
+      for (;;) {
+        if (this.external?.aborted) throw new DownloadError('ABORTED', `download of ${this.digest} was aborted`, this.snapshot());
+        if (this.fatal) throw this.fatal;
+        if (this.backToSource) {
+          this.stopAll(FINISHED);
+          return { outcome: 'back-to-source', digest: this.digest, ...(this.manifest ? { manifest: this.manifest } : {}), stats: this.snapshot() };
+        }
+        if (this.target?.bitfield.isComplete()) {
+          const path = await this.complete();
+          if (path !== null) return { outcome: 'done', digest: this.digest, manifest: this.manifest!, path, stats: this.snapshot() };
+          continue;
+        }
+        this.maybeAnnounce();
+        this.schedule();
+        this.checkStall();
+        if (this.fatal) continue;
+        await this.idle(this.nextDeadline() - this.clock.now());
+      }
+    } catch (err) {
+      const e = err instanceof DownloadError ? err : new DownloadError('STALLED', `download of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+      this.stopAll(FINISHED);
+      this.target?.failWaiters?.(e);
+      if (e.code === 'ABORTED') void this.finalAnnounce('left');
+      else await this.finalAnnounce('failed');
+      throw e;
+    } finally {
+      this.external?.removeEventListener('abort', onAbort);
+      this.stopAll(FINISHED);
+    }
+  }
+
+  // ---- scheduler -----------------------------------------------------------------------------
+
+  private activeParents(): number {
+    return this.parents.size;
+  }
+
+  private earlyAnnounceDue(now: number): number | null {
+    if (!this.announcedOnce || this.lostSinceAnnounce === 0 || this.activeParents() >= this.o.minParents) return null;
+    return this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs) <= now ? now : this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs);
+  }
+
+  private maybeAnnounce(): void {
+    if (this.announcing) return;
+    const now = this.clock.now();
+    const early = this.earlyAnnounceDue(now);
+    if (now < this.nextAnnounceAt && !(early !== null && early <= now)) return;
+    const first = !this.announcedOnce;
+    const wantParents = first ? this.o.wantParents : Math.max(0, this.o.wantParents - this.activeParents());
+    const badPeers = this.reports;
+    this.reports = [];
+    const req = this.announceRequest(first ? 'started' : 'downloading', wantParents, badPeers);
+    const ctl = new AbortController();
+    this.announceCtl = ctl;
+    this.announcing = this.announce(req, ctl.signal)
+      .catch((err: unknown) => {
+        if (ctl.signal.aborted) return;
+        this.reports.unshift(...badPeers);
+        this.announceFailures++;
+        this.nextAnnounceAt = this.clock.now() + Math.min(30_000, 250 * 2 ** Math.min(this.announceFailures, 7));
+        this.log?.warn({ digest: this.digest, err: (err as Error).message }, 'announce failed');
+        this.emit('announce', { state: req.state, ok: false, parents: this.activeParents(), wantParents });
+      })
+      .finally(() => {
+        this.announcing = null;
+        this.announceCtl = null;
+        this.wake();
+      });
+  }
+
+  private announceRequest(state: TaskState, wantParents: number, badPeers: BadPeerReport[]): AnnounceRequest {
+    const task: AnnounceRequest['task'] = { digest: this.digest };
+    const size = this.manifest?.size ?? this.opts.size;
+    if (size !== undefined) task.size = size;
+    if (this.opts.repo !== undefined) task.repo = this.opts.repo;
+    const req: AnnounceRequest = { peer: this.o.self, task, state, completedPieces: this.target?.bitfield.count ?? 0, wantParents };
+    if (badPeers.length > 0) req.badPeers = badPeers;
+    return req;
+  }
+
+  private async announce(req: AnnounceRequest, signal: AbortSignal): Promise<void> {
+    const res = await this.o.scheduler.announce(req, signal);
+    if (signal.aborted) return;
+    const now = this.clock.now();
+    this.stats.announces++;
+    this.announcedOnce = true;
+    this.announceFailures = 0;
+    this.lastAnnounceAt = now;
+    this.lostSinceAnnounce = 0;
+    this.intervalMs = Math.max(100, Number.isFinite(res.announceIntervalMs) ? res.announceIntervalMs : 3000);
+    this.nextAnnounceAt = now + this.intervalMs;
+    this.emit('announce', { state: req.state, ok: true, parents: this.activeParents(), wantParents: req.wantParents });
+    if (res.backToSource && !this.target?.bitfield.isComplete()) {
+      this.backToSource = true;
+      return;
+    }
+    if (res.pieces && !this.manifest) await this.adoptManifest(res.pieces);
+    for (const p of res.parents ?? []) this.addParent(p);
+  }
+
+  private async adoptManifest(raw: PieceManifest): Promise<void> {
+    let m: PieceManifest;
+    try {
+      m = validateManifest(raw);
+      if (m.digest !== this.digest) throw new PeerError('MANIFEST_INVALID', `manifest is for ${m.digest}`);
+    } catch (err) {
+      this.log?.warn({ digest: this.digest, err: (err as Error).message }, 'ignoring invalid piece manifest from the scheduler');
+      return;
+    }
+    try {
+      this.target = await this.o.store.openTask(m);
+    } catch (err) {
+      this.fatal = new DownloadError(isPeerError(err) ? err.code : 'STALLED', `cannot open task ${this.digest}: ${(err as Error).message}`, this.snapshot(), err);
+      return;
+    }
+    this.manifest = m;
+    this.stats.piecesResumed = this.target.bitfield.count;
+    this.lastProgressAt = this.clock.now();
+    this.emit('manifest', m);
+    for (const p of this.parents.values()) this.startPoll(p);
+  }
+
+  /** The last word to the scheduler; never throws. Waits for (after cancelling) an announce in flight, so the order holds. */
+  private async finalAnnounce(state: 'done' | 'failed' | 'left'): Promise<void> {
+    this.announceCtl?.abort();
+    await this.announcing;
+    const req = this.announceRequest(state, 0, this.reports);
+    this.reports = [];
+    try {
+      await this.o.scheduler.announce(req);
+      this.stats.announces++;
+      this.emit('announce', { state, ok: true, parents: this.activeParents(), wantParents: 0 });
+    } catch (err) {
+      this.log?.warn({ digest: this.digest, state, err: (err as Error).message }, 'final announce failed');
+      this.emit('announce', { state, ok: false, parents: this.activeParents(), wantParents: 0 });
+    }
+  }
+
+  // ---- parents -------------------------------------------------------------------------------
+
+  private addParent(info: PeerInfo): void {
+    if (!info || typeof info.id !== 'string' || typeof info.url !== 'string' || info.id === this.o.self.id) return;
+    const known = this.parents.get(info.id);
+    if (known) {
+      known.info = info;
+      return;
+    }
+    const until = this.banned.get(info.id);
+    if (until !== undefined && until > this.clock.now()) return;
+    this.banned.delete(info.id);
+    if (this.parents.size >= this.o.maxParents) return;
+    const p: ParentState = { info, view: null, ctl: new AbortController(), pausedUntil: 0, notFound: 0, bytes: 0 };
+    this.parents.set(info.id, p);
+    this.emit('parent', { parentId: info.id, change: 'added' });
+    if (this.manifest) this.startPoll(p);
+  }
+
+  private dropParent(p: ParentState, reason: BadPeerReport['reason'], detail: string): void {
+    if (this.parents.get(p.info.id) !== p) return;
+    this.parents.delete(p.info.id);
+    p.ctl.abort(DROPPED);
+    for (const reqs of this.inFlight.values()) reqs.get(p.info.id)?.abort(DROPPED);
+    this.reports.push({ peerId: p.info.id, reason, detail });
+    this.banned.set(p.info.id, reason === 'corrupt-piece' ? Infinity : this.clock.now() + this.o.banMs);
+    this.lostSinceAnnounce++;
+    this.stats.parentsDropped++;
+    this.log?.info({ digest: this.digest, parent: p.info.id, reason, detail }, 'dropped parent');
+    this.emit('parent', { parentId: p.info.id, change: 'dropped', reason, detail });
+    this.wake();
+  }
+
+  /** Long-polls a parent's bitfield so we learn its new pieces without asking the scheduler. */
+  private startPoll(p: ParentState): void {
+    void this.poll(p).catch((err: unknown) => this.log?.warn({ parent: p.info.id, err: (err as Error).message }, 'bitfield poll crashed'));
+  }
+
+  private async poll(p: ParentState): Promise<void> {
+    const n = this.manifest!.pieceDigests.length;
+    const signal = p.ctl.signal;
+    const waitMs = this.o.bitfieldWaitMs;
+    let since: number | undefined;
+    let backoff = 250;
+    while (!signal.aborted && this.parents.get(p.info.id) === p) {
+      const asked = this.clock.now();
+      let res: BitfieldResponse;
+      try {
+        res = await raceAbort(this.o.transport.bitfield(p.info, this.digest, since, since === undefined ? undefined : waitMs, signal), signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        if (isTransportError(err, 'not-found') || isTransportError(err, 'busy')) {
+          // It has not started this task yet (or is overloaded): ask again later.
+          if (!(await this.pause(backoff, signal))) return;
+          backoff = Math.min(backoff * 2, Math.max(250, waitMs));
+          continue;
+        }
+        if (isTransportError(err, 'refused')) this.dropParent(p, 'refused', `bitfield: ${(err as Error).message}`);
+        else this.dropParent(p, 'unreachable', `bitfield: ${(err as Error).message}`);
+        return;
+      }
+      if (signal.aborted) return;
+      let view: Bitfield;
+      try {
+        if (res.total !== n) throw new PeerError('BITFIELD_INVALID', `bitfield has ${res.total} pieces, the manifest ${n}`);
+        view = Bitfield.fromBase64(res.bitfield, n);
+      } catch (err) {
+        this.dropParent(p, 'refused', (err as Error).message);
+        return;
+      }
+      const news = since === undefined || view.count > since;
+      p.view = view;
+      since = view.count;
+      if (news) {
+        backoff = 250;
+        this.wake();
+      }
+      // A complete parent stays complete: no need to keep asking.
+      if (view.isComplete()) return;
+      // A parent that answers at once without news does not long-poll: don't spin on it.
+      if (!news && this.clock.now() - asked < waitMs / 2) {
+        if (!(await this.pause(backoff, signal))) return;
+        backoff = Math.min(backoff * 2, Math.max(250, waitMs));
+      }
+    }
+  }
+
+  private async pause(ms: number, signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.clock.sleep(ms, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---- pieces --------------------------------------------------------------------------------
+
+  private schedule(): void {
+    const m = this.manifest;
+    const target = this.target;
+    if (!m || !target || this.backToSource || this.fatal || target.bitfield.isComplete()) return;
+    const now = this.clock.now();
+    const byCount = this.o.maxInFlight - this.inFlightRequests;
+    const byBytes = this.inFlightRequests === 0 ? 1 : Math.floor((this.o.maxInFlightBytes - this.inFlightBytes) / m.pieceSize);
+    const budget = Math.min(byCount, Math.max(byBytes, 0));
+    if (budget <= 0) return;
+    const candidates: PickerParent[] = [];
+    for (const p of this.parents.values()) {
+      if (!p.view || p.pausedUntil > now) continue;
+      candidates.push({ id: p.info.id, pieces: p.view, limit: p.info.role === 'seed' ? this.o.seedParentLimit : this.o.perParentLimit });
+    }
+    if (candidates.length === 0) return;
+    const inFlight = new Map<number, Set<string>>();
+    for (const [piece, reqs] of this.inFlight) inFlight.set(piece, new Set(reqs.keys()));
+    const picks = this.picker.pick({
+      numPieces: m.pieceDigests.length,
+      have: target.bitfield,
+      haveCount: target.bitfield.count,
+      parents: candidates,
+      inFlight,
+      maxAssignments: budget,
+      ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}),
+    });
+    for (const a of picks) {
+      const p = this.parents.get(a.parentId);
+      if (p) this.startFetch(a.piece, p);
+    }
+  }
+
+  private pieceTimeoutMs(length: number): number {
+    return this.o.pieceTimeoutBaseMs + (length / this.o.pieceTimeoutMinBps) * 1000;
+  }
+
+  private startFetch(piece: number, p: ParentState): void {
+    const { length } = pieceBounds(this.manifest!, piece);
+    const ctl = new AbortController();
+    let reqs = this.inFlight.get(piece);
+    if (!reqs) this.inFlight.set(piece, (reqs = new Map()));
+    reqs.set(p.info.id, ctl);
+    this.inFlightRequests++;
+    this.inFlightBytes += length;
+    void this.fetch(piece, p, ctl, length)
+      .catch((err: unknown) => {
+        this.fatal ??= new DownloadError(isPeerError(err) ? err.code : 'STALLED', `storing piece ${piece} of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+      })
+      .finally(() => {
+        const r = this.inFlight.get(piece);
+        if (r?.get(p.info.id) === ctl) r.delete(p.info.id);
+        if (r && r.size === 0) this.inFlight.delete(piece);
+        this.inFlightRequests--;
+        this.inFlightBytes -= length;
+        this.wake();
+      });
+  }
+
+  /** One request. Transport trouble is the parent's fault; a storage error is ours (thrown: fatal). */
+  private async fetch(piece: number, p: ParentState, ctl: AbortController, length: number): Promise<void> {
+    const id = p.info.id;
+    let data: Buffer;
+    const timer = new AbortController();
+    try {
+      await this.opts.limiter?.take(length, ctl.signal);
+      const timeoutMs = this.pieceTimeoutMs(length);
+      this.clock.sleep(timeoutMs, timer.signal).then(
+        () => ctl.abort(TIMEOUT),
+        () => undefined,
+      );
+      // Raced against the signal so a transport that ignores aborts cannot pin a request slot.
+      data = await raceAbort(this.o.transport.piece(p.info, this.digest, piece, ctl.signal, length), ctl.signal);
+    } catch (err) {
+      const reason: unknown = ctl.signal.reason;
+      if (reason === CANCELLED || reason === DROPPED || reason === FINISHED || this.external?.aborted) return;
+      if (reason === TIMEOUT) return this.dropParent(p, 'unreachable', `piece ${piece} timed out after ${Math.round(this.pieceTimeoutMs(length))} ms`);
+      if (isTransportError(err, 'not-found')) {
+        // Its bitfield said otherwise; maybe it evicted the blob. Forget that piece there; three strikes and it goes.
+        p.view?.clear(piece);
+        if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
+        return;
+      }
+      if (isTransportError(err, 'busy')) {
+        p.pausedUntil = this.clock.now() + this.o.busyBackoffMs;
+        return;
+      }
+      if (isTransportError(err, 'refused')) return this.dropParent(p, 'refused', `piece ${piece}: ${(err as Error).message}`);
+      if (isTransportError(err, 'protocol')) {
+        this.stats.corruptPieces++;
+        return this.dropParent(p, 'corrupt-piece', `piece ${piece}: ${(err as Error).message}`);
+      }
+      return this.dropParent(p, 'unreachable', `piece ${piece}: ${(err as Error).message}`);
+    } finally {
+      timer.abort();
+    }
+    // Even a cancelled endgame copy that arrived is worth writing if it is first.
+    let wrote: boolean;
+    try {
+      wrote = await this.target!.writePiece(piece, data);
+    } catch (err) {
+      if (isPeerError(err, 'PIECE_DIGEST_MISMATCH') || isPeerError(err, 'PIECE_SIZE_MISMATCH')) {
+        this.stats.corruptPieces++;
+        // Drop at once; reported at the next announce; the piece goes back to the pool for other parents.
+        return this.dropParent(p, 'corrupt-piece', (err as Error).message);
+      }
+      throw err;
+    }
+    if (!wrote) {
+      this.stats.wastedBytes += data.length;
+      return;
+    }
+    this.lastProgressAt = this.clock.now();
+    this.stats.piecesFetched++;
+    p.bytes += data.length;
+    p.notFound = 0;
+    if (this.stats.bytesByParent[id] === undefined) this.stats.parentsUsed++;
+    this.stats.bytesByParent[id] = (this.stats.bytesByParent[id] ?? 0) + data.length;
+    if (p.info.role === 'seed') this.stats.bytesFromSeed += data.length;
+    else this.stats.bytesFromPeers += data.length;
+    // Endgame: the other copies of this piece are losers now.
+    for (const [other, c] of this.inFlight.get(piece) ?? []) if (other !== id) c.abort(CANCELLED);
+    this.emit('piece', { index: piece, parentId: id, bytes: data.length, completed: this.target!.bitfield.count, total: this.manifest!.pieceDigests.length });
+  }
+
+  // ---- completion, timing --------------------------------------------------------------------
+
+  /** Finalizes; returns the path, or null when pieces were found corrupt on disk and must be fetched again. */
+  private async complete(): Promise<string | null> {
+    let path: string;
+    try {
+      path = await this.target!.finalize();
+    } catch (err) {
+      if (isPeerError(err, 'PIECES_CORRUPT_ON_DISK')) {
+        this.log?.warn({ digest: this.digest, detail: err.detail }, 'pieces changed on disk; fetching them again');
+        return null;
+      }
+      throw new DownloadError(isPeerError(err) ? err.code : 'STALLED', `finalizing ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+    }
+    this.stopAll(FINISHED);
+    await this.finalAnnounce('done');
+    return path;
+  }
+
+  private checkStall(): void {
+    const now = this.clock.now();
+    if (!this.manifest) {
+      if (now - this.startedAt > this.o.manifestTimeoutMs) {
+        this.fatal = new DownloadError('STALLED', `no piece manifest for ${this.digest} after ${this.o.manifestTimeoutMs} ms`, this.snapshot());
+      }
+      return;
+    }
+    if (now - this.lastProgressAt > this.stallLimitMs()) {
+      this.fatal = new DownloadError('STALLED', `no piece of ${this.digest} arrived for ${Math.round(now - this.lastProgressAt)} ms (${this.parents.size} parents)`, this.snapshot());
+    }
+  }
+
+  private stallLimitMs(): number {
+    return Math.max(this.o.stallTimeoutMs, 2 * this.pieceTimeoutMs(this.manifest?.pieceSize ?? 0));
+  }
+
+  private nextDeadline(): number {
+    const now = this.clock.now();
+    let t = now + 60_000;
+    if (!this.announcing) {
+      t = Math.min(t, this.nextAnnounceAt);
+      const early = this.earlyAnnounceDue(now);
+      if (early !== null) t = Math.min(t, early);
+    }
+    for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    t = Math.min(t, this.manifest ? this.lastProgressAt + this.stallLimitMs() + 1 : this.startedAt + this.o.manifestTimeoutMs + 1);
+    return t;
+  }
+
+  private wake(): void {
+    this.woken = true;
+    const f = this.wakeFn;
+    this.wakeFn = null;
+    f?.();
+  }
+
+  /** Sleeps until woken (a request finished, a bitfield changed, an announce returned, abort) or `ms` passed. */
+  private async idle(ms: number): Promise<void> {
+    if (this.woken || ms <= 0) {
+      this.woken = false;
+      return;
+    }
+    const ctl = new AbortController();
+    await new Promise<void>((resolve) => {
+      this.wakeFn = resolve;
+      this.clock.sleep(ms, ctl.signal).then(resolve, () => undefined);
+    });
+    ctl.abort();
+    this.wakeFn = null;
+    this.woken = false;
+  }
+
+  private stopAll(reason: string): void {
+    for (const p of this.parents.values()) p.ctl.abort(reason);
+    for (const reqs of this.inFlight.values()) for (const c of reqs.values()) c.abort(reason);
+  }
+
+  private snapshot(): DownloadStats {
+    return { ...this.stats, bytesByParent: { ...this.stats.bytesByParent }, durationMs: this.clock.now() - this.startedAt };
+  }
+}
+
+function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,231 @@
+// The real transports over undici@7 (keep-alive pools per parent, explicit timeouts, the cluster
+// token on every request): HttpPeerTransport for the /p2p/v1 data plane, HttpSchedulerClient for
+// the scheduler's control plane.
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Digest } from '../../oci/digest.js';
+import { PATHS, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
+import { PeerTransportError, type TransportErrorKind } from './errors.js';
+import { MAX_PIECE_SIZE } from './manifest.js';
+import type { PeerTransport, SchedulerClient } from './downloader.js';
+
+const MAX_JSON = 4 * 1024 * 1024;
+
+export interface HttpTransportOptions {
+  clusterToken?: string;
+  /** TCP connect timeout. Default 3000 ms. */
+  connectTimeoutMs?: number;
+  /** Time to response headers (a bitfield long-poll adds its waitMs). Default 10 000 ms. */
+  headersTimeoutMs?: number;
+  /** Longest silence between body bytes. Default 15 000 ms. The downloader's piece timeout bounds the total. */
+  bodyTimeoutMs?: number;
+  /** Connections kept per parent; the downloader asks at most a few pieces of one parent at once. Default 6. */
+  connectionsPerOrigin?: number;
+  keepAliveTimeoutMs?: number;
+  /** Share one undici dispatcher among transports; otherwise one Agent is created (and closed by close()). */
+  dispatcher?: Dispatcher;
+}
+
+function makeAgent(o: HttpTransportOptions): Agent {
+  return new Agent({
+    connections: o.connectionsPerOrigin ?? 6,
+    keepAliveTimeout: o.keepAliveTimeoutMs ?? 30_000,
+    connect: { timeout: o.connectTimeoutMs ?? 3000 },
+    pipelining: 1,
+  });
+}
+
+export class HttpPeerTransport implements PeerTransport {
+  private readonly dispatcher: Dispatcher;
+  private readonly owned: Agent | null;
+  private readonly headers: Record<string, string>;
+  private readonly headersTimeoutMs: number;
+  private readonly bodyTimeoutMs: number;
+
+  constructor(opts: HttpTransportOptions = {}) {
+    this.owned = opts.dispatcher ? null : makeAgent(opts);
+    this.dispatcher = opts.dispatcher ?? this.owned!;
+    this.headers = opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {};
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
+    this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 15_000;
+  }
+
+  async bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse> {
+    const q = new URLSearchParams();
+    if (since !== undefined) q.set('since', String(since));
+    if (waitMs !== undefined && since !== undefined) q.set('waitMs', String(Math.round(waitMs)));
+    const url = joinUrl(parent.url, PATHS.bitfield(digest)) + (q.size > 0 ? `?${q}` : '');
+    const body = await this.getJson(url, (waitMs ?? 0) + this.headersTimeoutMs, signal);
+    const b = body as Partial<BitfieldResponse>;
+    if (typeof b?.bitfield !== 'string' || !Number.isSafeInteger(b.count) || !Number.isSafeInteger(b.total)) {
+      throw new PeerTransportError('protocol', `${parent.id}: malformed bitfield response`);
+    }
+    return { bitfield: b.bitfield, count: b.count!, total: b.total! };
+  }
+
+  /** Reads the piece into one buffer of exactly its size; refuses a body of any other length. */
+  async piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number): Promise<Buffer> {
+    const url = joinUrl(parent.url, PATHS.piece(digest, index));
+    const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
+    try {
+      if (res.statusCode !== 200) throw await statusError(res, `${parent.id}: piece ${index}`);
+      const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
+      if (expectedSize !== undefined && declared !== undefined && declared !== expectedSize) {
+        throw new PeerTransportError('protocol', `${parent.id}: piece ${index} is ${declared} bytes, expected ${expectedSize}`);
+      }
+      const size = expectedSize ?? declared;
+      if (size === undefined || !Number.isSafeInteger(size) || size < 0 || size > MAX_PIECE_SIZE) {
+        throw new PeerTransportError('protocol', `${parent.id}: piece ${index} has no usable length`);
+      }
+      const buf = Buffer.allocUnsafe(size);
+      let off = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (off + chunk.length > size) throw new PeerTransportError('protocol', `${parent.id}: piece ${index} is longer than ${size} bytes`);
+        chunk.copy(buf, off);
+        off += chunk.length;
+      }
+      if (off !== size) throw new PeerTransportError('protocol', `${parent.id}: piece ${index} ended after ${off} of ${size} bytes`);
+      return buf;
+    } catch (err) {
+      discard(res);
+      throw mapError(err, signal);
+    }
+  }
+
+  private async getJson(url: string, headersTimeout: number, signal?: AbortSignal): Promise<unknown> {
+    const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout, bodyTimeout: this.bodyTimeoutMs });
+    return readJson(res, url, signal);
+  }
+
+  async close(): Promise<void> {
+    await this.owned?.close();
+  }
+}
+
+export interface HttpSchedulerClientOptions {
+  /** Scheduler base URL, e.g. http://127.0.0.1:4000 */
+  url: string;
+  clusterToken?: string;
+  /** Whole-request timeout for control-plane calls. Default 10 000 ms. */
+  timeoutMs?: number;
+  dispatcher?: Dispatcher;
+}
+
+export class HttpSchedulerClient implements SchedulerClient {
+  private readonly dispatcher: Dispatcher;
+  private readonly owned: Agent | null;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly opts: HttpSchedulerClientOptions) {
+    this.owned = opts.dispatcher ? null : makeAgent({ connectionsPerOrigin: 4 });
+    this.dispatcher = opts.dispatcher ?? this.owned!;
+    this.headers = { 'content-type': 'application/json', ...(opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {}) };
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  async announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse> {
+    const body = (await this.post(PATHS.announce, req, signal)) as Partial<AnnounceResponse> | null;
+    if (!body || !Array.isArray(body.parents) || typeof body.backToSource !== 'boolean' || typeof body.announceIntervalMs !== 'number') {
+      throw new PeerTransportError('protocol', 'scheduler: malformed announce response');
+    }
+    const parents = body.parents.filter((p): p is PeerInfo => typeof p?.id === 'string' && typeof p?.url === 'string');
+    return { parents, announceIntervalMs: body.announceIntervalMs, backToSource: body.backToSource, ...(body.pieces ? { pieces: body.pieces } : {}) };
+  }
+
+  heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<unknown> {
+    return this.post(PATHS.heartbeat, req, signal);
+  }
+
+  publishPieces(manifest: PieceManifest, signal?: AbortSignal): Promise<unknown> {
+    return this.post(PATHS.publishPieces(manifest.digest), manifest, signal);
+  }
+
+  /** POST a JSON body to a scheduler path; returns the parsed JSON reply (null for an empty body). */
+  async post(path: string, payload: unknown, signal?: AbortSignal): Promise<unknown> {
+    const url = joinUrl(this.opts.url, path);
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const res = await send(this.dispatcher, url, { method: 'POST', headers: this.headers, body: JSON.stringify(payload), signal: combined, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    return readJson(res, url, combined);
+  }
+
+  async close(): Promise<void> {
+    await this.owned?.close();
+  }
+}
+
+type RequestOptions = { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; headersTimeout: number; bodyTimeout: number };
+
+async function send(dispatcher: Dispatcher, url: string, o: RequestOptions): Promise<Dispatcher.ResponseData> {
+  try {
+    return await request(url, { dispatcher, method: o.method, headers: o.headers, body: o.body, signal: o.signal, headersTimeout: o.headersTimeout, bodyTimeout: o.bodyTimeout });
+  } catch (err) {
+    throw mapError(err, o.signal);
+  }
+}
+
+async function readJson(res: Dispatcher.ResponseData, what: string, signal?: AbortSignal): Promise<unknown> {
+  try {
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await statusError(res, what);
+    const declared = Number(res.headers['content-length'] ?? 0);
+    if (declared > MAX_JSON) throw new PeerTransportError('protocol', `${what}: reply of ${declared} bytes is too large`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_JSON) throw new PeerTransportError('protocol', `${what}: reply is too large`);
+      chunks.push(chunk);
+    }
+    if (size === 0) return null;
+    try {
+      return JSON.parse(Buffer.concat(chunks, size).toString('utf8'));
+    } catch {
+      throw new PeerTransportError('protocol', `${what}: reply is not JSON`);
+    }
+  } catch (err) {
+    discard(res);
+    throw mapError(err, signal);
+  }
+}
+
+const statusKinds: Array<[(s: number) => boolean, TransportErrorKind]> = [
+  [(s) => s === 404, 'not-found'],
+  [(s) => s === 429 || s === 503, 'busy'],
+  [(s) => s === 401 || s === 403 || s === 400 || s === 405, 'refused'],
+];
+
+async function statusError(res: Dispatcher.ResponseData, what: string): Promise<PeerTransportError> {
+  let detail = '';
+  try {
+    const text = await res.body.text();
+    detail = text.slice(0, 200);
+  } catch {
+    /* body unreadable: the status says enough */
+  }
+  const kind = statusKinds.find(([test]) => test(res.statusCode))?.[1] ?? 'unreachable';
+  return new PeerTransportError(kind, `${what}: HTTP ${res.statusCode}${detail ? ` ${detail}` : ''}`, { status: res.statusCode });
+}
+
+function mapError(err: unknown, signal?: AbortSignal): PeerTransportError {
+  if (err instanceof PeerTransportError) return err;
+  if (signal?.aborted) return new PeerTransportError('aborted', 'request aborted', { cause: err });
+  const code = (err as { code?: string })?.code ?? '';
+  const message = (err as Error)?.message ?? String(err);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (err as Error)?.name === 'TimeoutError') {
+    return new PeerTransportError('timeout', message, { cause: err });
+  }
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) {
+    return new PeerTransportError('protocol', message, { cause: err });
+  }
+  return new PeerTransportError('unreachable', message, { cause: err });
+}
+
+/** Drops an unread body; the error that destroying it raises on the stream is expected, not a crash. */
+function discard(res: Dispatcher.ResponseData): void {
+  res.body.on('error', () => undefined);
+  res.body.destroy();
+}
+
+function joinUrl(base: string, path: string): string {
+  return base.endsWith('/') ? base.slice(0, -1) + path : base + path;
+}

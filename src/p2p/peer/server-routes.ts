@@ -1,0 +1,235 @@
+// The /p2p/v1 data plane every peer serves (protocol.ts): its bitfield per task, long-polled, and
+// raw piece bytes streamed from disk under an upload bandwidth cap. Mounted by the seed's and
+// the agent's HTTP servers: `if (peer.handlePeerRequest(req, res)) return;`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { isDigest, type Digest } from '../../oci/digest.js';
+import type { BitfieldResponse } from '../protocol.js';
+import { isPeerError } from './errors.js';
+import type { PieceStore } from './piece-store.js';
+import type { PieceTask } from './piece-task.js';
+import { pace, type ByteLimiter } from './rate-limiter.js';
+
+const PREFIX = '/p2p/v1/';
+const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
+
+export interface PeerRoutesOptions {
+  store: PieceStore;
+  /** Upload bandwidth cap shared by every piece this peer serves. */
+  uploadLimiter?: ByteLimiter;
+  /** When set, requests must carry `Authorization: Bearer <token>` (compared in constant time). */
+  clusterToken?: string;
+  /** Cap on a bitfield long-poll's waitMs. Default 10 s. */
+  maxWaitMs?: number;
+  /** Pieces streamed at once; more get 503 + Retry-After so the child tries another parent. Default 32. */
+  maxConcurrentUploads?: number;
+  /** Extra check per request (e.g. "may this caller read this digest"); false → 403. */
+  authorize?: (req: IncomingMessage, digest: Digest) => boolean | Promise<boolean>;
+  /** Called with each chunk of piece bytes actually written to a socket (metrics). */
+  onBytesServed?: (bytes: number, digest: Digest) => void;
+  /** Called for unexpected failures (disk errors), for logging. */
+  onError?: (err: unknown, req: IncomingMessage) => void;
+}
+
+export interface PeerRouteStats {
+  bitfieldRequests: number;
+  pieceRequests: number;
+  piecesServed: number;
+  bytesServed: number;
+  busyRejections: number;
+  activeUploads: number;
+  activeLongPolls: number;
+}
+
+export interface PeerRoutes {
+  /** Handles /p2p/v1/* (answering asynchronously) and returns true; returns false for any other path. */
+  handlePeerRequest(req: IncomingMessage, res: ServerResponse): boolean;
+  readonly stats: Readonly<PeerRouteStats>;
+  /** Answers pending long-polls now (call before server.close() so shutdown does not wait for them). */
+  close(): void;
+}
+
+export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
+  const { store } = opts;
+  const maxWaitMs = opts.maxWaitMs ?? 10_000;
+  const maxUploads = opts.maxConcurrentUploads ?? 32;
+  const tokenHash = opts.clusterToken ? sha256(`Bearer ${opts.clusterToken}`) : null;
+  const stats: PeerRouteStats = { bitfieldRequests: 0, pieceRequests: 0, piecesServed: 0, bytesServed: 0, busyRejections: 0, activeUploads: 0, activeLongPolls: 0 };
+  const closing = new AbortController();
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (!tokenHash) return true;
+    const header = req.headers.authorization;
+    // Hashing first makes the comparison constant-time whatever the lengths.
+    return typeof header === 'string' && timingSafeEqual(sha256(header), tokenHash);
+  };
+
+  async function bitfield(req: IncomingMessage, res: ServerResponse, digest: Digest, query: URLSearchParams): Promise<void> {
+    stats.bitfieldRequests++;
+    const since = intParam(query.get('since'));
+    const waitMs = Math.min(maxWaitMs, intParam(query.get('waitMs')) ?? 0);
+    let task = await store.lookup(digest);
+    if (!task && since !== undefined && waitMs > 0) task = await waitForTask(store, digest, waitMs, res, closing.signal);
+    if (!task) return sendError(res, 404, 'TASK_UNKNOWN', `no task for ${digest} here`);
+    if (since !== undefined && waitMs > 0 && task.bitfield.count <= since && !task.bitfield.isComplete()) {
+      await waitForNews(task, since, waitMs, res, closing.signal, stats);
+    }
+    if (res.destroyed) return;
+    const body: BitfieldResponse = { bitfield: task.bitfield.toBase64(), count: task.bitfield.count, total: task.numPieces };
+    sendJson(res, 200, body);
+  }
+
+  async function piece(req: IncomingMessage, res: ServerResponse, digest: Digest, index: number): Promise<void> {
+    stats.pieceRequests++;
+    const task = await store.lookup(digest);
+    if (!task || index >= task.numPieces || !task.has(index)) return sendError(res, 404, 'PIECE_UNKNOWN', `piece ${index} of ${digest} is not held here`);
+    if (stats.activeUploads >= maxUploads) {
+      stats.busyRejections++;
+      return sendError(res, 503, 'BUSY', 'too many uploads in progress', { 'Retry-After': '1' });
+    }
+    stats.activeUploads++;
+    try {
+      let stream;
+      try {
+        stream = await task.createPieceStream(index);
+      } catch (err) {
+        if (isPeerError(err, 'PIECE_NOT_HELD')) return sendError(res, 404, 'PIECE_UNKNOWN', (err as Error).message);
+        throw err;
+      }
+      if (task.isComplete) store.touch(digest);
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': task.pieceLength(index), 'Cache-Control': 'no-store' });
+      if (req.method === 'HEAD') {
+        stream.destroy();
+        res.end();
+        return;
+      }
+      const onBytes = (n: number) => {
+        stats.bytesServed += n;
+        opts.onBytesServed?.(n, digest);
+      };
+      await pipeline(stream, pace(opts.uploadLimiter, { onBytes }), res);
+      stats.piecesServed++;
+    } finally {
+      stats.activeUploads--;
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const path = q === -1 ? raw : raw.slice(0, q);
+    const m = pathPattern.exec(path);
+    if (!m) return sendError(res, 404, 'NOT_FOUND', 'unknown /p2p/v1 path');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed here`, { Allow: 'GET, HEAD' });
+    if (!authorized(req)) return sendError(res, 401, 'UNAUTHORIZED', 'a valid cluster token is required', { 'WWW-Authenticate': 'Bearer realm="shoal-p2p"' });
+    let digest: string;
+    try {
+      digest = decodeURIComponent(m[1]!);
+    } catch {
+      return sendError(res, 400, 'DIGEST_INVALID', 'malformed percent-encoding in digest');
+    }
+    if (!isDigest(digest)) return sendError(res, 400, 'DIGEST_INVALID', 'invalid digest');
+    if (opts.authorize && !(await opts.authorize(req, digest))) return sendError(res, 403, 'DENIED', `not allowed to read ${digest}`);
+    if (m[2] === 'bitfield') return bitfield(req, res, digest, new URLSearchParams(q === -1 ? '' : raw.slice(q + 1)));
+    return piece(req, res, digest, Number(m[3]));
+  }
+
+  return {
+    stats,
+    handlePeerRequest(req, res) {
+      const url = req.url ?? '/';
+      if (!url.startsWith(PREFIX)) return false;
+      route(req, res).catch((err: unknown) => {
+        if (res.headersSent) {
+          // Mid-body failure (client gone, disk error): the child sees a short piece and retries elsewhere.
+          res.destroy();
+          if (!isClientGone(err)) opts.onError?.(err, req);
+          return;
+        }
+        opts.onError?.(err, req);
+        sendError(res, 500, 'INTERNAL', 'internal error');
+      });
+      return true;
+    },
+    close() {
+      closing.abort();
+    },
+  };
+}
+
+/** Waits until the task holds more than `since` pieces, waitMs passes, the client leaves or the routes close. */
+function waitForNews(task: PieceTask, since: number, waitMs: number, res: ServerResponse, closing: AbortSignal, stats: PeerRouteStats): Promise<void> {
+  return new Promise<void>((resolve) => {
+    stats.activeLongPolls++;
+    const done = () => {
+      clearTimeout(timer);
+      task.off('piece', onPiece);
+      task.off('complete', done);
+      res.off('close', done);
+      closing.removeEventListener('abort', done);
+      stats.activeLongPolls--;
+      resolve();
+    };
+    const onPiece = () => {
+      if (task.bitfield.count > since) done();
+    };
+    const timer = setTimeout(done, waitMs);
+    task.on('piece', onPiece);
+    task.once('complete', done);
+    res.once('close', done);
+    closing.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** A parent may be asked before it opened the task (it announced, the manifest is on its way). */
+function waitForTask(store: PieceStore, digest: Digest, waitMs: number, res: ServerResponse, closing: AbortSignal): Promise<PieceTask | null> {
+  return new Promise((resolve) => {
+    const finish = (task: PieceTask | null) => {
+      clearTimeout(timer);
+      store.off('task', onTask);
+      store.off('complete', onComplete);
+      res.off('close', onGone);
+      closing.removeEventListener('abort', onGone);
+      resolve(task);
+    };
+    const onTask = (task: PieceTask) => {
+      if (task.digest === digest) finish(task);
+    };
+    const onComplete = (d: Digest) => {
+      if (d === digest) store.lookup(digest).then(finish, () => finish(null));
+    };
+    const onGone = () => finish(null);
+    const timer = setTimeout(onGone, waitMs);
+    store.on('task', onTask);
+    store.on('complete', onComplete);
+    res.once('close', onGone);
+    closing.addEventListener('abort', onGone, { once: true });
+  });
+}
+
+function intParam(v: string | null): number | undefined {
+  if (v === null || !/^\d{1,12}$/.test(v)) return undefined;
+  return Number(v);
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  if (res.destroyed) return;
+  const payload = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': payload.length, 'Cache-Control': 'no-store', ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : payload);
+}
+
+/** Same body shape as the registry's errors: {"errors":[{"code","message"}]}. */
+function sendError(res: ServerResponse, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
+  sendJson(res, status, { errors: [{ code, message }] }, headers);
+}
+
+function isClientGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE';
+}

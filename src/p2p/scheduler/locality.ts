@@ -1,0 +1,121 @@
+// Topology helpers for parent and seed choice: how much locality two peers share, bucket keys
+// for locality-first sampling, a bag with O(1) add/remove/random pick, and rendezvous hashing.
+import type { Locality } from '../protocol.js';
+
+/**
+ * 0 = different dc, 1 = same dc, 2 = same zone, 3 = same rack. Labels are compared most
+ * significant first and the count stops at the first difference, so two racks called "r1" in
+ * different zones never count as the same rack. Missing labels compare equal to missing labels:
+ * a flat cluster without labels is one big rack, which ranks everyone alike.
+ */
+export function localityLevel(a: Locality, b: Locality): 0 | 1 | 2 | 3 {
+  if (a.dc !== b.dc) return 0;
+  if (a.zone !== b.zone) return 1;
+  if (a.rack !== b.rack) return 2;
+  return 3;
+}
+
+/** Bucket keys, narrowest last; NUL cannot appear in JSON-sourced labels we accept. */
+export function localityKeys(l: Locality): { dc: string; zone: string; rack: string } {
+  const dc = l.dc ?? '';
+  const zone = `${dc}\u0000${l.zone ?? ''}`;
+  return { dc, zone, rack: `${zone}\u0000${l.rack ?? ''}` };
+}
+
+/**
+ * An unordered set with O(1) add, delete and uniform random pick: what random sampling of
+ * candidates needs without ever walking the whole swarm.
+ */
+export class Bag<T> {
+  private readonly items: T[] = [];
+  private readonly pos = new Map<T, number>();
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  add(x: T): void {
+    if (this.pos.has(x)) return;
+    this.pos.set(x, this.items.length);
+    this.items.push(x);
+  }
+
+  delete(x: T): boolean {
+    const i = this.pos.get(x);
+    if (i === undefined) return false;
+    const last = this.items.pop()!;
+    if (last !== x) {
+      this.items[i] = last;
+      this.pos.set(last, i);
+    }
+    this.pos.delete(x);
+    return true;
+  }
+
+  has(x: T): boolean {
+    return this.pos.has(x);
+  }
+
+  /**
+   * Adds up to `k` members not yet in `seen` to `out` (and `seen`). Small bags are taken whole;
+   * large ones are probed at random (with replacement, at most 2k probes), so the cost is O(k).
+   */
+  sample(k: number, random: () => number, seen: Set<T>, out: T[]): void {
+    if (k <= 0) return;
+    const n = this.items.length;
+    if (n <= k) {
+      for (const x of this.items) {
+        if (!seen.has(x)) {
+          seen.add(x);
+          out.push(x);
+        }
+      }
+      return;
+    }
+    let added = 0;
+    for (let probes = 0; added < k && probes < 2 * k; probes++) {
+      const x = this.items[Math.floor(random() * n)]!;
+      if (seen.has(x)) continue;
+      seen.add(x);
+      out.push(x);
+      added++;
+    }
+  }
+
+  values(): IterableIterator<T> {
+    return this.items.values();
+  }
+}
+
+/** FNV-1a 32-bit with a murmur3 finaliser: fast, deterministic, well mixed for short strings. */
+export function hash32(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Rendezvous (highest-random-weight) hashing: each key maps to one member, and adding or removing
+ * a member only moves the keys that member wins or won. Different digests land on different
+ * seeds, so a hot image's layers are spread instead of pinned to one seed.
+ */
+export function rendezvous<T>(key: string, members: readonly T[], idOf: (m: T) => string): T | undefined {
+  let best: T | undefined;
+  let bestScore = -1;
+  for (const m of members) {
+    const s = hash32(`${key}\u0000${idOf(m)}`);
+    if (s > bestScore) {
+      bestScore = s;
+      best = m;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,213 @@
+// The scheduler's in-memory model and its tunables. Kept apart from the logic in core.ts so the
+// fleet simulator and tests can read the shapes without the class.
+import type { Digest } from '../../oci/digest.js';
+import type { Locality, PeerInfo, PieceManifest, SeedFetchRequest, TaskState } from '../protocol.js';
+import type { Bag } from './locality.js';
+
+export interface SchedulerCoreOptions {
+  /** Base announce interval handed to peers (ms). */
+  announceIntervalMs: number;
+  /** Upper bound when the interval is raised to shed load. */
+  maxAnnounceIntervalMs: number;
+  /**
+   * Announces per second the scheduler is willing to take. The interval grows so that
+   * (active peer-task pairs) / interval stays within it: 10k peers x 1 task at 4000/s -> 2.5 s.
+   */
+  announceBudgetPerSec: number;
+  /** +-fraction of random jitter on the interval, so a burst of peers does not stay in lock-step. */
+  intervalJitter: number;
+  /** A peer is dropped after this many intervals without an announce or heartbeat ... */
+  peerTtlIntervals: number;
+  /** ... but never sooner than this (agents heartbeat every 5 s once their downloads are done). */
+  minPeerTtlMs: number;
+  /** Children per agent parent (hard cap). */
+  maxChildren: number;
+  /** Children per seed parent (hard cap); seeds usually have fat uplinks. */
+  seedMaxChildren: number;
+  /** With `uploadBps` known, a parent gets at most uploadBps / this many children (at least 1). */
+  bytesPerSecPerChild: number;
+  /** `wantParents` is clamped to this; a child has at most this + 2 parents recorded. */
+  maxParents: number;
+  /** Candidates examined per announce (Dragonfly samples 15; Kraken hands out up to 50). */
+  sampleSize: number;
+  /** Random spread added to parent scores, so near-equal parents are picked at random (Kraken's random graph). */
+  scoreJitter: number;
+  /** Peers per task told to go back to source at a time. */
+  backToSourceLimit: number;
+  /** A back-to-source grant not finished by then is handed to someone else. */
+  backToSourceTtlMs: number;
+  /** How long a parent reported unreachable/slow/refused stays excluded for the reporter. */
+  reporterExcludeMs: number;
+  /** Distinct reporters within this window ... */
+  reportWindowMs: number;
+  /** ... this many of them put the peer in cool-down for everyone. */
+  reportThreshold: number;
+  cooldownMs: number;
+  /** A seed fetch not published by then is retried on another seed. */
+  seedFetchTimeoutMs: number;
+  /** A seed whose fetch failed is not asked again for that task for this long. */
+  seedFailureTtlMs: number;
+  /** Tasks without peers or fetches are forgotten after this long. */
+  taskIdleTtlMs: number;
+  /** Injected randomness in [0, 1): deterministic tests and virtual-time simulation. */
+  random: () => number;
+  /** Registry base URL put into seed fetch requests (the seed's own --registry otherwise). */
+  registryUrl?: string;
+  /**
+   * Effect: ask a seed to fetch a blob from the registry. Called after the core call that caused
+   * it has finished (never re-entrantly), so the callback may call back into the core.
+   */
+  requestSeedFetch?: (seed: PeerInfo, req: SeedFetchRequest) => void;
+}
+
+export const DEFAULT_SCHEDULER_OPTIONS: Readonly<Omit<SchedulerCoreOptions, 'random' | 'requestSeedFetch' | 'registryUrl'>> = Object.freeze({
+  announceIntervalMs: 2000,
+  maxAnnounceIntervalMs: 30_000,
+  announceBudgetPerSec: 4000,
+  intervalJitter: 0.1,
+  peerTtlIntervals: 3,
+  minPeerTtlMs: 15_000,
+  maxChildren: 10,
+  seedMaxChildren: 16,
+  bytesPerSecPerChild: 16 * 1024 * 1024,
+  maxParents: 8,
+  sampleSize: 40,
+  scoreJitter: 0.5,
+  backToSourceLimit: 3,
+  backToSourceTtlMs: 10 * 60_000,
+  reporterExcludeMs: 5 * 60_000,
+  reportWindowMs: 60_000,
+  reportThreshold: 2,
+  cooldownMs: 30_000,
+  seedFetchTimeoutMs: 10 * 60_000,
+  seedFailureTtlMs: 60_000,
+  taskIdleTtlMs: 10 * 60_000,
+});
+
+/** Fills in defaults and rejects nonsense (a zero cap or interval would stall every swarm). */
+export function resolveOptions(opts: Partial<SchedulerCoreOptions>): SchedulerCoreOptions {
+  const o: SchedulerCoreOptions = { ...DEFAULT_SCHEDULER_OPTIONS, random: Math.random, ...opts };
+  for (const k of ['announceIntervalMs', 'maxChildren', 'seedMaxChildren', 'sampleSize', 'announceBudgetPerSec', 'peerTtlIntervals', 'bytesPerSecPerChild'] as const) {
+    if (!(o[k] > 0)) throw new RangeError(`scheduler option ${k} must be > 0 (got ${o[k]})`);
+  }
+  if (!(o.maxAnnounceIntervalMs >= o.announceIntervalMs)) throw new RangeError('maxAnnounceIntervalMs must be >= announceIntervalMs');
+  if (!(o.backToSourceLimit >= 0) || !(o.reportThreshold >= 1) || !(o.maxParents >= 0)) throw new RangeError('backToSourceLimit and maxParents must be >= 0, reportThreshold >= 1');
+  return o;
+}
+
+export interface PeerRec {
+  info: PeerInfo;
+  keys: { dc: string; zone: string; rack: string };
+  /** Child cap, from role and uploadBps. */
+  cap: number;
+  /** Dropped by expire() once now passes this. */
+  deadline: number;
+  /** Not handed out as a parent until then (reported by several peers). */
+  cooldownUntil: number;
+  /** Tasks this peer takes part in (seeds: those where it has been handed out as a parent). */
+  members: Map<Digest, Member>;
+  /** Seeds only: blobs held complete, and fetches asked of it that have not published yet. */
+  holdings?: Set<Digest>;
+  fetching?: Set<Digest>;
+}
+
+/** One peer in one task's swarm. */
+export interface Member {
+  peer: PeerRec;
+  task: Task;
+  state: TaskState;
+  completed: number;
+  /** Children currently assigned to this member as a parent. */
+  children: number;
+  /** Parents assigned to this member and not yet released (oldest first). */
+  parents: Member[];
+  /** Parents this member reported, and until when they stay excluded for it. */
+  excluded?: Map<string, number>;
+  /** Set while this member holds a back-to-source grant. */
+  btsSince?: number;
+  /** In the task's candidate bags (servable agent with a free child slot). */
+  bagged: boolean;
+  removed: boolean;
+}
+
+export interface SeedFetch {
+  seedId: string;
+  since: number;
+  /** Locality of the peer that caused it, for choosing a replacement seed on failure. */
+  labels: Locality;
+}
+
+/** A swarm: everyone downloading or holding one blob. */
+export interface Task {
+  digest: Digest;
+  size?: number;
+  repo?: string;
+  manifest?: PieceManifest;
+  /** Agents and seed members by peer id. */
+  members: Map<string, Member>;
+  /**
+   * Parent candidates: agents that can serve (done, or have pieces or parents) and have a free
+   * child slot, bucketed by locality so sampling finds near peers first without a full scan.
+   */
+  all: Bag<Member>;
+  byDc: Map<string, Bag<Member>>;
+  byZone: Map<string, Bag<Member>>;
+  byRack: Map<string, Bag<Member>>;
+  agents: number;
+  done: number;
+  /** Peers that served a corrupt piece: never handed out for this task again. */
+  blocked: Set<string>;
+  fetch?: SeedFetch;
+  /** Seeds whose fetch failed, until when they are skipped. */
+  failedSeeds: Map<string, number>;
+  bts: Set<Member>;
+  btsTotal: number;
+  lastActive: number;
+}
+
+export interface TaskStatus {
+  digest: Digest;
+  size?: number;
+  pieces?: PieceManifest;
+  /** Agents in the swarm (not left, not expired). */
+  peers: number;
+  /** Agents that report the blob complete. */
+  done: number;
+  /** Live seeds that hold the blob complete. */
+  seeds: string[];
+  /** Back-to-source grants active now. */
+  backToSource: number;
+  backToSourceTotal: number;
+  /** The seed fetch in flight, if any. */
+  seedFetch?: { seed: string; ageMs: number };
+  blocklisted: string[];
+}
+
+export interface SchedulerStats {
+  announces: number;
+  heartbeats: number;
+  parentsHandedOut: number;
+  badPeerReports: number;
+  /** Task-wide blocklistings for corrupt pieces. */
+  blocklistings: number;
+  /** Cool-downs after reports from several peers. */
+  cooldowns: number;
+  seedFetchRequests: number;
+  seedFetchFailures: number;
+  backToSourceGrants: number;
+  manifestsPublished: number;
+  manifestConflicts: number;
+  peersExpired: number;
+  tasksExpired: number;
+  activePeers: number;
+  activeSeeds: number;
+  activeTasks: number;
+  /** Peer-task pairs of agents: the announce load. */
+  activeMembers: number;
+  /** (task, peer) corrupt blocklist entries plus peers in cool-down (as of the last expire). */
+  blocklistedPeers: number;
+  backToSourceActive: number;
+  announceIntervalMs: number;
+  /** Announces in the last full second of `now`. */
+  announcesPerSec: number;
+}

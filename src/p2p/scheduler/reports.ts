@@ -1,0 +1,91 @@
+// Reports of unreachable/slow/refused parents. One peer's report only excludes the parent for
+// that reporter (its own network may be the problem); reports from `reportThreshold` distinct
+// peers within `reportWindowMs` mean the parent is the problem, and it cools down for everyone.
+import type { Digest } from '../../oci/digest.js';
+import type { BadPeerReport } from '../protocol.js';
+import type { Member, PeerRec, SchedulerCoreOptions, SchedulerStats } from './model.js';
+import { syncBags } from './swarm.js';
+
+/** At most this many reports are read from one announce. */
+const MAX_REPORTS = 64;
+
+export class ReportBook {
+  /** reported peer id -> reporter id -> time of its latest report */
+  private readonly byTarget = new Map<string, Map<string, number>>();
+
+  constructor(private readonly opts: Pick<SchedulerCoreOptions, 'reportWindowMs' | 'reportThreshold'>) {}
+
+  /** Records a report; true when it takes the target over the threshold (the record then starts afresh). */
+  add(target: string, reporter: string, now: number): boolean {
+    let reporters = this.byTarget.get(target);
+    if (!reporters) this.byTarget.set(target, (reporters = new Map()));
+    reporters.set(reporter, now);
+    const since = now - this.opts.reportWindowMs;
+    let recent = 0;
+    for (const [id, at] of reporters) {
+      if (at < since) reporters.delete(id);
+      else recent++;
+    }
+    if (recent < this.opts.reportThreshold) return false;
+    this.byTarget.delete(target);
+    return true;
+  }
+
+  prune(now: number): void {
+    const since = now - this.opts.reportWindowMs;
+    for (const [target, reporters] of this.byTarget) {
+      for (const [id, at] of reporters) if (at < since) reporters.delete(id);
+      if (reporters.size === 0) this.byTarget.delete(target);
+    }
+  }
+
+  get size(): number {
+    return this.byTarget.size;
+  }
+}
+
+export interface ReportContext {
+  opts: Pick<SchedulerCoreOptions, 'reporterExcludeMs' | 'cooldownMs'>;
+  peers: Map<string, PeerRec>;
+  holders: Map<Digest, Set<PeerRec>>;
+  book: ReportBook;
+  counters: Pick<SchedulerStats, 'badPeerReports' | 'blocklistings' | 'cooldowns'>;
+  onBlocklisted(): void;
+}
+
+/**
+ * Applies the bad-parent reports of one announce: the parent is dropped from the reporter's set
+ * (its replacement is picked in the same announce) and excluded for the reporter; a corrupt piece
+ * blocklists it for the whole task; other reasons count towards a cool-down for everyone.
+ */
+export function applyReports(ctx: ReportContext, m: Member, reports: readonly BadPeerReport[], now: number): void {
+  const task = m.task;
+  const reporter = m.peer.info.id;
+  for (const r of reports.slice(0, MAX_REPORTS)) {
+    if (r.peerId === reporter) continue;
+    const target = ctx.peers.get(r.peerId);
+    // Only peers of this swarm can be reported (an unknown id would only grow our maps).
+    const tm = task.members.get(r.peerId);
+    if (!target || !(tm || ctx.holders.get(task.digest)?.has(target))) continue;
+    ctx.counters.badPeerReports++;
+    const idx = m.parents.findIndex((p) => p.peer === target);
+    if (idx !== -1) {
+      const p = m.parents.splice(idx, 1)[0]!;
+      if (p.children > 0) p.children--;
+      syncBags(p);
+    }
+    (m.excluded ??= new Map()).set(r.peerId, now + ctx.opts.reporterExcludeMs);
+    if (r.reason === 'corrupt-piece') {
+      // A piece that fails its sha256 came from a liar or a broken disk: nobody gets it again.
+      if (!task.blocked.has(r.peerId)) {
+        task.blocked.add(r.peerId);
+        ctx.onBlocklisted();
+        ctx.counters.blocklistings++;
+        if (tm) syncBags(tm);
+      }
+    } else if (ctx.book.add(r.peerId, reporter, now)) {
+      target.cooldownUntil = now + ctx.opts.cooldownMs;
+      ctx.counters.cooldowns++;
+    }
+  }
+}

@@ -1,0 +1,220 @@
+// Parent selection inside one task's swarm: who may serve whom, how candidates are sampled and
+// ranked, and the bookkeeping (child counts, candidate bags) that keeps every call O(sample).
+import type { Digest } from '../../oci/digest.js';
+import { Bag, localityLevel } from './locality.js';
+import type { Member, PeerRec, SchedulerCoreOptions, Task } from './model.js';
+
+export interface SwarmContext {
+  readonly opts: SchedulerCoreOptions;
+  /** Live-or-not seeds holding each blob complete (liveness is checked on use). */
+  readonly holders: Map<Digest, Set<PeerRec>>;
+  readonly stats: { parentsHandedOut: number };
+}
+
+// Score weights. Locality dominates (same rack > zone > dc, as in the brief and Dragonfly's IDC
+// weight); within a locality tier an agent that can serve beats a seed, so the seed's uplink is
+// spent on early peers and not on everyone; then free child slots, then progress; the jitter
+// (0..scoreJitter) breaks near-ties at random so the overlay becomes a random graph.
+const W_LOCALITY = 10;
+const W_AGENT = 3;
+const W_LOAD = 2;
+const W_PROGRESS = 1.5;
+
+/** Share of the sample drawn from the same rack, zone, dc, and anywhere (unused share carries on). */
+const TIER_SHARE = [0.4, 0.3, 0.15, 0.15] as const;
+
+export function newTask(digest: Digest, now: number): Task {
+  return {
+    digest,
+    members: new Map(),
+    all: new Bag(),
+    byDc: new Map(),
+    byZone: new Map(),
+    byRack: new Map(),
+    agents: 0,
+    done: 0,
+    blocked: new Set(),
+    failedSeeds: new Map(),
+    bts: new Set(),
+    btsTotal: 0,
+    lastActive: now,
+  };
+}
+
+/** An agent can serve pieces once it is done, holds some, or is attached to parents that feed it. */
+function servable(m: Member): boolean {
+  if (m.state === 'done') return true;
+  if (m.state === 'failed' || m.state === 'left') return false;
+  return m.completed > 0 || m.parents.length > 0;
+}
+
+/**
+ * Keeps the invariant: an agent member is in its task's bags iff it is servable, has a free child
+ * slot, is not removed and not blocklisted. Sampling then rarely draws a useless candidate, even
+ * in the first seconds of a 10k-peer burst when most peers have nothing yet.
+ */
+export function syncBags(m: Member): void {
+  const t = m.task;
+  const should = !m.removed && m.peer.info.role === 'agent' && servable(m) && m.children < m.peer.cap && !t.blocked.has(m.peer.info.id);
+  if (should === m.bagged) return;
+  const { dc, zone, rack } = m.peer.keys;
+  if (should) {
+    t.all.add(m);
+    bagAt(t.byDc, dc).add(m);
+    bagAt(t.byZone, zone).add(m);
+    bagAt(t.byRack, rack).add(m);
+    m.bagged = true;
+  } else {
+    dropFromBags(m);
+  }
+}
+
+/** Takes `m` out of the bags under its current keys (before its peer's labels change). */
+export function dropFromBags(m: Member): void {
+  if (!m.bagged) return;
+  const { dc, zone, rack } = m.peer.keys;
+  m.task.all.delete(m);
+  unbagAt(m.task.byDc, dc, m);
+  unbagAt(m.task.byZone, zone, m);
+  unbagAt(m.task.byRack, rack, m);
+  m.bagged = false;
+}
+
+function bagAt(map: Map<string, Bag<Member>>, key: string): Bag<Member> {
+  let b = map.get(key);
+  if (!b) map.set(key, (b = new Bag()));
+  return b;
+}
+
+function unbagAt(map: Map<string, Bag<Member>>, key: string, m: Member): void {
+  const b = map.get(key);
+  if (b && b.delete(m) && b.size === 0) map.delete(key);
+}
+
+/** Drops every parent assignment of `m` (it finished, failed, left or expired). */
+export function releaseParents(m: Member): void {
+  const parents = m.parents;
+  m.parents = [];
+  for (const p of parents) release(p);
+  syncBags(m);
+}
+
+function release(p: Member): void {
+  if (p.children > 0) p.children--;
+  syncBags(p);
+}
+
+/** A seed's membership in a task, created on first use so its child count is tracked like anyone's. */
+export function seedMember(task: Task, seed: PeerRec): Member {
+  let m = task.members.get(seed.info.id);
+  if (!m) {
+    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false };
+    task.members.set(seed.info.id, m);
+    seed.members.set(task.digest, m);
+  }
+  return m;
+}
+
+/** Whether `p` may be (or stay) a parent of `child` now, ignoring its child cap. */
+export function canServe(ctx: SwarmContext, p: Member, child: Member, now: number): boolean {
+  if (p === child || p.removed) return false;
+  const peer = p.peer;
+  const id = peer.info.id;
+  const task = p.task;
+  // Without the seed's piece digests nobody can verify a piece, so nobody is a parent yet.
+  if (!task.manifest || peer.deadline < now || peer.cooldownUntil > now || task.blocked.has(id)) return false;
+  const until = child.excluded?.get(id);
+  if (until !== undefined && until > now) return false;
+  if (peer.info.role === 'seed') return ctx.holders.get(task.digest)?.has(peer) ?? false;
+  return servable(p);
+}
+
+function score(ctx: SwarmContext, c: Member, child: Member): number {
+  const isSeed = c.peer.info.role === 'seed';
+  const total = c.task.manifest?.pieceDigests.length ?? 0;
+  const progress = isSeed || c.state === 'done' ? 1 : total > 0 ? Math.min(1, c.completed / total) : 0;
+  return (
+    localityLevel(child.peer.info.labels, c.peer.info.labels) * W_LOCALITY +
+    (isSeed ? 0 : W_AGENT) +
+    W_LOAD * (1 - c.children / c.peer.cap) +
+    W_PROGRESS * progress +
+    ctx.opts.scoreJitter * ctx.opts.random()
+  );
+}
+
+/** Draws up to sampleSize candidates, narrowest locality first; O(sampleSize). */
+function sample(ctx: SwarmContext, m: Member, seen: Set<Member>, out: Member[]): void {
+  const t = m.task;
+  const { dc, zone, rack } = m.peer.keys;
+  const tiers = [t.byRack.get(rack), t.byZone.get(zone), t.byDc.get(dc), t.all];
+  let carry = 0;
+  for (let i = 0; i < tiers.length; i++) {
+    const quota = Math.round(ctx.opts.sampleSize * TIER_SHARE[i]!) + carry;
+    const before = out.length;
+    tiers[i]?.sample(quota, ctx.opts.random, seen, out);
+    carry = quota - (out.length - before);
+  }
+}
+
+/**
+ * Hands `m` up to `want` new parents (the downloader asks for "wantParents - parents it still
+ * has"; 0 is a progress report). Assignments stay recorded until the child reports the parent,
+ * finishes, leaves or expires; parents that died, cooled down or were blocklisted meanwhile are
+ * released here. Every assignment counts against the parent's cap, and a parent at its cap is
+ * never picked. Returns only the new parents.
+ */
+export function assignParents(ctx: SwarmContext, m: Member, want: number, now: number): Member[] {
+  const kept: Member[] = [];
+  for (const p of m.parents) {
+    if (canServe(ctx, p, m, now)) kept.push(p);
+    else release(p);
+  }
+  m.parents = kept;
+  const added: Member[] = [];
+  if (want > 0 && m.task.manifest) {
+    const seen = new Set<Member>(kept);
+    seen.add(m);
+    const cands: Member[] = [];
+    sample(ctx, m, seen, cands);
+    const holders = ctx.holders.get(m.task.digest);
+    if (holders) {
+      for (const s of holders) {
+        const sm = seedMember(m.task, s);
+        if (!seen.has(sm)) {
+          seen.add(sm);
+          cands.push(sm);
+        }
+      }
+    }
+    const scored: Array<{ c: Member; s: number }> = [];
+    const consider = (from: number) => {
+      for (let i = from; i < cands.length; i++) {
+        const c = cands[i]!;
+        if (c.children < c.peer.cap && canServe(ctx, c, m, now)) scored.push({ c, s: score(ctx, c, m) });
+      }
+    };
+    consider(0);
+    // Dead or cooling-down candidates are only weeded out lazily; if they crowded the sample,
+    // draw half a sample more from the whole swarm (still O(sampleSize)).
+    if (scored.length < want && m.task.all.size > cands.length) {
+      const from = cands.length;
+      m.task.all.sample(Math.ceil(ctx.opts.sampleSize / 2), ctx.opts.random, seen, cands);
+      consider(from);
+    }
+    scored.sort((a, b) => b.s - a.s);
+    for (let i = 0; i < want && i < scored.length; i++) {
+      const p = scored[i]!.c;
+      p.children++;
+      syncBags(p);
+      kept.push(p);
+      added.push(p);
+      ctx.stats.parentsHandedOut++;
+    }
+    // A child that drops parents without reporting them would otherwise pin their slots: keep
+    // at most maxParents + 2 assignments (the downloader's own bound), oldest released first.
+    const limit = ctx.opts.maxParents + 2;
+    if (kept.length > limit) for (const p of kept.splice(0, kept.length - limit)) release(p);
+  }
+  syncBags(m);
+  return added;
+}
