@@ -15,6 +15,7 @@ PACKAGES=(
   buildah
   wrk
   busybox-static  # /bin/busybox, the rootfs of the test images
+  apache2-utils   # htpasswd: basic-auth users for the private-registry P2P test
 )
 
 missing=()

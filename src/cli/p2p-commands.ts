@@ -145,6 +145,7 @@ export function registerP2pCommands(program: Command): void {
       .option('--listen <host:port>', 'address to listen on', '127.0.0.1:65001')
       .option('--download-limit <rate>', 'cap on bytes received from peers', '0')
       .option('--auth-ttl <duration>', 'how long a registry authorisation decision is reused', '30s')
+      .option('--swarm-start-timeout <duration>', 'a client waits this long for the swarm to start before the registry serves it', '30s')
       .addOption(new Option('--fault-corrupt-pieces', 'chaos testing: corrupt every piece served to peers').hideHelp()),
   ).action(async (opts) => {
     try {
@@ -163,6 +164,7 @@ export function registerP2pCommands(program: Command): void {
         backToSourceBps: parseRate(opts.backToSourceLimit),
         quotaBytes: parseSize(opts.quota),
         authTtlMs: parseDuration(opts.authTtl),
+        swarmStartTimeoutMs: parseDuration(opts.swarmStartTimeout),
         corruptPieces: Boolean(opts.faultCorruptPieces),
         log,
       });

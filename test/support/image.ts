@@ -485,7 +485,8 @@ export async function pushBlob(baseUrl: string, repo: string, b: Blob): Promise<
   put.searchParams.set('digest', b.digest);
   const res = await fetch(put, {
     method: 'PUT',
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(b.size) },
+    // No explicit content-length: fetch sets it, and undici 7 (once loaded, it becomes fetch's dispatcher) rejects a hand-set one.
+    headers: { 'content-type': 'application/octet-stream' },
     body: Uint8Array.from(b.data),
   });
   await expectStatus(res, 'PUT', put.toString(), [201], 'finish upload');

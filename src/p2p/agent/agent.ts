@@ -35,6 +35,8 @@ export interface AgentOptions {
   quotaBytes?: number;
   /** How long a registry authorisation decision is reused. */
   authTtlMs?: number;
+  /** How long a client waits for the swarm to start (piece manifest known) before the registry serves it. */
+  swarmStartTimeoutMs?: number;
   /** Fault injection for tests and chaos drills: corrupt every piece this agent serves. */
   corruptPieces?: boolean;
   log: Logger;
@@ -198,7 +200,17 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     let sent = 0;
     try {
       const job = jobs.get(digest, repo, size);
-      const task: PieceTask | null = await job.task;
+      // Never make a client wait on a swarm that cannot start: no scheduler, or no manifest in time.
+      let timer: NodeJS.Timeout | undefined;
+      const task: PieceTask | null | string = await Promise.race([
+        job.task,
+        job.unavailable,
+        new Promise<string>((r) => (timer = setTimeout(() => r('no piece manifest in time'), o.swarmStartTimeoutMs ?? 30_000))),
+      ]).finally(() => clearTimeout(timer));
+      if (typeof task === 'string') {
+        if (job.total === 0) job.abort();
+        throw new Error(task);
+      }
       if (!task) {
         const r = await job.result.catch((e) => ({ outcome: 'error' as const, e }));
         throw new Error(r.outcome === 'back-to-source' ? 'scheduler has no seed for this blob (back-to-source)' : 'swarm download failed before it started');

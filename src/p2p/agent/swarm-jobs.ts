@@ -14,6 +14,9 @@ export interface SwarmJob {
   /** Resolves with the open task once the scheduler handed out the piece manifest (null: no manifest, e.g. back-to-source). */
   task: Promise<PieceTask | null>;
   result: Promise<DownloadResult>;
+  /** Resolves with a reason when the swarm cannot start this download (scheduler unreachable). */
+  unavailable: Promise<string>;
+  abort(): void;
   completed: number;
   total: number;
 }
@@ -44,7 +47,9 @@ export class SwarmJobs extends EventEmitter {
     const existing = this.jobs.get(digest);
     if (existing) return existing;
     const { node } = this;
+    const ctl = new AbortController();
     const downloader = new TaskDownloader({
+      signal: ctl.signal,
       self: node.self,
       digest,
       repo,
@@ -57,7 +62,12 @@ export class SwarmJobs extends EventEmitter {
     });
     let resolveTask!: (t: PieceTask | null) => void;
     const task = new Promise<PieceTask | null>((r) => (resolveTask = r));
-    const job: SwarmJob = { digest, repo, startedAt: Date.now(), downloader, task, result: undefined as never, completed: 0, total: 0 };
+    let markUnavailable!: (reason: string) => void;
+    const unavailable = new Promise<string>((r) => (markUnavailable = r));
+    const job: SwarmJob = { digest, repo, startedAt: Date.now(), downloader, task, result: undefined as never, unavailable, abort: () => ctl.abort(), completed: 0, total: 0 };
+    downloader.on('announce', (ev) => {
+      if (!ev.ok && job.total === 0) markUnavailable('scheduler unreachable');
+    });
     downloader.on('manifest', (m) => {
       job.total = m.pieceDigests.length;
       resolveTask(node.store.getTask(digest) ?? null);
