@@ -167,6 +167,28 @@ describe('p2p fleet: registry + scheduler + seed + 10 agents as processes', () =
     await Promise.all(fleet.slice(3).map((p) => p.kill()));
   });
 
+  it('shoal preheat warms the seed (--scope seed) and then every agent (--scope all), with progress and a clear error for unknown images', async () => {
+    const warm = buildBusyboxImage({ hello: `preheat ${randomBytes(8).toString('hex')}\n` });
+    await pushImage(registry.url, 'p2p/warm', 'v1', warm);
+    const blobs = allBlobs(warm);
+    const { stdout } = await execFileP(process.execPath, [shoalBin, 'preheat', 'p2p/warm:v1', '--scope', 'seed', '--scheduler', scheduler.url, '--json'], { timeout: 60_000 });
+    const status = JSON.parse(stdout.trim().split('\n').pop()!);
+    assert.equal(status.state, 'done');
+    assert.deepEqual(status.blobs.map((b: { digest: string }) => b.digest).sort(), blobs.map((b) => b.digest).sort());
+    for (const b of blobs) assert.equal(registryBlobGets(registry.output, b.digest), 1, 'the seed fetched each blob once');
+    const all = await execFileP(process.execPath, [shoalBin, 'preheat', 'p2p/warm:v1', '--scope', 'all', '--scheduler', scheduler.url, '--json'], { timeout: 120_000 });
+    const allStatus = JSON.parse(all.stdout.trim().split('\n').pop()!);
+    assert.equal(allStatus.state, 'done');
+    for (const b of allStatus.blobs) assert.ok(b.agentsDone >= b.agentsTotal && b.agentsTotal >= 10, JSON.stringify(b));
+    // Warm agents now answer from their disk.
+    const before = await metric(agents[5]!.url, 'shoal_agent_bytes_total{source="cache"}');
+    const got = await getVia(agents[5]!, 'p2p/warm', blobs[0]!.digest);
+    assert.equal(got.digest, blobs[0]!.digest);
+    assert.ok((await metric(agents[5]!.url, 'shoal_agent_bytes_total{source="cache"}')) > before);
+    for (const b of blobs) assert.equal(registryBlobGets(registry.output, b.digest), 1, 'preheating all agents cost no extra registry traffic');
+    await assert.rejects(execFileP(process.execPath, [shoalBin, 'preheat', 'p2p/warm:missing', '--scheduler', scheduler.url], { timeout: 30_000 }), (e: Error & { stderr?: string }) => /MANIFEST_UNKNOWN|404/.test(String(e.stderr)));
+  });
+
   it('with the scheduler down, agents fall back to the registry and say so', async () => {
     const blob = randomBlob(3 * 1024 * 1024);
     await pushBlob(registry.url, 'p2p/app', blob);
