@@ -22,6 +22,8 @@ export const AGENT_PREFETCH_PATH = '/agent/v1/prefetch';
 
 export class PreheatManager {
   private readonly jobs = new Map<string, PreheatStatus>();
+  /** Agents each job asked to prefetch; one that leaves the fleet (expires, refuses) stops counting. */
+  private readonly targets = new Map<string, Set<string>>();
 
   constructor(
     private readonly fleet: PreheatFleet,
@@ -67,20 +69,38 @@ export class PreheatManager {
     }
     // Agents pull through the swarm; asking them after the seeds keeps origin traffic at one copy.
     if (agents.length > 0) {
+      const targeted = new Set(agents.map((a) => a.id));
+      this.targets.set(job.id, targeted);
       await this.waitFor(job, (b) => b.seedsDone > 0);
       for (const b of blobs) {
         const body: SeedFetchRequest = { digest: b.digest, repo, registry };
-        await Promise.all(agents.map((a) => this.send(a, AGENT_PREFETCH_PATH, body).catch((err) => this.log.warn({ agent: a.id, err: (err as Error).message }, 'prefetch request failed'))));
+        await Promise.all(
+          agents.map((a) =>
+            this.send(a, AGENT_PREFETCH_PATH, body).catch((err) => {
+              targeted.delete(a.id);
+              this.log.warn({ agent: a.id, err: (err as Error).message }, 'prefetch request failed; not counting this agent');
+            }),
+          ),
+        );
       }
     }
     await this.waitFor(job, (b) => b.seedsDone >= 1 && b.agentsDone >= b.agentsTotal);
     job.state = 'done';
     job.finishedAt = Date.now();
+    this.targets.delete(job.id);
     this.log.info({ preheat: job.id, ms: job.finishedAt - job.startedAt }, 'preheat done');
   }
 
   private refresh(job: PreheatStatus): void {
-    for (const b of job.blobs) Object.assign(b, this.fleet.progress(b.digest));
+    const targeted = this.targets.get(job.id);
+    if (targeted) {
+      const live = new Set(this.fleet.agents().map((a) => a.id));
+      for (const id of targeted) if (!live.has(id)) targeted.delete(id);
+    }
+    for (const b of job.blobs) {
+      Object.assign(b, this.fleet.progress(b.digest));
+      if (targeted) b.agentsTotal = targeted.size;
+    }
   }
 
   private async waitFor(job: PreheatStatus, done: (b: PreheatStatus['blobs'][number]) => boolean): Promise<void> {
