@@ -263,3 +263,32 @@ describe('p2p privacy: a private registry (docker-registry with htpasswd) behind
     assert.equal(again.size < 1000, true, 'no blob bytes leaked to the anonymous caller');
   });
 });
+
+describe('shoal all-in-one', () => {
+  it('runs registry, scheduler, seed and agent in one process; a blob pushed to the registry comes out of the agent via the seed', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = await tempDir('all-in-one');
+    const base = 30000 + Math.floor(Math.random() * 20000);
+    const proc = spawn(process.execPath, [shoalBin, 'all-in-one', '--listen', `127.0.0.70:${base}`, '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const lines: string[] = [];
+      proc.stdout!.on('data', (c: Buffer) => lines.push(c.toString()));
+      for (let i = 0; i < 100 && !lines.join('').includes('"msg":"listening"'); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(lines.join(''), /"agent":"127\.0\.0\.70:\d+"/);
+      const blob = randomBlob(6 * 1024 * 1024);
+      await pushBlob(`http://127.0.0.70:${base}`, 'aio/app', blob);
+      const res = await request(`http://127.0.0.70:${base + 3}/v2/aio/app/blobs/${blob.digest}`);
+      const body = Buffer.from(await res.body.arrayBuffer());
+      assert.equal(res.statusCode, 200);
+      assert.equal(sha(body), blob.digest);
+      // Pieces are counted as they arrive, before they can be streamed out.
+      assert.equal(await metric(`http://127.0.0.70:${base + 3}`, 'shoal_agent_bytes_total{source="seed"}'), blob.size, 'served through the swarm, not a fallback');
+      assert.equal(await metric(`http://127.0.0.70:${base + 3}`, 'shoal_agent_fallbacks_total'), 0);
+    } finally {
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await exited;
+      await removeDir(dir);
+    }
+  });
+});
