@@ -1,6 +1,6 @@
 // OCI Distribution Spec v1.1 conformance: Content Discovery (end-8a/8b tags list, end-12a/12b referrers)
 // plus the Docker-era catalog (/v2/_catalog), which clients such as skopeo and the console still use.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   MT,
@@ -19,7 +19,7 @@ import {
   pushImage,
   pushManifest,
   randomBlob,
-  startRegistry,
+  registryPerFile,
   uniqueRepo,
   type BuiltImage,
   type Descriptor,
@@ -31,17 +31,9 @@ import {
 
 let reg: TestRegistry;
 let c: RegistryClient;
-
-before(async () => {
-  reg = await startRegistry();
-  c = reg.client;
-});
-
-after(async () => {
-  if (reg && reg.client.serverErrors.length > 0) {
-    console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
-  }
-  await reg?.stop();
+registryPerFile((r) => {
+  reg = r;
+  c = r.client;
 });
 
 interface TagList {

@@ -3,7 +3,7 @@
 // - <name> MUST match [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*
 // - tags MUST match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}
 // A registry must refuse what does not match (400 NAME_INVALID, or 404) and never answer 5xx.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACCEPT_ALL_MANIFESTS,
@@ -18,7 +18,7 @@ import {
   pushImage,
   pushManifest,
   randomBlob,
-  startRegistry,
+  registryPerFile,
   uniqueRepo,
   type HttpResponse,
   type RegistryClient,
@@ -27,17 +27,9 @@ import {
 
 let reg: TestRegistry;
 let c: RegistryClient;
-
-before(async () => {
-  reg = await startRegistry();
-  c = reg.client;
-});
-
-after(async () => {
-  if (reg && reg.client.serverErrors.length > 0) {
-    console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
-  }
-  await reg?.stop();
+registryPerFile((r) => {
+  reg = r;
+  c = r.client;
 });
 
 /** 400 must carry NAME_INVALID; 404 is acceptable (route does not match); anything else fails. */

@@ -1,5 +1,5 @@
 // OCI Distribution Spec v1.1 conformance: Content Management (end-9 manifest/tag delete, end-10 blob delete).
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACCEPT_ALL_MANIFESTS,
@@ -17,7 +17,7 @@ import {
   pushImage,
   pushManifest,
   randomBlob,
-  startRegistry,
+  registryPerFile,
   uniqueRepo,
   type Descriptor,
   type HttpResponse,
@@ -27,17 +27,9 @@ import {
 
 let reg: TestRegistry;
 let c: RegistryClient;
-
-before(async () => {
-  reg = await startRegistry();
-  c = reg.client;
-});
-
-after(async () => {
-  if (reg && reg.client.serverErrors.length > 0) {
-    console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
-  }
-  await reg?.stop();
+registryPerFile((r) => {
+  reg = r;
+  c = r.client;
 });
 
 const accept = { accept: ACCEPT_ALL_MANIFESTS };

@@ -1,6 +1,6 @@
 // OCI Distribution Spec v1.1 conformance: the Pull workflow (end-1, end-2, end-3).
 // Every conforming registry MUST support this category.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ACCEPT_ALL_MANIFESTS,
@@ -17,7 +17,7 @@ import {
   pushBlob,
   pushImage,
   randomBlob,
-  startRegistry,
+  registryPerFile,
   uniqueRepo,
   uniqueTag,
   type BlobData,
@@ -28,17 +28,9 @@ import {
 
 let reg: TestRegistry;
 let c: RegistryClient;
-
-before(async () => {
-  reg = await startRegistry();
-  c = reg.client;
-});
-
-after(async () => {
-  if (reg && reg.client.serverErrors.length > 0) {
-    console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
-  }
-  await reg?.stop();
+registryPerFile((r) => {
+  reg = r;
+  c = r.client;
 });
 
 describe('determining support (end-1)', () => {

@@ -1,6 +1,6 @@
 // OCI Distribution Spec v1.1 conformance: the Push workflow
 // (end-4a/4b/4c, end-5, end-6, end-7a/7b, end-11, end-13, end-14) and the manifest data sets of the upstream suite.
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import {
@@ -29,7 +29,7 @@ import {
   pushManifest,
   randomBlob,
   rangeEnd,
-  startRegistry,
+  registryPerFile,
   streamOf,
   uniqueRepo,
   uniqueTag,
@@ -42,17 +42,9 @@ import {
 
 let reg: TestRegistry;
 let c: RegistryClient;
-
-before(async () => {
-  reg = await startRegistry();
-  c = reg.client;
-});
-
-after(async () => {
-  if (reg && reg.client.serverErrors.length > 0) {
-    console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
-  }
-  await reg?.stop();
+registryPerFile((r) => {
+  reg = r;
+  c = r.client;
 });
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { before, after } from 'node:test';
 import { Agent } from 'undici';
 import { startShoal, type RunningShoal } from './server.js';
 
@@ -76,6 +77,24 @@ export interface TestRegistry {
 }
 
 /** Starts Shoal (or attaches to OCI_ROOT_URL). One per test file: call from `before`, stop from `after`. */
+/**
+ * One registry per test file: started before the file's tests, stopped after them, with any 5xx
+ * the suite provoked (and the server log tail) printed for diagnosis.
+ */
+export function registryPerFile(onStart: (reg: TestRegistry) => void): void {
+  let reg: TestRegistry | undefined;
+  before(async () => {
+    reg = await startRegistry();
+    onStart(reg);
+  });
+  after(async () => {
+    if (reg && reg.client.serverErrors.length > 0) {
+      console.error(`server errors seen:\n${reg.client.serverErrors.join('\n')}\n--- server log tail ---\n${reg.logTail()}`);
+    }
+    await reg?.stop();
+  });
+}
+
 export async function startRegistry(): Promise<TestRegistry> {
   const root = process.env.OCI_ROOT_URL?.trim();
   if (root) {

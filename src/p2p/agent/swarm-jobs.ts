@@ -70,7 +70,10 @@ export class SwarmJobs extends EventEmitter {
     });
     downloader.on('manifest', (m) => {
       job.total = m.pieceDigests.length;
-      resolveTask(node.store.getTask(digest) ?? null);
+      const task = node.store.getTask(digest) ?? null;
+      // A client stalled on piece i: fetch from there in order first (streaming to containerd).
+      task?.on('waiting', (i: number) => downloader.setSequentialFrom(i));
+      resolveTask(task);
     });
     downloader.on('piece', (ev) => {
       job.completed = ev.completed;

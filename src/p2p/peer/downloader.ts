@@ -22,6 +22,14 @@ export interface PeerTransport {
   bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse>;
   /** GET {parent}/p2p/v1/tasks/{digest}/pieces/{index}: the raw piece (unverified). Throw PeerTransportError. */
   piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number): Promise<Buffer>;
+  /** Optional: the downloader is done with a buffer piece() returned (it may be reused). */
+  release?(buf: Buffer): void;
+  /**
+   * Optional streaming form of piece(): the body as it arrives. Used when the target has
+   * writePieceStream, so pieces go to disk without being held in memory whole. Errors while
+   * iterating are transport errors; aborting `signal` must end the iteration.
+   */
+  pieceStream?(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number): Promise<AsyncIterable<Buffer>>;
 }
 
 /** What the downloader writes into (PieceTask implements it; a simulator may fake it). */
@@ -30,6 +38,8 @@ export interface DownloadTarget {
   readonly isComplete: boolean;
   /** Verifies and stores a piece; false if already held; PeerError PIECE_DIGEST_MISMATCH / PIECE_SIZE_MISMATCH when bad. */
   writePiece(index: number, data: Buffer): Promise<boolean>;
+  /** Optional streaming form of writePiece (PieceTask has it); same verification, same errors. */
+  writePieceStream?(index: number, source: AsyncIterable<Uint8Array>): Promise<boolean>;
   /** Verifies the whole blob and makes it final; returns its path. */
   finalize(): Promise<string>;
   failWaiters?(err: Error): void;
@@ -275,7 +285,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
         await this.idle(this.nextDeadline() - this.clock.now());
       }
     } catch (err) {
-      const e = err instanceof DownloadError ? err : new DownloadError('STALLED', `download of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+      const e = err instanceof DownloadError ? err : new DownloadError('DOWNLOAD_FAILED', `download of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
       this.stopAll(FINISHED);
       this.target?.failWaiters?.(e);
       if (e.code === 'ABORTED') void this.finalAnnounce('left');
@@ -293,15 +303,20 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     return this.parents.size;
   }
 
-  private earlyAnnounceDue(now: number): number | null {
+  /**
+   * When an early announce (asking for replacements) may go out, or null if none is needed: only
+   * after losing a parent leaves us below minParents, so a small swarm does not announce early
+   * forever, and never sooner than earlyAnnounceGapMs after the last announce.
+   */
+  private earlyAnnounceAt(): number | null {
     if (!this.announcedOnce || this.lostSinceAnnounce === 0 || this.activeParents() >= this.o.minParents) return null;
-    return this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs) <= now ? now : this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs);
+    return this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs);
   }
 
   private maybeAnnounce(): void {
     if (this.announcing) return;
     const now = this.clock.now();
-    const early = this.earlyAnnounceDue(now);
+    const early = this.earlyAnnounceAt();
     if (now < this.nextAnnounceAt && !(early !== null && early <= now)) return;
     const first = !this.announcedOnce;
     const wantParents = first ? this.o.wantParents : Math.max(0, this.o.wantParents - this.activeParents());
@@ -368,7 +383,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     try {
       this.target = await this.o.store.openTask(m);
     } catch (err) {
-      this.fatal = new DownloadError(isPeerError(err) ? err.code : 'STALLED', `cannot open task ${this.digest}: ${(err as Error).message}`, this.snapshot(), err);
+      this.fatal = new DownloadError(isPeerError(err) ? err.code : 'DOWNLOAD_FAILED', `cannot open task ${this.digest}: ${(err as Error).message}`, this.snapshot(), err);
       return;
     }
     this.manifest = m;
@@ -498,8 +513,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     if (!m || !target || this.backToSource || this.fatal || target.bitfield.isComplete()) return;
     const now = this.clock.now();
     const byCount = this.o.maxInFlight - this.inFlightRequests;
-    const byBytes = this.inFlightRequests === 0 ? 1 : Math.floor((this.o.maxInFlightBytes - this.inFlightBytes) / m.pieceSize);
-    const budget = Math.min(byCount, Math.max(byBytes, 0));
+    // One piece may always be in flight, however large pieces are relative to the byte budget.
+    const byBytes = Math.max(this.inFlightRequests === 0 ? 1 : 0, Math.floor((this.o.maxInFlightBytes - this.inFlightBytes) / m.pieceSize));
+    const budget = Math.min(byCount, byBytes);
     if (budget <= 0) return;
     const candidates: PickerParent[] = [];
     for (const p of this.parents.values()) {
@@ -524,8 +540,15 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     }
   }
 
+  /**
+   * Base + size at the slowest rate we tolerate. Tokens are taken before the request starts, so
+   * the cap does not slow the transfer itself; a tight cap (shared by concurrent requests) still
+   * lowers the rate we expect, so the timeout grows with it rather than dropping good parents.
+   */
   private pieceTimeoutMs(length: number): number {
-    return this.o.pieceTimeoutBaseMs + (length / this.o.pieceTimeoutMinBps) * 1000;
+    const capped = this.opts.limiter?.rate ? this.opts.limiter.rate / this.o.maxInFlight : Infinity;
+    const bps = Math.min(this.o.pieceTimeoutMinBps, capped);
+    return this.o.pieceTimeoutBaseMs + (length / bps) * 1000;
   }
 
   private startFetch(piece: number, p: ParentState): void {
@@ -538,7 +561,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.inFlightBytes += length;
     void this.fetch(piece, p, ctl, length)
       .catch((err: unknown) => {
-        this.fatal ??= new DownloadError(isPeerError(err) ? err.code : 'STALLED', `storing piece ${piece} of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+        this.fatal ??= new DownloadError(isPeerError(err) ? err.code : 'DOWNLOAD_FAILED', `storing piece ${piece} of ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
       })
       .finally(() => {
         const r = this.inFlight.get(piece);
@@ -553,67 +576,96 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   /** One request. Transport trouble is the parent's fault; a storage error is ours (thrown: fatal). */
   private async fetch(piece: number, p: ParentState, ctl: AbortController, length: number): Promise<void> {
     const id = p.info.id;
-    let data: Buffer;
     const timer = new AbortController();
+    let wrote: boolean;
     try {
       await this.opts.limiter?.take(length, ctl.signal);
-      const timeoutMs = this.pieceTimeoutMs(length);
-      this.clock.sleep(timeoutMs, timer.signal).then(
+      this.clock.sleep(this.pieceTimeoutMs(length), timer.signal).then(
         () => ctl.abort(TIMEOUT),
         () => undefined,
       );
-      // Raced against the signal so a transport that ignores aborts cannot pin a request slot.
-      data = await raceAbort(this.o.transport.piece(p.info, this.digest, piece, ctl.signal, length), ctl.signal);
+      wrote = await this.fetchAndStore(piece, p, ctl.signal, length);
     } catch (err) {
-      const reason: unknown = ctl.signal.reason;
-      if (reason === CANCELLED || reason === DROPPED || reason === FINISHED || this.external?.aborted) return;
-      if (reason === TIMEOUT) return this.dropParent(p, 'unreachable', `piece ${piece} timed out after ${Math.round(this.pieceTimeoutMs(length))} ms`);
-      if (isTransportError(err, 'not-found')) {
-        // Its bitfield said otherwise; maybe it evicted the blob. Forget that piece there; three strikes and it goes.
-        p.view?.clear(piece);
-        if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
-        return;
-      }
-      if (isTransportError(err, 'busy')) {
-        p.pausedUntil = this.clock.now() + this.o.busyBackoffMs;
-        return;
-      }
-      if (isTransportError(err, 'refused')) return this.dropParent(p, 'refused', `piece ${piece}: ${(err as Error).message}`);
-      if (isTransportError(err, 'protocol')) {
-        this.stats.corruptPieces++;
-        return this.dropParent(p, 'corrupt-piece', `piece ${piece}: ${(err as Error).message}`);
-      }
-      return this.dropParent(p, 'unreachable', `piece ${piece}: ${(err as Error).message}`);
+      return this.fetchFailed(err, piece, p, ctl.signal, length);
     } finally {
       timer.abort();
-    }
-    // Even a cancelled endgame copy that arrived is worth writing if it is first.
-    let wrote: boolean;
-    try {
-      wrote = await this.target!.writePiece(piece, data);
-    } catch (err) {
-      if (isPeerError(err, 'PIECE_DIGEST_MISMATCH') || isPeerError(err, 'PIECE_SIZE_MISMATCH')) {
-        this.stats.corruptPieces++;
-        // Drop at once; reported at the next announce; the piece goes back to the pool for other parents.
-        return this.dropParent(p, 'corrupt-piece', (err as Error).message);
-      }
-      throw err;
+      // Releases a response body nobody read (e.g. the piece landed from another parent meanwhile).
+      if (!ctl.signal.aborted) ctl.abort(FINISHED);
     }
     if (!wrote) {
-      this.stats.wastedBytes += data.length;
+      this.stats.wastedBytes += length;
       return;
     }
     this.lastProgressAt = this.clock.now();
     this.stats.piecesFetched++;
-    p.bytes += data.length;
+    p.bytes += length;
     p.notFound = 0;
     if (this.stats.bytesByParent[id] === undefined) this.stats.parentsUsed++;
-    this.stats.bytesByParent[id] = (this.stats.bytesByParent[id] ?? 0) + data.length;
-    if (p.info.role === 'seed') this.stats.bytesFromSeed += data.length;
-    else this.stats.bytesFromPeers += data.length;
+    this.stats.bytesByParent[id] = (this.stats.bytesByParent[id] ?? 0) + length;
+    if (p.info.role === 'seed') this.stats.bytesFromSeed += length;
+    else this.stats.bytesFromPeers += length;
     // Endgame: the other copies of this piece are losers now.
     for (const [other, c] of this.inFlight.get(piece) ?? []) if (other !== id) c.abort(CANCELLED);
-    this.emit('piece', { index: piece, parentId: id, bytes: data.length, completed: this.target!.bitfield.count, total: this.manifest!.pieceDigests.length });
+    this.emit('piece', { index: piece, parentId: id, bytes: length, completed: this.target!.bitfield.count, total: this.manifest!.pieceDigests.length });
+  }
+
+  /**
+   * Streams the piece to disk when both the transport and the target can (no whole piece in
+   * memory), else fetches it into a buffer. Transport failures come out wrapped in SourceError.
+   */
+  private async fetchAndStore(piece: number, p: ParentState, signal: AbortSignal, length: number): Promise<boolean> {
+    const t = this.o.transport;
+    const target = this.target!;
+    if (t.pieceStream && target.writePieceStream) {
+      // Raced against the signal so a transport that ignores aborts cannot pin a request slot.
+      const body = await raceAbort(t.pieceStream(p.info, this.digest, piece, signal, length), signal).catch((err: unknown) => {
+        throw new SourceError(err);
+      });
+      return target.writePieceStream(piece, tagErrors(body));
+    }
+    const data = await raceAbort(t.piece(p.info, this.digest, piece, signal, length), signal).catch((err: unknown) => {
+      throw new SourceError(err);
+    });
+    try {
+      return await target.writePiece(piece, data);
+    } finally {
+      // writePiece has finished with the bytes (written or refused): the buffer may be reused.
+      t.release?.(data);
+    }
+  }
+
+  private fetchFailed(err: unknown, piece: number, p: ParentState, signal: AbortSignal, length: number): void {
+    if (isPeerError(err, 'PIECE_DIGEST_MISMATCH') || isPeerError(err, 'PIECE_SIZE_MISMATCH')) {
+      this.stats.corruptPieces++;
+      // Drop at once; reported at the next announce; the piece goes back to the pool for other parents.
+      return this.dropParent(p, 'corrupt-piece', (err as Error).message);
+    }
+    const reason: unknown = signal.reason;
+    if (reason === CANCELLED || reason === DROPPED || reason === FINISHED || this.external?.aborted) return;
+    if (reason === TIMEOUT) return this.dropParent(p, 'unreachable', `piece ${piece} timed out after ${Math.round(this.pieceTimeoutMs(length))} ms`);
+    if (!(err instanceof SourceError)) {
+      if (signal.aborted) return;
+      // Not the parent's fault: the disk (ENOSPC, EIO) or a closed task. Fatal for this download.
+      throw err;
+    }
+    const cause = err.cause;
+    const msg = `piece ${piece}: ${(cause as Error)?.message ?? String(cause)}`;
+    if (isTransportError(cause, 'not-found')) {
+      // Its bitfield said otherwise; maybe it evicted the blob. Forget that piece there; three strikes and it goes.
+      p.view?.clear(piece);
+      if (++p.notFound >= 3) this.dropParent(p, 'refused', `${msg} (three times)`);
+      return;
+    }
+    if (isTransportError(cause, 'busy')) {
+      p.pausedUntil = this.clock.now() + this.o.busyBackoffMs;
+      return;
+    }
+    if (isTransportError(cause, 'refused')) return this.dropParent(p, 'refused', msg);
+    if (isTransportError(cause, 'protocol')) {
+      this.stats.corruptPieces++;
+      return this.dropParent(p, 'corrupt-piece', msg);
+    }
+    return this.dropParent(p, 'unreachable', msg);
   }
 
   // ---- completion, timing --------------------------------------------------------------------
@@ -628,7 +680,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
         this.log?.warn({ digest: this.digest, detail: err.detail }, 'pieces changed on disk; fetching them again');
         return null;
       }
-      throw new DownloadError(isPeerError(err) ? err.code : 'STALLED', `finalizing ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
+      throw new DownloadError(isPeerError(err) ? err.code : 'DOWNLOAD_FAILED', `finalizing ${this.digest} failed: ${(err as Error).message}`, this.snapshot(), err);
     }
     this.stopAll(FINISHED);
     await this.finalAnnounce('done');
@@ -657,7 +709,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     let t = now + 60_000;
     if (!this.announcing) {
       t = Math.min(t, this.nextAnnounceAt);
-      const early = this.earlyAnnounceDue(now);
+      const early = this.earlyAnnounceAt();
       if (early !== null) t = Math.min(t, early);
     }
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
@@ -717,4 +769,21 @@ function raceAbort<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+/** A failure of the transport (as opposed to our disk), carried through the store's write. */
+class SourceError extends Error {
+  constructor(cause: unknown) {
+    super((cause as Error)?.message ?? String(cause), { cause });
+    this.name = 'SourceError';
+  }
+}
+
+/** Marks errors raised while iterating a response body as the transport's. */
+async function* tagErrors(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of body) yield chunk;
+  } catch (err) {
+    throw new SourceError(err);
+  }
 }

@@ -21,7 +21,9 @@ export type PeerErrorCode =
   | 'SIZE_MISMATCH'
   /** Downloader: no new piece for stallTimeoutMs, or no manifest for manifestTimeoutMs. */
   | 'STALLED'
-  | 'ABORTED';
+  | 'ABORTED'
+  /** Downloader: anything else (a disk error such as ENOSPC, a closed task); see the cause. */
+  | 'DOWNLOAD_FAILED';
 
 export class PeerError extends Error {
   readonly code: PeerErrorCode;

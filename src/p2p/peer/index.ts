@@ -22,4 +22,4 @@ export {
 } from './downloader.js';
 export { createPeerRoutes, type PeerRouteStats, type PeerRoutes, type PeerRoutesOptions } from './server-routes.js';
 export { HttpPeerTransport, HttpSchedulerClient, type HttpSchedulerClientOptions, type HttpTransportOptions } from './http-transport.js';
-export { LocalTransport, type LocalPeerHooks } from './local-transport.js';
+export { LocalTransport, type LocalPeerHooks, type LocalTransportOptions } from './local-transport.js';

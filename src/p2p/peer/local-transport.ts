@@ -16,10 +16,35 @@ export interface LocalPeerHooks {
   before?: (kind: 'bitfield' | 'piece', index?: number) => void | Promise<void>;
 }
 
+export interface LocalTransportOptions {
+  clock?: Clock;
+  /** Also offer pieceStream (pieces in a few slices), so downloads take the streaming path. */
+  streaming?: boolean;
+}
+
 export class LocalTransport implements PeerTransport {
   private readonly peers = new Map<string, { store: PieceStore; hooks: LocalPeerHooks }>();
+  private readonly clock: Clock;
+  readonly pieceStream?: PeerTransport['pieceStream'];
 
-  constructor(private readonly clock: Clock = systemClock) {}
+  constructor(opts: LocalTransportOptions = {}) {
+    this.clock = opts.clock ?? systemClock;
+    if (opts.streaming) {
+      this.pieceStream = async (parent, digest, index, signal) => {
+        const data = await this.piece(parent, digest, index, signal);
+        const step = Math.max(1, Math.ceil(data.length / 3));
+        const self = this;
+        return (async function* () {
+          for (let off = 0; off < data.length; off += step) {
+            await Promise.resolve();
+            if (signal.aborted) throw new PeerTransportError('aborted', 'aborted', { cause: abortReason(signal) });
+            if (!self.peers.has(parent.id)) throw new PeerTransportError('unreachable', `${parent.id}: connection reset`);
+            yield data.subarray(off, off + step);
+          }
+        })();
+      };
+    }
+  }
 
   register(peerId: string, store: PieceStore, hooks: LocalPeerHooks = {}): void {
     this.peers.set(peerId, { store, hooks });

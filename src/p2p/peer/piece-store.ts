@@ -8,7 +8,7 @@
 //   tasks/<alg>-<hex>/{data,bitfield,manifest.json}   partial downloads (data is sparse)
 //   tmp/                              whole-blob writes in progress (emptied at open)
 import { EventEmitter } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, open, readFile, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';

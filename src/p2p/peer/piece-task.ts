@@ -5,16 +5,19 @@
 import { EventEmitter } from 'node:events';
 import { open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { Digest } from '../../oci/digest.js';
 import { parseDigest } from '../../oci/digest.js';
 import type { PieceManifest } from '../protocol.js';
 import { Bitfield } from './bitfield.js';
 import { PeerError } from './errors.js';
-import { ManifestHasher, pieceBounds } from './manifest.js';
+import { pieceBounds } from './manifest.js';
 import { abortReason } from './clock.js';
 
 const READ_CHUNK = 1024 * 1024;
+/** Streamed pieces reach the disk in blocks of this size (one per piece in flight is all the memory they take). */
+const STAGE_BYTES = 512 * 1024;
+const MAX_STAGE_BUFFERS = 8;
 
 export type PieceTaskState = 'partial' | 'finalizing' | 'complete' | 'closed';
 
@@ -23,6 +26,8 @@ export interface PieceTaskEvents {
   piece: [index: number];
   /** The blob is complete at its final path. */
   complete: [path: string];
+  /** A reader started waiting for a piece not held yet (hook it to TaskDownloader.setSequentialFrom). */
+  waiting: [index: number];
 }
 
 /** What the task needs from its store: where things go and what to do when it completes. */
@@ -59,6 +64,17 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
   private finalizing: Promise<string> | null = null;
   /** Bumped when the bytes move to a different inode (a whole blob written beside us), so open readers re-open. */
   private generation = 0;
+  // The whole-blob hash of the contiguous prefix of held pieces, advanced from disk in the
+  // background as pieces land, so finalize() only hashes what is left: little when pieces come
+  // roughly in order (a client streaming the blob, a resumed download), more after a purely
+  // rarest-first download.
+  private prefixHash: Hash;
+  private prefixNext = 0;
+  private prefixRun: Promise<void> | null = null;
+  private prefixBroken = false;
+  private prefixBuf: Buffer | null = null;
+  /** Reused staging blocks of streamed pieces (fewer big allocations for the GC to chase). */
+  private readonly stageBuffers: Buffer[] = [];
 
   /** @internal Created by PieceStore only. */
   constructor(
@@ -75,8 +91,10 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     this.bits = bits;
     this.fh = fh;
     this.taskState = fh ? 'partial' : 'complete';
+    this.prefixHash = createHash(parseDigest(this.digest).algorithm);
     // Many readers may wait on one task (streaming clients, long-polls); that is not a leak.
     this.setMaxListeners(0);
+    this.advancePrefix();
   }
 
   get state(): PieceTaskState {
@@ -146,6 +164,88 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     }
   }
 
+  /**
+   * The streaming form of writePiece: bytes go to the piece's place in the data file as they
+   * arrive (staged in small blocks, hashed on the way), so a piece is never held in memory whole.
+   * The piece is marked held only if the full length arrived and the digest matches; until then
+   * its byte range is not readable, so a bad or cut-off stream leaves nothing visible. When
+   * another copy of the piece is being written (endgame), this copy is buffered and handed to
+   * writePiece instead, so two writers never share a byte range.
+   */
+  async writePieceStream(index: number, source: AsyncIterable<Uint8Array>): Promise<boolean> {
+    this.checkIndex(index);
+    if (this.bits.has(index) || this.taskState === 'complete' || this.taskState === 'finalizing') return false;
+    if (this.taskState === 'closed') throw new PeerError('TASK_CLOSED', `task ${this.digest} is closed`);
+    const { length } = pieceBounds(this.manifest, index);
+    if (this.writing.has(index)) return this.writePiece(index, await collectPiece(source, length, index, this.digest));
+    const write = this.streamVerified(index, source);
+    this.writing.set(index, write);
+    try {
+      return await write;
+    } finally {
+      if (this.writing.get(index) === write) this.writing.delete(index);
+    }
+  }
+
+  private async streamVerified(index: number, source: AsyncIterable<Uint8Array>): Promise<boolean> {
+    const fh = this.fh;
+    if (!fh) return false;
+    const { offset, length } = pieceBounds(this.manifest, index);
+    const expected = this.manifest.pieceDigests[index]!;
+    const algorithm = parseDigest(expected).algorithm;
+    const hash = createHash(algorithm);
+    const stage = this.stageBuffers.pop() ?? Buffer.allocUnsafeSlow(STAGE_BYTES);
+    let staged = 0;
+    let written = 0;
+    let received = 0;
+    const room = Math.max(1, Math.min(STAGE_BYTES, length));
+    const flush = async () => {
+      for (let done = 0; done < staged; ) {
+        const { bytesWritten } = await fh.write(stage, done, staged - done, offset + written + done);
+        done += bytesWritten;
+      }
+      written += staged;
+      staged = 0;
+    };
+    try {
+      for await (const chunk of source) {
+        if (received + chunk.length > length) {
+          throw new PeerError('PIECE_SIZE_MISMATCH', `piece ${index} of ${this.digest} is longer than ${length} bytes`, { detail: { index, expected: length } });
+        }
+        hash.update(chunk);
+        received += chunk.length;
+        for (let off = 0; off < chunk.length; ) {
+          const n = Math.min(room - staged, chunk.length - off);
+          stage.set(chunk.subarray(off, off + n), staged);
+          staged += n;
+          off += n;
+          if (staged === room) await flush();
+        }
+      }
+      await flush();
+    } catch (err) {
+      // The file was closed under us because the blob completed another way: not our problem.
+      if (this.taskState !== 'partial' && !(err instanceof PeerError)) return false;
+      throw err;
+    } finally {
+      if (this.stageBuffers.length < MAX_STAGE_BUFFERS) this.stageBuffers.push(stage);
+    }
+    if (received !== length) {
+      throw new PeerError('PIECE_SIZE_MISMATCH', `piece ${index} of ${this.digest} is ${length} bytes, got ${received}`, { detail: { index, expected: length, actual: received } });
+    }
+    const actual = `${algorithm}:${hash.digest('hex')}`;
+    if (actual !== expected) {
+      throw new PeerError('PIECE_DIGEST_MISMATCH', `piece ${index} of ${this.digest} hashes to ${actual}, not ${expected}`, { detail: { index, expected, actual } });
+    }
+    try {
+      if (this.host.durable && length > 0) await fh.datasync();
+    } catch (err) {
+      if (this.taskState !== 'partial') return false;
+      throw err;
+    }
+    return this.markHeld(index);
+  }
+
   private async writeVerified(index: number, offset: number, data: Uint8Array): Promise<boolean> {
     const fh = this.fh;
     if (!fh) return false;
@@ -162,11 +262,16 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       if (this.taskState !== 'partial') return false;
       throw err;
     }
+    return this.markHeld(index);
+  }
+
+  private markHeld(index: number): boolean {
     if (this.taskState !== 'partial') return false;
     if (!this.bits.set(index)) return false;
     this.schedulePersist();
     this.wake(index);
     this.emit('piece', index);
+    if (index === this.prefixNext) this.advancePrefix();
     return true;
   }
 
@@ -209,6 +314,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     if (this.bits.has(index)) return Promise.resolve();
     if (this.taskState === 'closed') return Promise.reject(new PeerError('TASK_CLOSED', `task ${this.digest} is closed`));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
+    this.emit('waiting', index);
     return new Promise<void>((resolve, reject) => {
       let set = this.waiters.get(index);
       if (!set) this.waiters.set(index, (set = new Set()));
@@ -300,25 +406,32 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       await Promise.all(this.writing.values());
       await this.persisting;
       if (this.host.durable) await fh.sync();
-      const hasher = new ManifestHasher(this.digest, this.manifest.pieceSize);
-      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, this.manifest.size)));
-      for (let pos = 0; pos < this.manifest.size; ) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, this.manifest.size - pos), pos);
-        if (bytesRead === 0) break;
-        hasher.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-      }
+      // Finish the whole-blob hash from disk: the background prefix hash stops at piece boundaries.
+      await this.prefixRun;
+      if (this.prefixBroken) this.resetPrefix();
       try {
-        hasher.finish();
-      } catch (err) {
+        await this.hashPrefix(() => true);
+      } catch {
+        // A short read means the data file lost bytes: fall through to the per-piece check.
+      }
+      const algorithm = parseDigest(this.digest).algorithm;
+      const actual = this.prefixNext === this.numPieces ? `${algorithm}:${this.prefixHash.digest('hex')}` : 'unreadable';
+      this.prefixHash = createHash(algorithm);
+      this.prefixBuf = null;
+      this.stageBuffers.length = 0;
+      if (actual !== this.digest) {
+        this.resetPrefix();
         // Which is wrong, the disk or the manifest? Pieces that no longer match are the disk's fault.
         const bad = await this.reverifyPieces();
         if (bad.length > 0) {
           this.taskState = 'partial';
           this.schedulePersist();
-          throw new PeerError('PIECES_CORRUPT_ON_DISK', `${bad.length} piece(s) of ${this.digest} changed on disk and were cleared for re-fetch`, { detail: { pieces: bad }, cause: err });
+          this.advancePrefix();
+          throw new PeerError('PIECES_CORRUPT_ON_DISK', `${bad.length} piece(s) of ${this.digest} changed on disk and were cleared for re-fetch`, { detail: { pieces: bad } });
         }
-        throw err;
+        throw new PeerError('BLOB_DIGEST_MISMATCH', `every piece matches but the blob hashes to ${actual}, not ${this.digest}: the piece manifest is wrong`, {
+          detail: { expected: this.digest, actual, size: this.manifest.size },
+        });
       }
       await fh.close();
       this.fh = null;
@@ -331,6 +444,44 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       if (this.taskState === 'finalizing') this.taskState = this.fh ? 'partial' : 'closed';
       throw err;
     }
+  }
+
+  /** Starts (if idle) hashing held pieces that extend the contiguous prefix, in the background. */
+  private advancePrefix(): void {
+    if (this.prefixRun || this.prefixBroken || this.taskState !== 'partial' || !this.bits.has(this.prefixNext)) return;
+    this.prefixRun = this.hashPrefix(() => this.taskState === 'partial')
+      .catch(() => {
+        this.prefixBroken = true;
+      })
+      .finally(() => {
+        this.prefixRun = null;
+        this.prefixBuf = null;
+        // A piece may have landed between the loop's last check and now.
+        this.advancePrefix();
+      });
+  }
+
+  /** Feeds held pieces from prefixNext on into the whole-blob hash, reading them from disk. */
+  private async hashPrefix(go: () => boolean): Promise<void> {
+    const fh = this.fh;
+    if (!fh) throw new PeerError('TASK_CLOSED', `task ${this.digest} has no data file`);
+    while (go() && this.prefixNext < this.numPieces && this.bits.has(this.prefixNext)) {
+      const { offset, length } = pieceBounds(this.manifest, this.prefixNext);
+      const buf = (this.prefixBuf ??= Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(1, this.manifest.pieceSize))));
+      for (let pos = offset; pos < offset + length; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, offset + length - pos), pos);
+        if (bytesRead === 0) throw new PeerError('PIECE_NOT_HELD', `data file of ${this.digest} is short at ${pos}`);
+        this.prefixHash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
+      this.prefixNext++;
+    }
+  }
+
+  private resetPrefix(): void {
+    this.prefixHash = createHash(parseDigest(this.digest).algorithm);
+    this.prefixNext = 0;
+    this.prefixBroken = false;
   }
 
   /** Re-hashes each held piece from disk; clears those that do not match. Returns their indices. */
@@ -374,8 +525,10 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     if (wasPartial) this.taskState = 'closed';
     await Promise.allSettled(this.writing.values());
     await this.persisting;
+    await this.prefixRun;
     const fh = this.fh;
     this.fh = null;
+    this.stageBuffers.length = 0;
     await fh?.close().catch(() => undefined);
     if (wasPartial) this.failWaiters(new PeerError('TASK_CLOSED', `task ${this.digest} is closed`));
   }
@@ -431,7 +584,8 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     const files = this.files!;
     while (this.persistDirty) {
       this.persistDirty = false;
-      if (this.taskState === 'complete' || this.taskState === 'closed') return;
+      // 'closed' still writes: close() flushes the last bits before it lets go of the task.
+      if (this.taskState === 'complete') return;
       const body = JSON.stringify({ v: 1, total: this.numPieces, bitfield: this.bits.toBase64() });
       const tmp = `${files.bitfield}.tmp`;
       try {
@@ -442,6 +596,19 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       }
     }
   }
+}
+
+/** Reads a piece's stream into memory (exactly `length` bytes, else PIECE_SIZE_MISMATCH). */
+async function collectPiece(source: AsyncIterable<Uint8Array>, length: number, index: number, digest: Digest): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let off = 0;
+  for await (const chunk of source) {
+    if (off + chunk.length > length) throw new PeerError('PIECE_SIZE_MISMATCH', `piece ${index} of ${digest} is longer than ${length} bytes`);
+    buf.set(chunk, off);
+    off += chunk.length;
+  }
+  if (off !== length) throw new PeerError('PIECE_SIZE_MISMATCH', `piece ${index} of ${digest} is ${length} bytes, got ${off}`);
+  return buf;
 }
 
 /** Parses a persisted bitfield file; anything unexpected yields an empty bitfield (re-fetch is safe). */

@@ -65,10 +65,11 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     return typeof header === 'string' && timingSafeEqual(sha256(header), tokenHash);
   };
 
-  async function bitfield(req: IncomingMessage, res: ServerResponse, digest: Digest, query: URLSearchParams): Promise<void> {
+  async function bitfield(res: ServerResponse, digest: Digest, query: URLSearchParams): Promise<void> {
     stats.bitfieldRequests++;
     const since = intParam(query.get('since'));
-    const waitMs = Math.min(maxWaitMs, intParam(query.get('waitMs')) ?? 0);
+    // After close() nobody waits: answer at once.
+    const waitMs = closing.signal.aborted ? 0 : Math.min(maxWaitMs, intParam(query.get('waitMs')) ?? 0);
     let task = await store.lookup(digest);
     if (!task && since !== undefined && waitMs > 0) task = await waitForTask(store, digest, waitMs, res, closing.signal);
     if (!task) return sendError(res, 404, 'TASK_UNKNOWN', `no task for ${digest} here`);
@@ -131,7 +132,7 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     }
     if (!isDigest(digest)) return sendError(res, 400, 'DIGEST_INVALID', 'invalid digest');
     if (opts.authorize && !(await opts.authorize(req, digest))) return sendError(res, 403, 'DENIED', `not allowed to read ${digest}`);
-    if (m[2] === 'bitfield') return bitfield(req, res, digest, new URLSearchParams(q === -1 ? '' : raw.slice(q + 1)));
+    if (m[2] === 'bitfield') return bitfield(res, digest, new URLSearchParams(q === -1 ? '' : raw.slice(q + 1)));
     return piece(req, res, digest, Number(m[3]));
   }
 

@@ -66,7 +66,7 @@ describe('RateLimiter', () => {
     const ms = performance.now() - t0;
     // (1 MiB - 256 KiB burst) / 4 MiB/s = 187.5 ms
     assert.ok(ms >= 170, `took ${ms} ms`);
-    assert.ok(ms < 600, `took ${ms} ms`);
+    assert.ok(ms < 1500, `took ${ms} ms`);
   });
 
   it('gives tokens back on abort', async () => {

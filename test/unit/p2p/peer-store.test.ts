@@ -115,12 +115,14 @@ describe('PieceStore', () => {
     const blob = randomBytes(PS * 3);
     const m = manifestOf(blob);
     const task = await store.openTask(m);
-    for (let i = 0; i < 3; i++) await task.writePiece(i, piece(blob, i));
+    // Pieces 1 and 2 first: the background whole-blob hash cannot start before piece 0 is held.
+    for (const i of [1, 2]) await task.writePiece(i, piece(blob, i));
     // Simulate a disk fault under the store.
     const { open } = await import('node:fs/promises');
     const fh = await open(join(dir, 'tasks', `sha256-${m.digest.slice(7)}`, 'data'), 'r+');
     await fh.write(Buffer.from('garbage'), 0, 7, PS + 10);
     await fh.close();
+    await task.writePiece(0, piece(blob, 0));
     await assert.rejects(task.finalize(), (e) => isPeerError(e, 'PIECES_CORRUPT_ON_DISK') && JSON.stringify(e.detail) === '{"pieces":[1]}');
     assert.equal(task.has(1), false);
     await task.writePiece(1, piece(blob, 1));
