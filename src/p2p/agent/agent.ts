@@ -3,6 +3,7 @@
 // the registry (HEAD with the caller's credentials) and then served from the swarm. Whenever the
 // swarm cannot deliver, the agent falls back to the registry and says so (log, metrics, /status).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { Counter, Histogram } from 'prom-client';
@@ -222,10 +223,13 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       stream.on('data', (c: Buffer) => (sent += c.length));
       // A swarm failure must end the stream so the fallback below can take over.
       job.result.catch((err) => stream.destroy(err as Error));
-      await pipeline(stream, res);
+      // Not pipeline(): it would destroy the response on a swarm error, and the fallback below
+      // needs the response open to continue from the registry where the swarm stopped.
+      await pipeKeepOpen(stream, res);
+      res.end();
       observe('swarm');
     } catch (err) {
-      if (res.destroyed) return;
+      if (res.destroyed || res.writableEnded) return;
       noteFallback(digest, repo, sent === 0 ? 'swarm-unavailable' : 'swarm-failed-midway', err);
       await resumeFromRegistry(req, res, repo, digest, start + sent, end, sent === 0 ? writeHead : undefined);
       observe('origin');
@@ -245,6 +249,23 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     }
     writeHead?.();
     await pipeline(upstream.body, pace(node.limits.backToSource, { onBytes: (n) => node.bytes.inc({ source: 'origin' }, n) }), res);
+  }
+
+  function pipeKeepOpen(src: Readable, dst: ServerResponse): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onClose = () => reject(new Error('client went away'));
+      dst.once('close', onClose);
+      src.once('error', (e) => {
+        src.unpipe(dst);
+        dst.off('close', onClose);
+        reject(e);
+      });
+      src.once('end', () => {
+        dst.off('close', onClose);
+        resolve();
+      });
+      src.pipe(dst, { end: false });
+    });
   }
 
   async function serveCorrupt(req: IncomingMessage, res: ServerResponse, n: PeerNode) {

@@ -66,6 +66,9 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
   const routes = createPeerRoutes({
     store,
     uploadLimiter: limits.upload,
+    // A capped uplink split among too many children makes every piece slow; past this many
+    // concurrent uploads children get 503 and ask another parent.
+    maxConcurrentUploads: o.uploadBps ? Math.min(32, Math.max(2, Math.ceil(o.uploadBps / (1024 * 1024)))) : 32,
     clusterToken: o.clusterToken,
     onBytesServed: (n) => bytes.inc({ source: 'uploaded' }, n),
     onError: (err, req) => o.log.warn({ err, path: req.url }, 'peer request failed'),

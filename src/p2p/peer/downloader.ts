@@ -86,10 +86,10 @@ export interface TaskDownloaderOptions {
   seedParentLimit?: number;
   /** Long-poll wait asked of parents' bitfield endpoint. Default 5000 ms. */
   bitfieldWaitMs?: number;
-  /** Piece timeout = base + size / minBps. Defaults 5000 ms and 1 MiB/s (Kraken allows 4 s/MB). */
+  /** Piece timeout = base + size / minBps. Defaults 5000 ms and 128 KiB/s: a parent sharing a capped uplink among many children is slow, not dead (Kraken allows 4 s/MB). */
   pieceTimeoutBaseMs?: number;
   pieceTimeoutMinBps?: number;
-  /** Fail with STALLED when no piece lands for this long (at least two piece timeouts). Default 30 s. */
+  /** Fail with STALLED when no piece lands for this long (at least two piece timeouts). Default 120 s. */
   stallTimeoutMs?: number;
   /** Fail with STALLED when the scheduler has no manifest for this long. Default 120 s. */
   manifestTimeoutMs?: number;
@@ -225,8 +225,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
       bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
       pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
-      pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? MiB),
-      stallTimeoutMs: opts.stallTimeoutMs ?? 30_000,
+      pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? 128 * 1024),
+      stallTimeoutMs: opts.stallTimeoutMs ?? 120_000,
       manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
       earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
       banMs: opts.banMs ?? 30_000,
