@@ -6,6 +6,7 @@ import { startRegistry, openStores } from '../server/registry-process.js';
 import { createLogger } from '../server/logger.js';
 import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
+import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
 
 const program = new Command();
@@ -99,6 +100,7 @@ program
   });
 
 registerP2pCommands(program);
+registerSimCommand(program);
 registerAllInOne(program);
 
 function loadOrExit(raw: Record<string, unknown>) {

@@ -1,0 +1,351 @@
+// The "thin" engine: per agent and layer, a synchronous loop that follows TaskDownloader's rules
+// (src/p2p/peer/downloader.ts) step for step, with the REAL PiecePicker choosing every piece and
+// the REAL SchedulerCore (through SimScheduler) answering every announce. It exists because the
+// real TaskDownloader costs ~0.3-0.5 ms of CPU per piece in virtual time (its AbortControllers,
+// long polls and promise chains), which is ~15 minutes for 10,000 nodes x 256 pieces; this loop
+// costs a few µs per piece. What differs from the real one, on purpose:
+//  - a parent's bitfield is read live (the real one long-polls it: one RTT later);
+//  - announces are answered at once (no HTTP round trip);
+//  - piece timeouts are checked at the loop's deadlines instead of one timer per request.
+// The rules kept: wantParents/minParents/maxParents, early announce after losing parents, bans,
+// reports (badPeers), busy back-off, three not-founds, per-parent and global in-flight limits,
+// byte budget, piece timeout, stall timeout, endgame (picker) with losers cancelled, back-to-source.
+// test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
+import type { AnnounceResponse, BadPeerReport, PeerInfo, TaskState } from '../../p2p/protocol.js';
+import { PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
+import { pieceBounds } from '../../p2p/peer/manifest.js';
+import type { Bitfield } from '../../p2p/peer/bitfield.js';
+import { seededRandom } from '../../p2p/scheduler/random.js';
+import type { TransportErrorKind } from '../../p2p/peer/errors.js';
+import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
+import { downloaderDefaults, type DownloaderKnobs } from './knobs.js';
+
+interface TParent {
+  host: SimHost;
+  id: string;
+  limit: number;
+  /** The parent's holding of this layer: its live bitfield is our view of it. */
+  holding: Holding;
+  pausedUntil: number;
+  notFound: number;
+}
+
+interface Live {
+  req: PieceRequest;
+  parent: TParent;
+  deadline: number;
+}
+
+export class ThinEngine implements PeerEngine {
+  readonly name = 'thin' as const;
+  readonly k: DownloaderKnobs;
+  private readonly running = new Map<SimHost, Set<ThinDownload>>();
+
+  constructor(readonly world: World) {
+    this.k = downloaderDefaults(world.downloaderOptions);
+  }
+
+  start(host: SimHost, layer: Layer, done: (r: LayerOutcome) => void): void {
+    const d = new ThinDownload(this, host, layer, (r) => {
+      this.running.get(host)?.delete(d);
+      done(r);
+    });
+    let set = this.running.get(host);
+    if (!set) this.running.set(host, (set = new Set()));
+    set.add(d);
+    d.tick();
+  }
+
+  onPiece(_host: SimHost, holding: Holding, index: number): void {
+    const children = holding.listeners as Set<ThinDownload> | null;
+    if (!children) return;
+    for (const c of children) c.parentHas(index);
+  }
+
+  kill(host: SimHost, crash: boolean): void {
+    for (const d of this.running.get(host) ?? []) d.die();
+    this.running.delete(host);
+    if (!crash) return;
+    // Children polling its bitfield see the connection refused within half an RTT.
+    for (const x of host.holdings) {
+      const children = x?.listeners as Set<ThinDownload> | null;
+      if (!children) continue;
+      for (const c of [...children]) this.world.time.after(this.world.topo.rtt(host, c.host) / 2, () => c.parentGone(host.id));
+    }
+  }
+}
+
+class ThinDownload {
+  private readonly w: World;
+  private readonly k: DownloaderKnobs;
+  private readonly picker: PiecePicker;
+  private readonly parents = new Map<string, TParent>();
+  private readonly banned = new Map<string, number>();
+  /** piece -> parent ids asked (what the picker reads) and the requests themselves. */
+  private readonly inFlight = new Map<number, Set<string>>();
+  private readonly live = new Map<number, Map<string, Live>>();
+  private nReq = 0;
+  private nBytes = 0;
+  private reports: BadPeerReport[] = [];
+  private have: Bitfield | null = null;
+  private announcedOnce = false;
+  private intervalMs = 3000;
+  private nextAnnounceAt = 0;
+  private lastAnnounceAt = -Infinity;
+  private lost = 0;
+  private readonly startedAt: number;
+  private lastProgressAt: number;
+  private timerAt = Infinity;
+  /** Earliest piece deadline among requests in flight (lower bound; refreshed by nextDeadline). */
+  private reqDeadline = Infinity;
+  private timerVer = 0;
+  private ended = false;
+
+  constructor(
+    private readonly eng: ThinEngine,
+    readonly host: SimHost,
+    private readonly layer: Layer,
+    private readonly done: (r: LayerOutcome) => void,
+  ) {
+    this.w = eng.world;
+    this.k = eng.k;
+    this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: seededRandom((this.w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0) });
+    this.startedAt = this.lastProgressAt = this.w.time.now();
+  }
+
+  /** One turn of TaskDownloader.run()'s loop. */
+  tick(): void {
+    if (this.ended) return;
+    const now = this.w.time.now();
+    if (this.have?.isComplete()) return this.finish('done');
+    this.maybeAnnounce(now);
+    if (this.ended) return;
+    if (this.have?.isComplete()) return this.finish('done');
+    if (now >= this.reqDeadline) this.expireRequests(now);
+    this.schedule(now);
+    if (this.stalled(now)) return this.finish('failed');
+    this.arm(this.nextDeadline(now));
+  }
+
+  // --- scheduler -----------------------------------------------------------------------------
+
+  private maybeAnnounce(now: number): void {
+    const early = this.earlyAt();
+    if (now < this.nextAnnounceAt && !(early !== null && early <= now)) return;
+    const first = !this.announcedOnce;
+    const res = this.announce(first ? 'started' : 'downloading', first ? this.k.wantParents : Math.max(0, this.k.wantParents - this.parents.size));
+    this.announcedOnce = true;
+    this.lastAnnounceAt = now;
+    this.lost = 0;
+    this.intervalMs = Math.max(100, res.announceIntervalMs);
+    this.nextAnnounceAt = now + this.intervalMs;
+    if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
+    if (res.pieces && !this.have) {
+      this.have = this.w.holding(this.host, this.layer).bf;
+      this.lastProgressAt = now;
+    }
+    for (const p of res.parents) this.addParent(p, now);
+  }
+
+  private announce(state: TaskState, wantParents: number): AnnounceResponse {
+    const badPeers = this.reports;
+    this.reports = [];
+    return this.w.sched!.announce({
+      peer: this.host.info,
+      task: { digest: this.layer.digest, size: this.layer.size, repo: 'sim/app' },
+      state,
+      completedPieces: this.have?.count ?? 0,
+      wantParents,
+      ...(badPeers.length > 0 ? { badPeers } : {}),
+    });
+  }
+
+  private earlyAt(): number | null {
+    if (!this.announcedOnce || this.lost === 0 || this.parents.size >= this.k.minParents) return null;
+    return this.lastAnnounceAt + Math.min(this.intervalMs, this.k.earlyAnnounceGapMs);
+  }
+
+  // --- parents -------------------------------------------------------------------------------
+
+  private addParent(info: PeerInfo, now: number): void {
+    if (info.id === this.host.id || this.parents.has(info.id)) return;
+    const until = this.banned.get(info.id);
+    if (until !== undefined && until > now) return;
+    this.banned.delete(info.id);
+    if (this.parents.size >= this.k.maxParents) return;
+    const host = this.w.byId.get(info.id);
+    if (!host) return;
+    const holding = this.w.holding(host, this.layer);
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, notFound: 0 };
+    this.parents.set(info.id, p);
+    let l = holding.listeners as Set<ThinDownload> | null;
+    if (!l) holding.listeners = l = new Set<ThinDownload>();
+    l.add(this);
+  }
+
+  private dropParent(p: TParent, reason: BadPeerReport['reason'], detail: string): void {
+    if (this.parents.get(p.id) !== p) return;
+    this.parents.delete(p.id);
+    (p.holding.listeners as Set<ThinDownload>).delete(this);
+    for (const [piece, reqs] of this.live) {
+      const r = reqs.get(p.id);
+      if (r) this.settle(piece, p.id, r, true);
+    }
+    this.reports.push({ peerId: p.id, reason, detail });
+    this.banned.set(p.id, reason === 'corrupt-piece' ? Infinity : this.w.time.now() + this.k.banMs);
+    this.lost++;
+  }
+
+  /** A parent's bitfield poll found it gone (connection refused). */
+  parentGone(id: string): void {
+    const p = this.parents.get(id);
+    if (!p || this.ended) return;
+    this.dropParent(p, 'unreachable', 'bitfield: connection refused');
+    this.tick();
+  }
+
+  /** A parent got piece `index`: worth a turn only if we could use it now. */
+  parentHas(index: number): void {
+    if (this.ended || !this.have || this.have.has(index) || this.inFlight.has(index) || this.budget() <= 0) return;
+    this.schedule(this.w.time.now());
+  }
+
+  // --- pieces --------------------------------------------------------------------------------
+
+  private budget(): number {
+    const byCount = this.k.maxInFlight - this.nReq;
+    const byBytes = Math.max(this.nReq === 0 ? 1 : 0, Math.floor((this.k.maxInFlightBytes - this.nBytes) / this.layer.pieceSize));
+    return Math.min(byCount, byBytes);
+  }
+
+  private schedule(now: number): void {
+    const have = this.have;
+    if (!have || this.ended || have.isComplete()) return;
+    const budget = this.budget();
+    if (budget <= 0) return;
+    const candidates: PickerParent[] = [];
+    for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push({ id: p.id, pieces: p.holding.bf, limit: p.limit });
+    if (candidates.length === 0) return;
+    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget });
+    for (const a of picks) {
+      const p = this.parents.get(a.parentId);
+      if (p) this.fetch(a.piece, p, now);
+    }
+  }
+
+  private fetch(piece: number, p: TParent, now: number): void {
+    const { length } = pieceBounds(this.layer, piece);
+    let ids = this.inFlight.get(piece);
+    if (!ids) {
+      this.inFlight.set(piece, (ids = new Set()));
+      this.live.set(piece, new Map());
+    }
+    ids.add(p.id);
+    this.nReq++;
+    this.nBytes += length;
+    const deadline = now + this.k.pieceTimeoutBaseMs + (length / this.k.pieceTimeoutMinBps) * 1000;
+    const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline };
+    this.live.get(piece)!.set(p.id, entry);
+    entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, (err) => this.landed(piece, p, entry, err));
+    if (deadline < this.reqDeadline) this.reqDeadline = deadline;
+    if (deadline < this.timerAt) this.arm(deadline);
+  }
+
+  private landed(piece: number, p: TParent, entry: Live, err: TransportErrorKind | null): void {
+    this.settle(piece, p.id, entry, false);
+    if (this.ended) return;
+    const now = this.w.time.now();
+    if (err === null) {
+      if (this.w.addPiece(this.host, this.layer, piece)) {
+        this.lastProgressAt = now;
+        p.notFound = 0;
+        // Endgame: the other copies of this piece lost.
+        const rest = this.live.get(piece);
+        if (rest) for (const [id, r] of [...rest]) this.settle(piece, id, r, true);
+      }
+    } else if (err === 'not-found') {
+      if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
+    } else if (err === 'busy') {
+      p.pausedUntil = now + this.k.busyBackoffMs;
+    } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);
+    else this.dropParent(p, 'unreachable', `piece ${piece}: ${err}`);
+    this.tick();
+  }
+
+  /** Forgets a request (cancelling its transfer when asked). */
+  private settle(piece: number, id: string, entry: Live, cancel: boolean): void {
+    const reqs = this.live.get(piece);
+    if (!reqs || reqs.get(id) !== entry) return;
+    reqs.delete(id);
+    const ids = this.inFlight.get(piece)!;
+    ids.delete(id);
+    if (ids.size === 0) {
+      this.inFlight.delete(piece);
+      this.live.delete(piece);
+    }
+    this.nReq--;
+    this.nBytes -= pieceBounds(this.layer, piece).length;
+    if (cancel) this.w.cancel(entry.req);
+  }
+
+  private expireRequests(now: number): void {
+    for (const reqs of this.live.values()) {
+      for (const e of reqs.values()) {
+        if (e.deadline <= now && this.parents.get(e.parent.id) === e.parent) this.dropParent(e.parent, 'unreachable', 'piece timed out');
+      }
+    }
+  }
+
+  // --- timing and the end --------------------------------------------------------------------
+
+  private stallLimit(): number {
+    return Math.max(this.k.stallTimeoutMs, 2 * (this.k.pieceTimeoutBaseMs + (this.layer.pieceSize / this.k.pieceTimeoutMinBps) * 1000));
+  }
+
+  private stalled(now: number): boolean {
+    if (!this.have) return now - this.startedAt > this.k.manifestTimeoutMs;
+    return now - this.lastProgressAt > this.stallLimit();
+  }
+
+  private nextDeadline(now: number): number {
+    let t = Math.min(now + 60_000, this.nextAnnounceAt);
+    const early = this.earlyAt();
+    if (early !== null) t = Math.min(t, early);
+    for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    let d = Infinity;
+    for (const reqs of this.live.values()) for (const e of reqs.values()) if (e.deadline < d) d = e.deadline;
+    this.reqDeadline = d;
+    t = Math.min(t, d);
+    return Math.min(t, this.have ? this.lastProgressAt + this.stallLimit() + 1 : this.startedAt + this.k.manifestTimeoutMs + 1);
+  }
+
+  private arm(t: number): void {
+    if (t >= this.timerAt && this.timerAt > this.w.time.now()) return;
+    this.timerAt = t;
+    const v = ++this.timerVer;
+    this.w.time.at(t, () => {
+      if (v !== this.timerVer) return;
+      this.timerAt = Infinity;
+      this.tick();
+    });
+  }
+
+  private finish(how: 'done' | 'failed' | 'back-to-source'): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.timerVer++;
+    for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
+    for (const p of this.parents.values()) (p.holding.listeners as Set<ThinDownload>).delete(this);
+    if (how !== 'back-to-source') this.announce(how, 0);
+    this.done(how === 'done' ? { kind: 'done' } : { kind: 'fallback', reason: how });
+  }
+
+  /** The host died: stop without a word (no final announce). */
+  die(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.timerVer++;
+    for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
+    for (const p of this.parents.values()) (p.holding.listeners as Set<ThinDownload>).delete(this);
+  }
+}

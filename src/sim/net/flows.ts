@@ -1,0 +1,443 @@
+// Flow-level network model: links with capacities, flows along paths of links, rates shared
+// max-min fairly (progressive filling). Rates change only when flows start or finish: the first
+// change after a quiet spell schedules one global recomputation `windowMs` later, and every start
+// and finish inside that window is folded into it (windowMs = 0: every change, exactly).
+// Between recomputations rates are constant, so finish times are exact and come from a heap.
+// A flow that starts inside a window does not wait for it: it takes the residual capacity of its
+// path (cap minus what current flows use), which never over-subscribes a link and is what a
+// pipelined download does anyway (a finished piece is replaced by a request on the same links).
+//
+// Why not exact incremental max-min per event: at 10,000 nodes the flows form one connected
+// component (children share parents' uplinks, parents share children's downlinks), so an exact
+// update is a global one, and there are ~5 million flow events. One global pass per window over
+// ~60,000 flows costs a few ms; the window (scenario default 10 ms, against pieces that take
+// 30-1000 ms) bounds how stale a rate can be, and REPORT.md shows how little the results move
+// between 0 (exact) and 20 ms. Flows live in typed arrays (struct of arrays): this
+// loop is most of the simulator's cost at scale.
+import type { VirtualTime } from '../engine/time.js';
+
+/** What callers hold: cancel or measure a flow through it. `id` is -1 once it ended. */
+export interface Flow {
+  id: number;
+  readonly bytes: number;
+  /** Bytes moved, set when the flow ends (finished or aborted). */
+  moved: number;
+  onDone: (() => void) | null;
+  /** The caller's own reference (the simulator's request). */
+  tag?: unknown;
+}
+
+export interface NetworkStats {
+  flowsStarted: number;
+  flowsFinished: number;
+  flowsAborted: number;
+  recomputes: number;
+  /** Wall ms spent in max-min recomputation. */
+  recomputeWallMs: number;
+}
+
+const MAX_PATH = 8;
+
+export class FlowNetwork {
+  // Links: capacity and current use in bytes per virtual ms; the flows on each (by slot).
+  private cap = new Float64Array(64);
+  private used = new Float64Array(64);
+  private links: number[][] = [];
+  private L = 0;
+  // Flows, by slot: progress, rate, place in the finish heap, path (and position in each link's list).
+  private rate = new Float64Array(1024);
+  private rem = new Float64Array(1024);
+  private at = new Float64Array(1024);
+  private fin = new Float64Array(1024);
+  private hIdx = new Int32Array(1024).fill(-1);
+  private mark = new Int32Array(1024);
+  private plen = new Uint8Array(1024);
+  private path = new Int32Array(1024 * MAX_PATH);
+  private pos = new Int32Array(1024 * MAX_PATH);
+  private handle: Array<Flow | null> = [];
+  private free: number[] = [];
+  private slots = 0;
+  /** Finish-time min-heap of flow slots. */
+  private heap: number[] = [];
+  private dirty = false;
+  private recomputeAt = Infinity;
+  private wakeAt = Infinity;
+  private wakeVersion = 0;
+  private epoch = 0;
+  // Scratch for progressive filling.
+  private lrem = new Float64Array(64);
+  private lcnt = new Int32Array(64);
+  private lheap = new Int32Array(64);
+  private lkey = new Float64Array(64);
+  /** Flows in progress. */
+  active = 0;
+  readonly stats: NetworkStats = { flowsStarted: 0, flowsFinished: 0, flowsAborted: 0, recomputes: 0, recomputeWallMs: 0 };
+
+  constructor(
+    private readonly time: VirtualTime,
+    /** Coalescing window for rate recomputation, virtual ms (0 = on every change). */
+    readonly windowMs = 10,
+  ) {}
+
+  /** Adds a link of `bytesPerSec` capacity; returns its id, or -1 for an unlimited link (never on a path). */
+  addLink(bytesPerSec: number): number {
+    if (!(bytesPerSec > 0) || !Number.isFinite(bytesPerSec)) return -1;
+    const l = this.L++;
+    if (l >= this.cap.length) {
+      this.cap = grow(this.cap, this.L * 2);
+      this.used = grow(this.used, this.L * 2);
+      this.lrem = new Float64Array(this.L * 2);
+      this.lcnt = new Int32Array(this.L * 2);
+      this.lheap = new Int32Array(this.L * 2);
+      this.lkey = new Float64Array(this.L * 2);
+    }
+    this.cap[l] = bytesPerSec / 1000;
+    this.links.push([]);
+    return l;
+  }
+
+  get linkCount(): number {
+    return this.L;
+  }
+
+  /** The flows in progress (a snapshot: safe to abort while iterating). */
+  flows(): Flow[] {
+    const out: Flow[] = [];
+    for (let s = 0; s < this.slots; s++) {
+      const f = this.handle[s];
+      if (f) out.push(f);
+    }
+    return out;
+  }
+
+  /** Current rate of a flow in bytes/s (0 once ended). */
+  rateOf(f: Flow): number {
+    return f.id >= 0 ? this.rate[f.id]! * 1000 : 0;
+  }
+
+  /** Bytes moved so far. */
+  transferred(f: Flow): number {
+    if (f.id < 0) return f.moved;
+    const s = f.id;
+    return f.bytes - Math.max(0, this.rem[s]! - this.rate[s]! * (this.time.now() - this.at[s]!));
+  }
+
+  /** Starts moving `bytes` along `path` (link ids; -1 entries are skipped); `onDone` runs when the last byte arrives. */
+  start(path: readonly number[], bytes: number, onDone: () => void): Flow {
+    const now = this.time.now();
+    const f: Flow = { id: -1, bytes, moved: 0, onDone };
+    this.stats.flowsStarted++;
+    let n = 0;
+    for (const l of path) if (l >= 0) n++;
+    if (n === 0 || bytes <= 0) {
+      // Nothing limits it: it lands at once (after the events already due now).
+      this.time.at(now, () => {
+        const cb = f.onDone;
+        if (!cb) return;
+        f.onDone = null;
+        f.moved = bytes;
+        this.stats.flowsFinished++;
+        cb();
+      });
+      return f;
+    }
+    if (n > MAX_PATH) throw new Error(`a path of ${n} links is longer than ${MAX_PATH}`);
+    const s = this.alloc();
+    f.id = s;
+    this.handle[s] = f;
+    this.active++;
+    let residual = Infinity;
+    let j = 0;
+    for (const l of path) {
+      if (l < 0) continue;
+      const list = this.links[l]!;
+      this.path[s * MAX_PATH + j] = l;
+      this.pos[s * MAX_PATH + j] = list.length;
+      list.push(s);
+      j++;
+      const r = this.cap[l]! - this.used[l]!;
+      if (r < residual) residual = r;
+    }
+    this.plen[s] = n;
+    // Provisional rate until the next recomputation: what the path has left.
+    const rate = residual > 1e-9 ? residual : 0;
+    this.rate[s] = rate;
+    this.rem[s] = bytes;
+    this.at[s] = now;
+    for (let k = 0; k < n; k++) this.used[this.path[s * MAX_PATH + k]!]! += rate;
+    this.fin[s] = rate > 0 ? now + bytes / rate : Infinity;
+    if (rate > 0) this.heapPush(s);
+    this.touch(now);
+    return f;
+  }
+
+  /** Stops a flow without calling its onDone (a peer died, a request was cancelled). */
+  abort(f: Flow): void {
+    f.onDone = null;
+    if (f.id < 0) return;
+    this.detach(f.id);
+    this.stats.flowsAborted++;
+    this.touch(this.time.now());
+  }
+
+  private alloc(): number {
+    const s = this.free.pop();
+    if (s !== undefined) return s;
+    const id = this.slots++;
+    if (id >= this.rate.length) {
+      const n = this.rate.length * 2;
+      this.rate = grow(this.rate, n);
+      this.rem = grow(this.rem, n);
+      this.at = grow(this.at, n);
+      this.fin = grow(this.fin, n);
+      const h = new Int32Array(n).fill(-1);
+      h.set(this.hIdx);
+      this.hIdx = h;
+      this.mark = grow(this.mark, n);
+      this.plen = grow(this.plen, n);
+      this.path = grow(this.path, n * MAX_PATH);
+      this.pos = grow(this.pos, n * MAX_PATH);
+    }
+    return id;
+  }
+
+  private detach(s: number): void {
+    const f = this.handle[s]!;
+    const now = this.time.now();
+    this.rem[s] = Math.max(0, this.rem[s]! - this.rate[s]! * (now - this.at[s]!));
+    // Keep what it moved on the handle: transferred() must still answer after the end.
+    f.moved = f.bytes - this.rem[s]!;
+    f.id = -1;
+    this.handle[s] = null;
+    this.active--;
+    if (this.hIdx[s]! >= 0) this.heapRemove(s);
+    const n = this.plen[s]!;
+    const r = this.rate[s]!;
+    for (let j = 0; j < n; j++) {
+      const l = this.path[s * MAX_PATH + j]!;
+      const list = this.links[l]!;
+      const idx = this.pos[s * MAX_PATH + j]!;
+      const last = list.pop()!;
+      if (last !== s) {
+        list[idx] = last;
+        // `last` sits on link l at some position of its own path: fix that position's index.
+        const lb = last * MAX_PATH;
+        const ln = this.plen[last]!;
+        for (let k = 0; k < ln; k++) if (this.path[lb + k] === l) this.pos[lb + k] = idx;
+      }
+      this.used[l] = list.length === 0 ? 0 : this.used[l]! - r;
+    }
+    this.rate[s] = 0;
+    this.free.push(s);
+  }
+
+  /** A change happened at `now`: make sure a recomputation is due within the window. */
+  private touch(now: number): void {
+    if (!this.dirty) {
+      this.dirty = true;
+      this.recomputeAt = now + this.windowMs;
+    }
+    this.reschedule();
+  }
+
+  private reschedule(): void {
+    const next = Math.min(this.heap.length > 0 ? this.fin[this.heap[0]!]! : Infinity, this.dirty ? this.recomputeAt : Infinity);
+    if (next === this.wakeAt) return;
+    if (next === Infinity || (next > this.wakeAt && this.wakeAt >= this.time.now())) {
+      // An earlier wake-up is already on the agenda; it will look again.
+      if (next === Infinity) this.wakeAt = Infinity;
+      return;
+    }
+    this.wakeAt = next;
+    const v = ++this.wakeVersion;
+    this.time.at(next, () => {
+      if (v === this.wakeVersion) this.wake();
+    });
+  }
+
+  private wake(): void {
+    const now = this.time.now();
+    this.wakeAt = Infinity;
+    if (this.dirty && this.recomputeAt <= now) this.recompute(now);
+    // Finish everything due now; callbacks run after, so they see a consistent network.
+    const done: Array<() => void> = [];
+    while (this.heap.length > 0 && this.fin[this.heap[0]!]! <= now) {
+      const s = this.heap[0]!;
+      const f = this.handle[s]!;
+      this.detach(s);
+      f.moved = f.bytes;
+      this.stats.flowsFinished++;
+      const cb = f.onDone;
+      f.onDone = null;
+      if (cb) done.push(cb);
+    }
+    if (done.length > 0 && !this.dirty) {
+      this.dirty = true;
+      this.recomputeAt = now + this.windowMs;
+    }
+    for (const cb of done) cb();
+    this.reschedule();
+  }
+
+  /**
+   * Max-min fair rates for every flow by progressive filling: repeatedly take the link with the
+   * lowest fair share (remaining capacity / unfixed flows), fix its flows at that share, take it
+   * off their other links. Shares only grow as filling proceeds (fixing flows at the lowest share
+   * leaves every other link's share the same or higher), so a link's heap key is a lower bound of
+   * its share: a popped link whose share grew past the next key goes back in with the new key.
+   */
+  private recompute(now: number): void {
+    const w0 = performance.now();
+    this.stats.recomputes++;
+    this.dirty = false;
+    this.recomputeAt = Infinity;
+    const { cap, links, lrem, lcnt, lheap, lkey, rate, rem, at, path, plen, mark, used } = this;
+    const epoch = ++this.epoch;
+    let hn = 0;
+    for (let l = 0; l < this.L; l++) {
+      used[l] = 0;
+      const n = links[l]!.length;
+      lcnt[l] = n;
+      if (n === 0) continue;
+      lrem[l] = cap[l]!;
+      lkey[l] = cap[l]! / n;
+      lheap[hn++] = l;
+    }
+    const down = (i: number, n: number) => {
+      const x = lheap[i]!;
+      const kx = lkey[x]!;
+      for (;;) {
+        const a = 2 * i + 1;
+        if (a >= n) break;
+        let c = a;
+        if (a + 1 < n && lkey[lheap[a + 1]!]! < lkey[lheap[a]!]!) c = a + 1;
+        if (lkey[lheap[c]!]! >= kx) break;
+        lheap[i] = lheap[c]!;
+        i = c;
+      }
+      lheap[i] = x;
+    };
+    const up = (i: number) => {
+      const x = lheap[i]!;
+      const kx = lkey[x]!;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (lkey[lheap[p]!]! <= kx) break;
+        lheap[i] = lheap[p]!;
+        i = p;
+      }
+      lheap[i] = x;
+    };
+    for (let i = (hn >> 1) - 1; i >= 0; i--) down(i, hn);
+    while (hn > 0) {
+      const l = lheap[0]!;
+      lheap[0] = lheap[--hn]!;
+      if (hn > 0) down(0, hn);
+      if (lcnt[l]! <= 0) continue;
+      const share = Math.max(0, lrem[l]! / lcnt[l]!);
+      if (hn > 0 && share > lkey[lheap[0]!]!) {
+        lkey[l] = share;
+        lheap[hn] = l;
+        up(hn++);
+        continue;
+      }
+      const flows = links[l]!;
+      for (let i = 0; i < flows.length; i++) {
+        const s = flows[i]!;
+        if (mark[s] === epoch) continue;
+        mark[s] = epoch;
+        // Settle progress at the old rate before the new one applies.
+        rem[s] = Math.max(0, rem[s]! - rate[s]! * (now - at[s]!));
+        at[s] = now;
+        rate[s] = share;
+        const b = s * MAX_PATH;
+        const n = plen[s]!;
+        for (let j = 0; j < n; j++) {
+          const k = path[b + j]!;
+          lrem[k] = lrem[k]! - share;
+          lcnt[k] = lcnt[k]! - 1;
+          used[k] = used[k]! + share;
+        }
+      }
+    }
+    // Finish times changed for (nearly) everyone: rebuild the finish heap in O(flows).
+    const heap = this.heap;
+    for (const s of heap) this.hIdx[s] = -1;
+    heap.length = 0;
+    for (let s = 0; s < this.slots; s++) {
+      if (this.handle[s] === null || this.handle[s] === undefined) continue;
+      const t = rate[s]! > 0 ? now + rem[s]! / rate[s]! : Infinity;
+      this.fin[s] = t;
+      if (t !== Infinity) {
+        this.hIdx[s] = heap.length;
+        heap.push(s);
+      }
+    }
+    for (let i = (heap.length >> 1) - 1; i >= 0; i--) this.heapDown(i);
+    this.stats.recomputeWallMs += performance.now() - w0;
+  }
+
+  // --- finish-time heap (indexed, so a flow can be removed in O(log n)) ------------------------
+
+  private heapPush(s: number): void {
+    this.hIdx[s] = this.heap.length;
+    this.heap.push(s);
+    this.heapUp(this.heap.length - 1);
+  }
+
+  private heapRemove(s: number): void {
+    const h = this.heap;
+    const i = this.hIdx[s]!;
+    this.hIdx[s] = -1;
+    const last = h.pop()!;
+    if (i < h.length) {
+      h[i] = last;
+      this.hIdx[last] = i;
+      this.heapUp(i);
+      if (this.hIdx[last] === i) this.heapDown(i);
+    }
+  }
+
+  private heapUp(i: number): void {
+    const h = this.heap;
+    const fin = this.fin;
+    const s = h[i]!;
+    const t = fin[s]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const ps = h[p]!;
+      if (fin[ps]! <= t) break;
+      h[i] = ps;
+      this.hIdx[ps] = i;
+      i = p;
+    }
+    h[i] = s;
+    this.hIdx[s] = i;
+  }
+
+  private heapDown(i: number): void {
+    const h = this.heap;
+    const fin = this.fin;
+    const n = h.length;
+    const s = h[i]!;
+    const t = fin[s]!;
+    for (;;) {
+      const a = 2 * i + 1;
+      if (a >= n) break;
+      const b = a + 1;
+      const c = b < n && fin[h[b]!]! < fin[h[a]!]! ? b : a;
+      if (fin[h[c]!]! >= t) break;
+      h[i] = h[c]!;
+      this.hIdx[h[i]!] = i;
+      i = c;
+    }
+    h[i] = s;
+    this.hIdx[s] = i;
+  }
+}
+
+function grow<T extends Float64Array | Int32Array | Uint8Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}

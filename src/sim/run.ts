@@ -1,0 +1,230 @@
+// Runs one variant of a scenario: builds the world, picks the engine, preheats or not, starts
+// the control plane and the agents, kills nodes if the variant says so, runs virtual time until
+// every surviving agent has the image, and measures what the report needs.
+import { VirtualTime } from './engine/time.js';
+import { DownloaderEngine } from './engines/downloader.js';
+import { ThinEngine } from './engines/thin.js';
+import { kumarRoss, type Bound } from './bound.js';
+import type { Progress } from './progress.js';
+import type { Engine, Scenario, Variant } from './scenario.js';
+import type { SchedulerLoad } from './sched.js';
+import { World, type SimHost } from './world.js';
+import { downloaderDefaults, knobsSource, type DownloaderKnobs } from './engines/knobs.js';
+
+/** Above this many (agent x piece) downloads, `auto` uses the thin engine. */
+export const AUTO_DOWNLOADER_MAX_PIECES = 60_000;
+
+export interface VariantResult {
+  scenario: string;
+  variant: string;
+  mode: string;
+  engine: 'downloader' | 'thin';
+  nodes: number;
+  seeds: number;
+  layers: number;
+  image_bytes: number;
+  piece_size: number;
+  pieces_per_node: number;
+  nic_bps: number;
+  registry_bps: number;
+  completed: number;
+  expected: number;
+  killed: number;
+  fallbacks: number;
+  /** Piece requests refused (busy, not-found, unreachable), by kind. */
+  refusals: Record<string, number>;
+  p50_s: number;
+  p90_s: number;
+  p99_s: number;
+  max_s: number;
+  mean_s: number;
+  bound_s: number;
+  bound: Bound;
+  ratio_to_bound: number;
+  origin_bytes: number;
+  preheat_origin_bytes: number;
+  /** Registry bytes (preheat included) / image size. */
+  origin_ratio: number;
+  /** Registry bytes during the rollout only / image size. */
+  origin_ratio_rollout: number;
+  bytes_from_seeds: number;
+  bytes_from_peers: number;
+  /** Bytes agents uploaded / (their upload capacity x the rollout's duration). */
+  agent_upload_utilisation: number;
+  /** Share of surviving agents that never uploaded a byte. */
+  agents_never_uploaded: number;
+  window_ms: number;
+  /** The TaskDownloader options in force (the real code's defaults plus overrides) and where the defaults came from. */
+  downloader_options: DownloaderKnobs;
+  downloader_defaults_from: string;
+  /** Scheduler options set by the scenario/variant (the rest are SchedulerCore's defaults). */
+  scheduler_options: Record<string, number>;
+  /** Upload slots of an agent's peer server (maxConcurrentUploads). */
+  upload_slots: number;
+  start_spread_ms: number;
+  scheduler: (SchedulerLoad & { cpu_share: number; headroom: number; codec_cpu_share: number }) | null;
+  scheduler_peak_msgs_per_s: number;
+  scheduler_cpu_share: number;
+  virtual_s: number;
+  wall_s: number;
+  process_cpu_s: number;
+  events: number;
+  flows: number;
+  recomputes: number;
+  recompute_wall_s: number;
+  /** [seconds, fraction of expected agents done], at most ~200 points. */
+  cdf: Array<[number, number]>;
+}
+
+export function pickEngine(s: Scenario, v: Variant): 'downloader' | 'thin' {
+  const e: Engine = v.engine ?? s.engine;
+  if (e !== 'auto') return e;
+  const pieces = s.layers.reduce((a, size) => a + Math.ceil(size / (s.pieceSize ?? pieceSizeOf(size))), 0);
+  return s.nodes * pieces <= AUTO_DOWNLOADER_MAX_PIECES ? 'downloader' : 'thin';
+}
+
+function pieceSizeOf(size: number): number {
+  let p = 4 * 1024 * 1024;
+  while (p < size / 500 && p < 64 * 1024 * 1024) p *= 2;
+  return p;
+}
+
+export async function runVariant(s: Scenario, v: Variant, progress?: Progress): Promise<VariantResult> {
+  const wall0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  // DOMExceptions from the downloader's abort() capture stacks nobody reads; that is most of their cost.
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const time = new VirtualTime();
+    const world = new World(time, s, v);
+    world.crash = v.failure?.mode !== 'hang';
+    const engineName = pickEngine(s, v);
+    world.engine = engineName === 'downloader' ? new DownloaderEngine(world) : new ThinEngine(world);
+    const imageBytes = s.layers.reduce((a, b) => a + b, 0);
+    const boundFor = (agents: SimHost[]) =>
+      kumarRoss({ mode: v.mode, bytes: imageBytes, agents: agents.map((a) => ({ up: a.upBps, down: a.downBps })), seedsUpBps: world.seeds.reduce((a, x) => a + x.upBps, 0), registryBps: s.registryEgressBps });
+
+    // The fleet is running before the rollout: heartbeats (random phase) register every agent and
+    // seed first; the pulls start one agent heartbeat interval in. Times are measured from there.
+    const t0 = v.mode === 'direct' ? 0 : Math.max(s.agentHeartbeatMs, s.seedHeartbeatMs);
+    const spread = v.startSpreadMs ?? s.startSpreadMs;
+    for (const a of world.agents) a.startAt = t0 + (spread > 0 ? world.rng() * spread : 0);
+    if (v.mode === 'p2p-preheat') world.preheat();
+    const alive = () => world.agents.length - world.killed;
+    const finished = () => world.completed >= alive();
+    world.startControlPlane(finished);
+    for (const a of world.agents) world.startAgent(a);
+    if (v.failure) {
+      const f = v.failure;
+      time.at(t0 + f.atBoundFraction * boundFor(world.agents).s * 1000, () => {
+        const pool = world.agents.filter((a) => a.alive && a.doneAt < 0);
+        for (let i = pool.length - 1; i > 0; i--) {
+          const j = Math.floor(world.rng() * (i + 1));
+          [pool[i], pool[j]] = [pool[j]!, pool[i]!];
+        }
+        for (const a of pool.slice(0, Math.ceil(f.fraction * world.agents.length))) world.kill(a);
+      });
+    }
+    const label = `${s.name}/${v.name}`;
+    await time.run({
+      until: t0 + s.maxVirtualS * 1000,
+      stop: finished,
+      onWall: { everyMs: 250, fn: (now) => progress?.update(label, world.completed, alive(), now - t0, performance.now() - wall0) },
+    });
+    progress?.update(label, world.completed, alive(), time.now() - t0, performance.now() - wall0);
+    progress?.end();
+
+    const survivors = world.agents.filter((a) => a.alive);
+    const times = survivors.filter((a) => a.doneAt >= 0).map((a) => (a.doneAt - t0) / 1000).sort((a, b) => a - b);
+    const bound = boundFor(survivors);
+    const expected = survivors.length;
+    const complete = times.length === expected;
+    const maxS = complete && times.length > 0 ? times[times.length - 1]! : Infinity;
+    const load = world.sched?.load(t0) ?? null;
+    const virtualS = (time.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const scheduler = load && {
+      ...load,
+      cpu_share: virtualS > 0 ? load.cpuS / virtualS : 0,
+      headroom: load.cpuS > 0 ? virtualS / load.cpuS : Infinity,
+      codec_cpu_share: virtualS > 0 ? load.codecCpuS / virtualS : 0,
+    };
+    return {
+      scenario: s.name,
+      variant: v.name,
+      mode: v.mode,
+      engine: engineName,
+      nodes: s.nodes,
+      seeds: world.seeds.length,
+      layers: s.layers.length,
+      image_bytes: imageBytes,
+      piece_size: world.layers[0]!.pieceSize,
+      pieces_per_node: world.layers.reduce((a, l) => a + l.numPieces, 0),
+      nic_bps: v.nicBps ?? s.nicDownBps,
+      registry_bps: s.registryEgressBps,
+      completed: times.length,
+      expected,
+      killed: world.killed,
+      fallbacks: world.agents.reduce((a, h) => a + h.fallbacks, 0),
+      refusals: { ...world.refusals },
+      p50_s: pct(times, 0.5, expected),
+      p90_s: pct(times, 0.9, expected),
+      p99_s: pct(times, 0.99, expected),
+      max_s: maxS,
+      mean_s: times.length > 0 ? times.reduce((a, b) => a + b, 0) / times.length : Infinity,
+      bound_s: bound.s,
+      bound,
+      ratio_to_bound: maxS / bound.s,
+      origin_bytes: world.bytes.origin + world.bytes.preheatOrigin,
+      preheat_origin_bytes: world.bytes.preheatOrigin,
+      origin_ratio: (world.bytes.origin + world.bytes.preheatOrigin) / imageBytes,
+      origin_ratio_rollout: world.bytes.origin / imageBytes,
+      bytes_from_seeds: world.bytes.fromSeeds,
+      bytes_from_peers: world.bytes.fromPeers,
+      agent_upload_utilisation: survivors.reduce((a, h) => a + h.uploaded, 0) / Math.max(1, survivors.reduce((a, h) => a + h.upBps, 0) * virtualS),
+      agents_never_uploaded: survivors.filter((h) => h.uploaded === 0).length / Math.max(1, survivors.length),
+      window_ms: world.net.windowMs,
+      downloader_options: downloaderDefaults(world.downloaderOptions),
+      downloader_defaults_from: knobsSource,
+      scheduler_options: { ...s.scheduler, ...v.scheduler },
+      upload_slots: world.agents[0]?.slots ?? 0,
+      start_spread_ms: spread,
+      scheduler,
+      scheduler_peak_msgs_per_s: load?.peakMsgsPerS ?? 0,
+      scheduler_cpu_share: scheduler?.cpu_share ?? 0,
+      virtual_s: virtualS,
+      wall_s: (performance.now() - wall0) / 1000,
+      process_cpu_s: (cpu.user + cpu.system) / 1e6,
+      events: time.events,
+      flows: world.net.stats.flowsStarted,
+      recomputes: world.net.stats.recomputes,
+      recompute_wall_s: world.net.stats.recomputeWallMs / 1000,
+      cdf: cdf(times, expected),
+    };
+  } finally {
+    Error.stackTraceLimit = stackLimit;
+  }
+}
+
+/** Nearest-rank percentile over `expected` agents; Infinity when that rank never finished. */
+function pct(sorted: number[], q: number, expected: number): number {
+  if (expected === 0) return 0;
+  const rank = Math.max(1, Math.ceil(q * expected));
+  return rank <= sorted.length ? sorted[rank - 1]! : Infinity;
+}
+
+function cdf(sorted: number[], expected: number): Array<[number, number]> {
+  if (sorted.length === 0 || expected === 0) return [];
+  const out: Array<[number, number]> = [[sorted[0]!, 1 / expected]];
+  const step = Math.max(1, Math.floor(sorted.length / 200));
+  for (let i = step - 1; i < sorted.length; i += step) out.push([sorted[i]!, (i + 1) / expected]);
+  const last = sorted.length - 1;
+  if (out[out.length - 1]![0] !== sorted[last]) out.push([sorted[last]!, sorted.length / expected]);
+  return out.map(([t, f]) => [round(t, 4), round(f, 5)]);
+}
+
+function round(x: number, d: number): number {
+  const m = 10 ** d;
+  return Math.round(x * m) / m;
+}

@@ -1,0 +1,401 @@
+// The simulated fleet: hosts on the topology, what each holds, piece requests as flows, the
+// registry, seeds (preheated or fetching on the scheduler's request), agents pulling an image
+// layer by layer, heartbeats and expiry on the real scheduler, and node failures. How an agent
+// downloads one layer is the engine's business (./engines): the real TaskDownloader, or the
+// thin loop around the real PiecePicker; everything else is shared.
+import { createHash } from 'node:crypto';
+import type { Digest } from '../oci/digest.js';
+import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
+import { Bitfield } from '../p2p/peer/bitfield.js';
+import type { TransportErrorKind } from '../p2p/peer/errors.js';
+import { seededRandom } from '../p2p/scheduler/random.js';
+import type { VirtualTime } from './engine/time.js';
+import { FlowNetwork, type Flow } from './net/flows.js';
+import { Topology, type TopoHost } from './net/topology.js';
+import type { Mode, Scenario, Variant } from './scenario.js';
+import { SimScheduler } from './sched.js';
+
+export interface Layer {
+  index: number;
+  digest: Digest;
+  size: number;
+  manifest: PieceManifest;
+  numPieces: number;
+  pieceSize: number;
+}
+
+/** One host's copy of one layer. */
+export class Holding {
+  readonly bf: Bitfield;
+  complete = false;
+  /** Engine-specific listeners for new pieces (long polls, children). */
+  listeners: unknown = null;
+  constructor(readonly layer: Layer) {
+    this.bf = new Bitfield(layer.numPieces);
+  }
+}
+
+export interface SimHost extends TopoHost {
+  readonly id: string;
+  readonly info: PeerInfo;
+  alive: boolean;
+  holdings: Array<Holding | undefined>;
+  /** Pieces being served now, and how many the peer server allows at once (maxConcurrentUploads). */
+  uploads: number;
+  slots: number;
+  startAt: number;
+  doneAt: number;
+  layersDone: number;
+  nextLayer: number;
+  slow: boolean;
+  fallbacks: number;
+  /** Piece bytes this host served to others. */
+  uploaded: number;
+}
+
+export type PieceCallback = (err: TransportErrorKind | null) => void;
+
+/** A transfer to `child`: a piece from a parent, or bytes from the registry. */
+export class PieceRequest {
+  flow: Flow | null = null;
+  settled = false;
+  /** Holds one of the parent's upload slots. */
+  uploading = false;
+  constructor(
+    readonly child: SimHost,
+    readonly parent: SimHost | null,
+    readonly bytes: number,
+    readonly cb: PieceCallback,
+  ) {}
+}
+
+export interface LayerOutcome {
+  /** done: the engine has the layer; fallback: the rest comes from the registry. */
+  kind: 'done' | 'fallback';
+  reason?: string;
+}
+
+export interface PeerEngine {
+  readonly name: 'downloader' | 'thin';
+  start(host: SimHost, layer: Layer, done: (r: LayerOutcome) => void): void;
+  /** A new piece landed in `holding` of `host` (wake whoever waits for it). */
+  onPiece(host: SimHost, holding: Holding, index: number): void;
+  /** The host died: drop its downloads silently, fail what waits on it (crash) or leave it hanging. */
+  kill(host: SimHost, crash: boolean): void;
+}
+
+export interface Bytes {
+  origin: number;
+  preheatOrigin: number;
+  fromSeeds: number;
+  fromPeers: number;
+}
+
+export class World {
+  readonly net: FlowNetwork;
+  readonly topo: Topology;
+  readonly hosts: SimHost[] = [];
+  readonly agents: SimHost[] = [];
+  readonly seeds: SimHost[] = [];
+  readonly registry: SimHost;
+  readonly layers: Layer[];
+  readonly byDigest = new Map<Digest, Layer>();
+  readonly byId = new Map<string, SimHost>();
+  readonly sched: SimScheduler | null;
+  readonly rng: () => number;
+  readonly bytes: Bytes = { origin: 0, preheatOrigin: 0, fromSeeds: 0, fromPeers: 0 };
+  readonly mode: Mode;
+  engine!: PeerEngine;
+  /** Piece requests answered without data, by kind (busy = the parent's upload slots were full). */
+  readonly refusals: Record<string, number> = {};
+  /** TaskDownloader options for this variant (scenario's, then the variant's). */
+  readonly downloaderOptions: Record<string, number>;
+  completed = 0;
+  killed = 0;
+  crash = true;
+  private readonly seedFetches = new Map<string, boolean>();
+
+  constructor(
+    readonly time: VirtualTime,
+    readonly scenario: Scenario,
+    readonly variant: Variant,
+  ) {
+    this.mode = variant.mode;
+    this.rng = seededRandom(scenario.seed ^ 0x5eed);
+    this.downloaderOptions = { ...scenario.downloader, ...variant.downloader };
+    this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
+    const nic = variant.nicBps;
+    const up = nic ?? scenario.nicUpBps;
+    const down = nic ?? scenario.nicDownBps;
+    const slow = variant.slowTail;
+    // Which agents are slow is drawn up front from the seed, so every engine sees the same fleet.
+    const slowSet = new Set<number>();
+    if (slow) for (let i = 0; i < scenario.nodes; i++) if (this.rng() < slow.fraction) slowSet.add(i);
+    this.topo = new Topology(this.net, {
+      scenario,
+      nominalUpBps: up,
+      agentNic: (i) => (slowSet.has(i) ? { up: slow!.nicBps, down: slow!.nicBps } : { up, down }),
+    });
+    this.layers = scenario.layers.map((size, index) => makeLayer(scenario, index, size));
+    for (const l of this.layers) this.byDigest.set(l.digest, l);
+    for (const t of this.topo.hosts) {
+      const h = this.host(t, slowSet.has(t.idx));
+      this.hosts.push(h);
+      this.byId.set(h.id, h);
+      (t.role === 'seed' ? this.seeds : this.agents).push(h);
+    }
+    this.registry = this.host(this.topo.registry, false);
+    this.sched = this.mode === 'direct' ? null : new SimScheduler(time, { ...scenario.scheduler, ...variant.scheduler }, (scenario.seed ^ 0x5c4ed) >>> 0);
+    this.sched?.setSeedFetchHandler((seed, req) => {
+      const h = this.byId.get(seed.id);
+      const layer = this.byDigest.get(req.digest);
+      if (h && layer) this.time.after(this.topo.rtt(h, h), () => this.seedFetch(h, layer));
+    });
+  }
+
+  private host(t: TopoHost, slow: boolean): SimHost {
+    const dc = Math.max(0, t.place.dc);
+    const id = t.role === 'registry' ? 'registry' : t.role === 'seed' ? `seed-${t.idx}` : `agent-${t.idx}`;
+    const info: PeerInfo = { id, url: `http://10.${dc}.${(t.idx >> 8) & 255}.${t.idx & 255}:4001`, role: t.role === 'seed' ? 'seed' : 'agent', labels: this.topo.labels(t) };
+    if (this.scenario.announceUploadBps && t.role !== 'registry') info.uploadBps = t.upBps;
+    // As peer-node.ts sizes the peer server: 32 upload slots, fewer on a capped uplink (1 per MiB/s, at least 2).
+    const slots = this.variant.maxConcurrentUploads ?? (info.uploadBps ? Math.min(32, Math.max(2, Math.ceil(info.uploadBps / (1024 * 1024)))) : this.scenario.network.maxConcurrentUploads);
+    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0 };
+  }
+
+  holding(h: SimHost, layer: Layer): Holding {
+    let x = h.holdings[layer.index];
+    if (!x) h.holdings[layer.index] = x = new Holding(layer);
+    return x;
+  }
+
+  /** A verified piece lands at `h`; returns false if it was already held. */
+  addPiece(h: SimHost, layer: Layer, index: number): boolean {
+    const x = this.holding(h, layer);
+    if (!x.bf.set(index)) return false;
+    if (x.bf.isComplete()) x.complete = true;
+    this.engine?.onPiece(h, x, index);
+    return true;
+  }
+
+  completeDigests(h: SimHost): Digest[] {
+    const out: Digest[] = [];
+    for (const x of h.holdings) if (x?.complete) out.push(x.layer.digest);
+    return out;
+  }
+
+  // --- transfers -----------------------------------------------------------------------------
+
+  /** GET a piece from `parent`: after half an RTT the parent answers not-found / busy or starts the flow. */
+  requestPiece(child: SimHost, parent: SimHost, layer: Layer, index: number, bytes: number, cb: PieceCallback): PieceRequest {
+    const req = new PieceRequest(child, parent, bytes, cb);
+    const half = this.topo.rtt(parent, child) / 2;
+    this.time.after(half, () => {
+      if (req.settled || !child.alive) return;
+      if (!parent.alive) {
+        // A crashed host resets the connection; a hung one never answers (the child times out).
+        if (this.crash) this.answer(req, 'unreachable', half);
+        return;
+      }
+      const x = parent.holdings[layer.index];
+      if (!x || !x.bf.has(index)) return this.answer(req, 'not-found', half);
+      if (parent.uploads >= parent.slots) return this.answer(req, 'busy', half);
+      parent.uploads++;
+      req.uploading = true;
+      req.flow = this.net.start(this.topo.path(parent, child), bytes, () => {
+        req.flow = null;
+        this.finish(req);
+        if (parent.role === 'seed') this.bytes.fromSeeds += bytes;
+        else this.bytes.fromPeers += bytes;
+        parent.uploaded += bytes;
+        req.cb(null);
+      });
+      req.flow.tag = req;
+    });
+    return req;
+  }
+
+  /** GET bytes from the registry (direct pulls, seed back-to-source, agent fallback). */
+  fetchFromRegistry(child: SimHost, bytes: number, cb: PieceCallback): PieceRequest {
+    const req = new PieceRequest(child, null, bytes, cb);
+    this.time.after(this.topo.rtt(this.registry, child), () => {
+      if (req.settled || !child.alive) return;
+      req.flow = this.net.start(this.topo.path(this.registry, child), bytes, () => {
+        req.flow = null;
+        this.finish(req);
+        this.bytes.origin += bytes;
+        req.cb(null);
+      });
+      req.flow.tag = req;
+    });
+    return req;
+  }
+
+  /** The child gives up on a request (endgame loser, timeout, parent dropped). */
+  cancel(req: PieceRequest): void {
+    if (req.settled) return;
+    if (req.flow && !req.parent) this.bytes.origin += this.net.transferred(req.flow);
+    if (req.flow) this.net.abort(req.flow);
+    req.flow = null;
+    this.finish(req);
+  }
+
+  private finish(req: PieceRequest): void {
+    req.settled = true;
+    if (req.uploading) {
+      req.uploading = false;
+      req.parent!.uploads--;
+    }
+  }
+
+  private answer(req: PieceRequest, err: TransportErrorKind, delay: number): void {
+    this.refusals[err] = (this.refusals[err] ?? 0) + 1;
+    this.time.after(delay, () => {
+      if (req.settled || !req.child.alive) return;
+      this.finish(req);
+      req.cb(err);
+    });
+  }
+
+  // --- seeds ---------------------------------------------------------------------------------
+
+  /** Preheat: every seed fetched every layer before the rollout (not timed; counted as origin bytes). */
+  preheat(): void {
+    for (const s of this.seeds) {
+      for (const l of this.layers) {
+        const x = this.holding(s, l);
+        for (let i = 0; i < l.numPieces; i++) x.bf.set(i);
+        x.complete = true;
+        this.bytes.preheatOrigin += l.size;
+      }
+      this.sched!.heartbeat({ peer: s.info, completeTasks: this.completeDigests(s) });
+      for (const l of this.layers) this.sched!.publishPieces(l.manifest, s.id);
+    }
+  }
+
+  /** The scheduler asked `seed` to fetch `layer` (its requestSeedFetch effect): registry → seed, then publish. */
+  seedFetch(seed: SimHost, layer: Layer): void {
+    const key = `${seed.idx}/${layer.index}`;
+    if (!seed.alive || this.seedFetches.has(key)) return;
+    this.seedFetches.set(key, true);
+    const publish = () => {
+      this.seedFetches.delete(key);
+      if (!seed.alive) return;
+      this.sched!.heartbeat({ peer: seed.info, completeTasks: this.completeDigests(seed) });
+      this.sched!.publishPieces(layer.manifest, seed.id);
+    };
+    if (this.holding(seed, layer).complete) return publish();
+    this.fetchFromRegistry(seed, layer.size, (err) => {
+      if (err) {
+        this.seedFetches.delete(key);
+        return;
+      }
+      const x = this.holding(seed, layer);
+      for (let i = 0; i < layer.numPieces; i++) this.addPiece(seed, layer, i);
+      x.complete = true;
+      publish();
+    });
+  }
+
+  // --- agents --------------------------------------------------------------------------------
+
+  /** Starts an agent's pull at host.startAt: up to layerConcurrency layers at once, in order. */
+  startAgent(h: SimHost): void {
+    this.time.at(h.startAt, () => {
+      for (let k = 0; k < this.scenario.layerConcurrency; k++) this.nextLayer(h);
+    });
+  }
+
+  private nextLayer(h: SimHost): void {
+    if (!h.alive || h.nextLayer >= this.layers.length) return;
+    const layer = this.layers[h.nextLayer++]!;
+    const done = () => {
+      if (!h.alive) return;
+      if (++h.layersDone === this.layers.length) {
+        h.doneAt = this.time.now();
+        this.completed++;
+      } else this.nextLayer(h);
+    };
+    if (this.mode === 'direct') {
+      this.fetchFromRegistry(h, layer.size, (err) => (err ? undefined : done()));
+      return;
+    }
+    this.engine.start(h, layer, (r) => {
+      if (r.kind === 'done' || !h.alive) return done();
+      // What the agent does when the swarm fails it: the rest of the blob from the registry.
+      h.fallbacks++;
+      const have = h.holdings[layer.index]?.bf.count ?? 0;
+      const missing = Math.max(0, layer.size - have * layer.pieceSize);
+      this.fetchFromRegistry(h, missing, (err) => (err ? undefined : done()));
+    });
+  }
+
+  /** Heartbeats (agents every agentHeartbeatMs, seeds every seedHeartbeatMs, random phase) and expiry. */
+  startControlPlane(until: () => boolean): void {
+    const sched = this.sched;
+    if (!sched) return;
+    const beat = (h: SimHost, every: number) => {
+      const tick = () => {
+        if (!h.alive || until()) return;
+        sched.heartbeat({ peer: h.info, completeTasks: this.completeDigests(h) });
+        this.time.after(every, tick);
+      };
+      this.time.after(this.rng() * every, tick);
+    };
+    // Seeds and agents are long-running daemons: their first beats (random phase) register them
+    // before the rollout starts (run.ts starts the pulls one agent heartbeat interval in).
+    for (const s of this.seeds) beat(s, this.scenario.seedHeartbeatMs);
+    for (const a of this.agents) beat(a, this.scenario.agentHeartbeatMs);
+    const expire = () => {
+      if (until()) return;
+      sched.expire();
+      this.time.after(this.scenario.expireIntervalMs, expire);
+    };
+    this.time.after(this.scenario.expireIntervalMs, expire);
+  }
+
+  /** The host dies: no goodbye to the scheduler, its transfers stop, its children find out. */
+  kill(h: SimHost): void {
+    if (!h.alive) return;
+    h.alive = false;
+    this.killed++;
+    // Requests still on the wire notice at arrival (they check `alive`); transfers are found here.
+    for (const f of this.net.flows()) {
+      const req = f.tag as PieceRequest | undefined;
+      if (!req || req.settled) continue;
+      if (req.child === h) this.cancel(req);
+      else if (req.parent === h) {
+        if (req.flow) this.net.abort(req.flow);
+        req.flow = null;
+        if (this.crash) {
+          this.finish(req);
+          req.cb('unreachable');
+        } else if (req.uploading) {
+          // Hung: the bytes stop and nobody is told; the child's piece timeout will notice.
+          req.uploading = false;
+          h.uploads--;
+        }
+      }
+    }
+    this.engine?.kill(h, this.crash);
+  }
+}
+
+/**
+ * Rate-recomputation window when the scenario sets none: 10 ms, or a third of the time one piece
+ * takes at full NIC speed when that is shorter (10 Gbit/s NICs move 4 MiB in 3.4 ms).
+ */
+export function autoWindowMs(s: Scenario, v: Variant): number {
+  const nic = v.nicBps ?? Math.min(s.nicUpBps, s.nicDownBps);
+  const piece = s.pieceSize ?? pieceSizeFor(Math.max(...s.layers));
+  return Math.min(10, (piece / nic) * 1000 / 3);
+}
+
+function makeLayer(s: Scenario, index: number, size: number): Layer {
+  const digest = `sha256:${createHash('sha256').update(`${s.name}/layer/${index}/${size}`).digest('hex')}` as Digest;
+  const pieceSize = s.pieceSize ?? pieceSizeFor(size);
+  const n = pieceCount(size, pieceSize);
+  // Piece digests only need the right shape: the simulator does not hash (writes always verify).
+  const pieceDigests = Array.from({ length: n }, (_, i) => `sha256:${(index * 1_000_000 + i).toString(16).padStart(64, '0')}` as Digest);
+  return { index, digest, size, numPieces: n, pieceSize, manifest: Object.freeze({ digest, size, pieceSize, pieceDigests }) };
+}

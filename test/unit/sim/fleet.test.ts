@@ -1,0 +1,92 @@
+// A tiny fleet end to end, through the real scheduler: completes, near the bound, one copy from
+// the registry with P2P vs one per agent direct, deterministic for a seed, survivors of crashes
+// complete, and the thin engine agrees with the real TaskDownloader.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseScenario } from '../../../src/sim/scenario.js';
+import { runVariant, type VariantResult } from '../../../src/sim/run.js';
+
+const TINY = `
+name: tiny
+seed: 7
+nodes: 20
+image:
+  layers: [24MiB, 8MiB]
+topology: {dcs: 1, zonesPerDc: 2, racksPerZone: 2, rackOversubscription: 2}
+nic: 1Gbit
+seeds: {perDc: 1, nic: 10Gbit}
+registry: {egress: 10Gbit}
+failure: {fraction: 0.2, atBoundFraction: 0.8, mode: crash}
+variants:
+  - direct
+  - p2p
+  - p2p-preheat
+  - fail-10pct
+  - {name: hang, mode: p2p-preheat, failure: {fraction: 0.2, atBoundFraction: 0.8, mode: hang}}
+  - {name: thin, mode: p2p-preheat, engine: thin}
+`;
+
+const s = parseScenario(TINY);
+const results = new Map<string, VariantResult>();
+const run = async (name: string) => {
+  let r = results.get(name);
+  if (!r) results.set(name, (r = await runVariant(s, s.variants.find((v) => v.name === name)!)));
+  return r;
+};
+const F = 32 * 1024 * 1024;
+
+test('direct: every agent pulls the whole image from the registry, at the client-server bound', async () => {
+  const r = await run('direct');
+  assert.equal(r.completed, 20);
+  assert.equal(r.origin_bytes, 20 * F);
+  assert.ok(r.ratio_to_bound >= 1 - 1e-9 && r.ratio_to_bound < 1.1, `ratio ${r.ratio_to_bound}`);
+  assert.equal(r.scheduler, null);
+});
+
+test('p2p with a cold seed: the registry serves the image once; everyone completes near the bound', async () => {
+  const r = await run('p2p');
+  assert.equal(r.engine, 'downloader', 'a tiny fleet runs the real TaskDownloader');
+  assert.equal(r.completed, 20);
+  assert.ok(Math.abs(r.origin_ratio - 1) < 1e-9, `origin ${r.origin_ratio} x the image`);
+  assert.equal(r.fallbacks, 0);
+  assert.ok(r.ratio_to_bound >= 1 && r.ratio_to_bound < 15, `ratio ${r.ratio_to_bound}`);
+  assert.ok(r.scheduler && r.scheduler.announces > 20 && r.scheduler_peak_msgs_per_s > 0);
+  assert.ok(r.scheduler.replayExact, 'the timed replay reproduces the run');
+  assert.ok(r.bytes_from_peers > r.bytes_from_seeds, 'agents serve each other more than the seed serves them');
+});
+
+test('p2p after preheat: nothing from the registry during the rollout', async () => {
+  const r = await run('p2p-preheat');
+  assert.equal(r.completed, 20);
+  assert.equal(r.origin_ratio_rollout, 0);
+  assert.equal(r.preheat_origin_bytes, F, 'one seed preheated once');
+  assert.ok(r.ratio_to_bound >= 1 && r.ratio_to_bound < 10, `ratio ${r.ratio_to_bound}`);
+  assert.ok(r.max_s < (await run('p2p')).max_s, 'preheat takes the seed fetch off the critical path');
+});
+
+test('determinism: the same seed gives the same run', async () => {
+  const a = await run('p2p-preheat');
+  const b = await runVariant(s, s.variants.find((v) => v.name === 'p2p-preheat')!);
+  for (const k of ['p50_s', 'p99_s', 'max_s', 'events', 'flows', 'origin_bytes', 'bytes_from_peers'] as const) assert.equal(b[k], a[k], k);
+  assert.deepEqual(b.cdf, a.cdf);
+  assert.equal(b.scheduler!.messages, a.scheduler!.messages);
+});
+
+test('failures: 20 % of agents crash (or hang) mid-transfer and every survivor completes', async () => {
+  for (const name of ['fail-10pct', 'hang']) {
+    const r = await run(name);
+    assert.equal(r.killed, 4, name);
+    assert.equal(r.expected, 16, name);
+    assert.equal(r.completed, 16, `${name}: survivors done`);
+    assert.ok(Number.isFinite(r.max_s), name);
+  }
+});
+
+test('the thin engine agrees with the real TaskDownloader on the same fleet', async () => {
+  const real = await run('p2p-preheat');
+  const thin = await run('thin');
+  assert.equal(thin.engine, 'thin');
+  assert.equal(thin.completed, 20);
+  assert.ok(Math.abs(thin.max_s - real.max_s) / real.max_s < 0.25, `max ${thin.max_s} vs ${real.max_s}`);
+  assert.ok(Math.abs(thin.p50_s - real.p50_s) / real.p50_s < 0.25, `p50 ${thin.p50_s} vs ${real.p50_s}`);
+});
