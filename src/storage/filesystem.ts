@@ -52,27 +52,25 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
-    let fh;
+  /** Opens a stored blob for reading; BLOB_UNKNOWN when it is absent. */
+  private async openBlob(digest: Digest) {
     try {
-      fh = await open(this.blobPath(digest), 'r');
+      return await open(this.blobPath(digest), 'r');
     } catch (err) {
       if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`);
       throw err;
     }
+  }
+
+  async read(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const fh = await this.openBlob(digest);
     // Small blobs must not pay for a 1 MiB read buffer each.
     const length = range ? range.end - range.start + 1 : (await fh.stat()).size;
     return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: Math.max(16, Math.min(READ_CHUNK, length)), autoClose: true });
   }
 
   async copyTo(digest: Digest, out: Writable, range?: ByteRange): Promise<number> {
-    let fh;
-    try {
-      fh = await open(this.blobPath(digest), 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`);
-      throw err;
-    }
+    const fh = await this.openBlob(digest);
     try {
       const end = range ? range.end + 1 : (await fh.stat()).size;
       let pos = range?.start ?? 0;
