@@ -123,8 +123,17 @@ export class RegistryService {
       if (size === null) throw uploadUnknown(id);
       await this.reserve(digest, size);
       const info = await this.blobs.commitUpload(id, digest);
-      await this.meta.linkBlob(repo, digest, this.now());
       await this.meta.deleteUpload(id);
+      try {
+        await this.meta.linkBlob(repo, digest, this.now());
+      } catch (err) {
+        // Only when finishing took longer than the GC grace window (a starved process): GC took
+        // the fresh blob before it was linked. Nothing half-written is visible; the client retries.
+        if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') {
+          throw new RegistryError('UNAVAILABLE', `blob ${digest} was garbage-collected while the upload finished; upload it again`, { headers: { 'Retry-After': '1' } });
+        }
+        throw err;
+      }
       return { size: info.size };
     });
   }
