@@ -44,7 +44,7 @@ test('pushes and online GC race: nothing a committed manifest references is lost
       const digest = sha(blob);
       const head = await fetch(`${base}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
       if (head.status === 200) return; // a client skips the upload: the HEAD must protect the blob
-      // On a starved machine finishing can outlast the 150 ms grace window: the registry then
+      // On a starved machine finishing can outlast the grace window: the registry then
       // answers 503 (nothing visible) and a client uploads again, as real clients do.
       for (let attempt = 0; ; attempt++) {
         const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", body: new Uint8Array(blob), headers: { 'Content-Type': 'application/octet-stream' } });
