@@ -96,8 +96,24 @@ BLOB_BYTES=$((BLOB_MIB * 1024 * 1024))
 
 # ---------------------------------------------------------------------------------------------- state and cleanup
 WORKBASE=${BENCH_WORKDIR:-${TMPDIR:-/tmp}}
+# Leftovers of earlier runs that were killed before their cleanup finished (their owner pid is gone):
+# work directories, and namespaces named sp2p<pid>-*. Only ones whose pid is dead are touched.
+for d in "$WORKBASE"/shoal-p2p-bench.*; do
+  [ -f "$d/owner.pid" ] || continue
+  kill -0 "$(cat "$d/owner.pid")" 2>/dev/null && continue
+  rm -rf "$d" && log "removed the leftover work directory $d"
+done
+if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^sp2p[0-9]+-' || true); do
+    owner=${ns#sp2p}
+    owner=${owner%%-*}
+    kill -0 "$owner" 2>/dev/null && continue
+    ip netns del "$ns" 2>/dev/null && log "removed the leftover namespace $ns"
+  done
+fi
 WORK=$(mktemp -d "$WORKBASE/shoal-p2p-bench.XXXXXX")
 mkdir -p "$WORK/logs"
+echo $$ >"$WORK/owner.pid"
 PREFIX="sp2p$$"       # namespace names: unique per run
 NETNS_MADE=()         # namespaces this run created
 BLACKHOLE_ADDED=0     # whether this run added the root blackhole route
@@ -147,6 +163,8 @@ cleanup() {
   for name in seed scheduler registry; do [ -n "${ROLE_PID[$name]:-}" ] && stop_pid "${ROLE_PID[$name]}"; done
   for ns in "${NETNS_MADE[@]}"; do ip netns del "$ns" 2>/dev/null || log "could not delete namespace $ns"; done
   if [ "$BLACKHOLE_ADDED" = 1 ]; then ip route del blackhole "$SUBNET" 2>/dev/null || log "could not delete the blackhole route"; fi
+  # The bulky data first (tens of GiB), in case this cleanup is itself cut short.
+  rm -rf "$WORK/agents" "$WORK/seed" "$WORK/registry"
   if [ "$rc" != 0 ]; then
     log "failed (exit $rc); last lines of the role logs:"
     for f in registry scheduler seed agent-1; do

@@ -222,7 +222,11 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       const stream = task.createReadStream({ start, end, signal: abort.signal });
       stream.on('data', (c: Buffer) => (sent += c.length));
       // A swarm failure must end the stream so the fallback below can take over.
-      job.result.catch((err) => stream.destroy(err as Error));
+      // A back-to-source answer after the manifest also ends it (the pieces will never come).
+      job.result.then(
+        (r) => r.outcome !== 'done' && stream.destroy(new Error('scheduler sent this agent back to the registry')),
+        (err) => stream.destroy(err as Error),
+      );
       // Not pipeline(): it would destroy the response on a swarm error, and the fallback below
       // needs the response open to continue from the registry where the swarm stopped.
       await pipeKeepOpen(stream, res);
