@@ -1,0 +1,42 @@
+// The seam between the vulnerability scanner and its users (the delivery chain's scan and gate
+// stages, `shoal scan`). Kept to plain data so a remote scanner could stand behind it later.
+import type { Digest } from '../oci/digest.js';
+
+export type Severity = 'UNKNOWN' | 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
+export const SEVERITY_ORDER: readonly Severity[] = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'];
+
+export type Ecosystem = 'Debian' | 'Ubuntu' | 'Alpine' | 'npm' | 'PyPI';
+
+export interface Package {
+  ecosystem: Ecosystem;
+  name: string;
+  version: string;
+  /** Where it was found, e.g. "var/lib/dpkg/status" or "app/package-lock.json". */
+  source: string;
+}
+
+export interface Finding {
+  /** Advisory id as imported (OSV id, e.g. "GHSA-xxxx" or "DSA-1234-1"), plus its aliases. */
+  id: string;
+  aliases: string[];
+  severity: Severity;
+  package: Package;
+  /** First fixed version when the advisory names one. */
+  fixedVersion?: string;
+  summary?: string;
+}
+
+export interface ScanReport {
+  /** The manifest scanned (for an index: one report per platform manifest). */
+  manifestDigest: Digest;
+  packages: Package[];
+  findings: Finding[];
+  /** Digest of the SBOM document attached to the image as a referrer, when one was pushed. */
+  sbomDigest?: Digest;
+  scannedAt: string;
+}
+
+export interface Scanner {
+  /** Scans an image already in this registry; layers already scanned are served from the cache by digest. */
+  scanImage(repository: string, manifestDigest: Digest): Promise<ScanReport>;
+}
