@@ -97,12 +97,12 @@ function headlineSection(r: ScenarioResults | undefined, rel: (p: string) => str
       ['target', 'simulated', 'verdict'],
       [
         ['every node done within 1.3× the Kumar–Ross bound', `max ${secs(h.max_s)} vs bound ${secs(h.bound_s)} = ${ratio(h.ratio_to_bound)} (p50 ${secs(h.p50_s)}, p99 ${secs(h.p99_s)})`, met(h.ratio_to_bound <= 1.3)],
+        schedulerRow(h),
         [
-          'the real scheduler keeps up on one core',
-          sch ? `peak ${sch.peakMsgsPerS.toLocaleString('en-US')} msg/s; core CPU ${sch.cpuS.toFixed(2)} s over ${h.virtual_s.toFixed(1)} s = ${pct(sch.cpu_share, 2)} of a core (peak second ${pct(sch.peakSecondCpuShare, 1)}); with JSON + validation ≈ ${pct(sch.cpu_share + sch.codec_cpu_share, 2)}; headroom ${(1 / Math.max(sch.peakSecondCpuShare, 1e-9)).toFixed(0)}× at the peak second` : 'n/a',
-          met(!!sch && sch.peakSecondCpuShare + sch.codec_cpu_share < 1),
+          'simulating 10,000 nodes takes under 5 minutes here',
+          `${h.wall_s.toFixed(0)} s wall, ${h.process_cpu_s.toFixed(0)} s CPU (${r.host.cpus} cores, ${r.host.cpu_model}; load average ${h.loadavg_start?.toFixed(0) ?? '?'} → ${h.loadavg_end?.toFixed(0) ?? '?'} from other work on the machine)`,
+          h.wall_s < 300 ? met(true) : h.process_cpu_s < 300 ? '**met in CPU time** (wall stretched by the machine\'s other load)' : met(false),
         ],
-        ['simulating 10,000 nodes takes under 5 minutes here', `${h.wall_s.toFixed(0)} s wall (${h.process_cpu_s.toFixed(0)} s CPU, ${r.host.cpus} cores: ${r.host.cpu_model})`, met(h.wall_s < 300)],
       ],
     ),
   );
@@ -112,6 +112,30 @@ function headlineSection(r: ScenarioResults | undefined, rel: (p: string) => str
   out.push(`![CDF](${rel(join(dir, `${r.scenario}.cdf.svg`))})`);
   out.push('');
   return out;
+}
+
+/** Core + JSON/validation CPU per virtual second: the mean, the busiest second, the busiest of the others. */
+function loadShape(sch: NonNullable<VariantResult['scheduler']>): { codecPerMsgS: number; peakI: number; peak: number; rest: number; mean: number } {
+  const codecPerMsgS = sch.messages > 0 ? sch.codecCpuS / sch.messages : 0;
+  const cpu = sch.cpuMsPerSecond.map((ms, i) => ms / 1000 + (sch.perSecond[i] ?? 0) * codecPerMsgS);
+  const full = cpu.length > 1 ? cpu.slice(0, -1) : cpu;
+  const peak = Math.max(0, ...full);
+  const peakI = Math.max(0, full.indexOf(peak));
+  const rest = Math.max(0, ...full.filter((_, i) => i !== peakI));
+  return { codecPerMsgS, peakI, peak, rest, mean: sch.cpu_share + sch.codec_cpu_share };
+}
+
+/** Scheduler target row: mean load, the busiest second (with JSON + validation), and the rest. */
+function schedulerRow(h: VariantResult): string[] {
+  const sch = h.scheduler;
+  if (!sch) return ['the real scheduler keeps up on one core', 'n/a', '–'];
+  const { codecPerMsgS, peakI, peak, rest, mean } = loadShape(sch);
+  const text =
+    `${sch.messages.toLocaleString('en-US')} messages, peak ${sch.peakMsgsPerS.toLocaleString('en-US')} msg/s; core ${sch.meanCoreUsPerMsg.toFixed(1)} µs/msg + JSON/validation ${(codecPerMsgS * 1e6).toFixed(1)} µs/msg. ` +
+    `Mean ${pct(mean, 1)} of a core (core alone ${pct(sch.cpu_share, 1)}): headroom ${(1 / Math.max(mean, 1e-9)).toFixed(1)}×. ` +
+    `Busiest second (second ${peakI} of the rollout, ${(sch.perSecond[peakI] ?? 0).toLocaleString('en-US')} messages): ${peak.toFixed(2)} core-seconds${peak > 1 ? `, so replies to that burst queue for up to ~${(peak - 1).toFixed(1)} s` : ''}; every other second ≤ ${pct(rest, 0)}.`;
+  const verdict = peak <= 1 ? '**met**' : rest <= 1 ? `**met except the burst** of the synchronized start (${peak.toFixed(1)} core-seconds in one second)` : '**not met**';
+  return ['the real scheduler keeps up on one core', text, verdict];
 }
 
 function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefined): string[] {
@@ -124,6 +148,15 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
   out.push('');
   out.push(...table(['scenario / variant', 'agents', 'max/bound', 'agent upload used', 'agents that never uploaded'], p2p.map((x) => [`${x.scenario} / ${x.variant}`, x.nodes.toLocaleString('en-US'), ratio(x.ratio_to_bound), pct(x.agent_upload_utilisation), pct(x.agents_never_uploaded)])));
   out.push('');
+  const pairs = all
+    .map((r) => ({ r, cold: r.results.find((x) => x.variant === 'p2p'), warm: r.results.find((x) => x.variant === 'p2p-preheat') }))
+    .filter((p) => p.cold && p.warm && p.cold.max_s < p.warm.max_s);
+  if (pairs.length) {
+    out.push(
+      `A symptom of the same cause: with a cold seed the swarm finishes sooner than after preheat in ${pairs.map((p) => `${p.r.scenario} (${secs(p.cold!.max_s)} vs ${secs(p.warm!.max_s)})`).join(', ')}, although the seed's fetch is on the critical path. With a cold seed the manifest reaches the agents on their second announce, spread over its ±10 % jitter, so the early agents already hold pieces when the late ones choose parents; after preheat every agent chooses in the same instant, when nobody has anything. A rollout whose agents start over a second or two behaves like the cold case (\`start-spread-1s\` below); all agents starting in the same millisecond, as in the headline and in bench/p2p, is the worst case for the current scheduler.`,
+    );
+    out.push('');
+  }
   if (knobs) {
     const base = knobs.results.find((x) => x.variant === 'defaults') ?? knobs.results[0]!;
     out.push(`What the options that exist today change (\`${knobs.file}\`, ${base.nodes.toLocaleString('en-US')} agents, P2P after preheat; every variant runs the real scheduler and downloader rules):`);
@@ -191,14 +224,25 @@ function schedulerSection(all: ScenarioResults[]): string[] {
   const rows = all.flatMap((r) => r.results).filter((x) => x.scheduler);
   if (rows.length === 0) return [];
   const out = ['## The scheduler\'s control-plane load (real SchedulerCore, timed per call)', ''];
-  out.push('Every announce, heartbeat and publish goes through the real `SchedulerCore` with the simulated clock; each call (and the 1 s `expire()` sweep) is timed with `process.hrtime`. "JSON+validation" is the extra cost the HTTP server would add, measured on every 32nd message by serialising it and running the server\'s own zod schema. Headroom = one core ÷ the CPU share of the busiest virtual second.');
+  out.push('Every announce, heartbeat and publish goes through the real `SchedulerCore` with the simulated clock; the recorded message sequence is replayed into a fresh core (same options, same seeded random source: it reproduces the run call for call) and its CPU time (getrusage) is read per virtual second. "JSON+validation" is the extra cost the HTTP server would add, measured on every 32nd message by serialising it and running the server\'s own zod schema. Headroom = one core ÷ the CPU share (mean over the rollout, and of its busiest virtual second).');
   out.push('');
   out.push(
     ...table(
-      ['scenario / variant', 'agents', 'messages', 'peak msg/s', 'µs/msg (core)', 'CPU mean', 'CPU peak second', 'JSON+validation (est.)', 'headroom at peak'],
+      ['scenario / variant', 'agents', 'messages', 'peak msg/s', 'µs/msg core + JSON', 'CPU mean core / + JSON', 'busiest second (+ JSON)', 'other seconds ≤', 'headroom: mean / busiest'],
       rows.map((x) => {
         const s = x.scheduler!;
-        return [`${x.scenario} / ${x.variant}`, x.nodes.toLocaleString('en-US'), s.messages.toLocaleString('en-US'), s.peakMsgsPerS.toLocaleString('en-US'), s.meanCoreUsPerMsg.toFixed(1), pct(s.cpu_share, 2), pct(s.peakSecondCpuShare, 1), pct(s.codec_cpu_share, 2), `${(1 / Math.max(s.peakSecondCpuShare + s.codec_cpu_share, 1e-9)).toFixed(0)}×`];
+        const l = loadShape(s);
+        return [
+          `${x.scenario} / ${x.variant}`,
+          x.nodes.toLocaleString('en-US'),
+          s.messages.toLocaleString('en-US'),
+          s.peakMsgsPerS.toLocaleString('en-US'),
+          `${s.meanCoreUsPerMsg.toFixed(1)} + ${(l.codecPerMsgS * 1e6).toFixed(1)}`,
+          `${pct(s.cpu_share, 2)} / ${pct(l.mean, 2)}`,
+          pct(l.peak, 0),
+          pct(l.rest, 0),
+          `${(1 / Math.max(l.mean, 1e-9)).toFixed(0)}× / ${(1 / Math.max(l.peak, 1e-9)).toFixed(1)}×`,
+        ];
       }),
     ),
   );

@@ -1,13 +1,14 @@
 // Runs one variant of a scenario: builds the world, picks the engine, preheats or not, starts
 // the control plane and the agents, kills nodes if the variant says so, runs virtual time until
 // every surviving agent has the image, and measures what the report needs.
+import { loadavg } from 'node:os';
 import { VirtualTime } from './engine/time.js';
 import { DownloaderEngine } from './engines/downloader.js';
 import { ThinEngine } from './engines/thin.js';
 import { kumarRoss, type Bound } from './bound.js';
 import type { Progress } from './progress.js';
 import type { Engine, Scenario, Variant } from './scenario.js';
-import type { SchedulerLoad } from './sched.js';
+import type { SchedulerLoad, SimScheduler } from './sched.js';
 import { World, type SimHost } from './world.js';
 import { downloaderDefaults, knobsSource, type DownloaderKnobs } from './engines/knobs.js';
 
@@ -68,6 +69,9 @@ export interface VariantResult {
   virtual_s: number;
   wall_s: number;
   process_cpu_s: number;
+  /** 1-minute load average of the machine at the start and the end (other work competes for the cores). */
+  loadavg_start: number;
+  loadavg_end: number;
   events: number;
   flows: number;
   recomputes: number;
@@ -92,10 +96,42 @@ function pieceSizeOf(size: number): number {
 export async function runVariant(s: Scenario, v: Variant, progress?: Progress): Promise<VariantResult> {
   const wall0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const load0 = loadavg()[0]!;
   // DOMExceptions from the downloader's abort() capture stacks nobody reads; that is most of their cost.
   const stackLimit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
+    const { result, sched, t0 } = await simulate(s, v, wall0, progress);
+    // The world is unreachable by now, so the replay that measures the scheduler does not share
+    // the process with a gigabyte of simulator state (its garbage collections would be charged).
+    const load = sched?.load(t0) ?? null;
+    const virtualS = result.virtual_s;
+    const cpu = process.cpuUsage(cpu0);
+    const scheduler = load && {
+      ...load,
+      cpu_share: virtualS > 0 ? load.cpuS / virtualS : 0,
+      headroom: load.cpuS > 0 ? virtualS / load.cpuS : Infinity,
+      codec_cpu_share: virtualS > 0 ? load.codecCpuS / virtualS : 0,
+    };
+    return {
+      ...result,
+      scheduler,
+      scheduler_peak_msgs_per_s: load?.peakMsgsPerS ?? 0,
+      scheduler_cpu_share: scheduler?.cpu_share ?? 0,
+      wall_s: (performance.now() - wall0) / 1000,
+      process_cpu_s: (cpu.user + cpu.system) / 1e6,
+      loadavg_start: load0,
+      loadavg_end: loadavg()[0]!,
+    };
+  } finally {
+    Error.stackTraceLimit = stackLimit;
+  }
+}
+
+type SimOnly = Omit<VariantResult, 'scheduler' | 'scheduler_peak_msgs_per_s' | 'scheduler_cpu_share' | 'wall_s' | 'process_cpu_s' | 'loadavg_start' | 'loadavg_end'>;
+
+async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progress): Promise<{ result: SimOnly; sched: SimScheduler | null; t0: number }> {
+  {
     const time = new VirtualTime();
     const world = new World(time, s, v);
     world.crash = v.failure?.mode !== 'hang';
@@ -141,16 +177,10 @@ export async function runVariant(s: Scenario, v: Variant, progress?: Progress): 
     const expected = survivors.length;
     const complete = times.length === expected;
     const maxS = complete && times.length > 0 ? times[times.length - 1]! : Infinity;
-    const load = world.sched?.load(t0) ?? null;
     const virtualS = (time.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const scheduler = load && {
-      ...load,
-      cpu_share: virtualS > 0 ? load.cpuS / virtualS : 0,
-      headroom: load.cpuS > 0 ? virtualS / load.cpuS : Infinity,
-      codec_cpu_share: virtualS > 0 ? load.codecCpuS / virtualS : 0,
-    };
-    return {
+    const sched = world.sched;
+    sched?.detach();
+    const result: SimOnly = {
       scenario: s.name,
       variant: v.name,
       mode: v.mode,
@@ -190,20 +220,16 @@ export async function runVariant(s: Scenario, v: Variant, progress?: Progress): 
       scheduler_options: { ...s.scheduler, ...v.scheduler },
       upload_slots: world.agents[0]?.slots ?? 0,
       start_spread_ms: spread,
-      scheduler,
-      scheduler_peak_msgs_per_s: load?.peakMsgsPerS ?? 0,
-      scheduler_cpu_share: scheduler?.cpu_share ?? 0,
       virtual_s: virtualS,
-      wall_s: (performance.now() - wall0) / 1000,
-      process_cpu_s: (cpu.user + cpu.system) / 1e6,
       events: time.events,
       flows: world.net.stats.flowsStarted,
       recomputes: world.net.stats.recomputes,
       recompute_wall_s: world.net.stats.recomputeWallMs / 1000,
       cdf: cdf(times, expected),
     };
-  } finally {
-    Error.stackTraceLimit = stackLimit;
+    // Drop the agenda (its closures hold the world) before the scheduler replay runs.
+    time.clear();
+    return { result, sched, t0 };
   }
 }
 

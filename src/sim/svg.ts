@@ -23,7 +23,7 @@ export function cdfSvg(title: string, series: CdfSeries[], opts: { logX?: boolea
     if (opts.logX) return m.l + ((Math.log10(Math.max(x, minX)) - Math.log10(minX)) / (Math.log10(maxX) - Math.log10(minX))) * pw;
     return m.l + (x / maxX) * pw;
   };
-  const sy = (y: number) => m.t + (1 - y) * ph;
+  const sy = (y: number) => Math.round((m.t + (1 - y) * ph) * 10) / 10;
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
@@ -35,7 +35,7 @@ export function cdfSvg(title: string, series: CdfSeries[], opts: { logX?: boolea
     out.push(`<text x="${m.l - 6}" y="${y + 4}" text-anchor="end">${i * 10}%</text>`);
   }
   for (const x of ticks(minX, maxX, !!opts.logX)) {
-    const px = sx(x);
+    const px = Math.round(sx(x) * 10) / 10;
     out.push(`<line x1="${px}" y1="${m.t}" x2="${px}" y2="${m.t + ph}" stroke="#eee"/>`);
     out.push(`<text x="${px}" y="${m.t + ph + 16}" text-anchor="middle">${fmt(x)}</text>`);
   }

@@ -17,7 +17,7 @@ export interface RunOptions {
 
 export class VirtualTime implements Clock {
   private t = 0;
-  private readonly q = new EventQueue();
+  private q = new EventQueue();
   /** Set when an event settled a promise: the loop drains microtasks before moving on. */
   private settled = false;
   /** Events run so far (a cost measure for the report). */
@@ -66,6 +66,11 @@ export class VirtualTime implements Clock {
 
   get pending(): number {
     return this.q.size;
+  }
+
+  /** Forgets everything scheduled (the run is over; lets the simulated world be collected). */
+  clear(): void {
+    this.q = new EventQueue();
   }
 
   /** Runs the agenda until it is empty, `until` is passed, or `stop` says so. */
