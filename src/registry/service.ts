@@ -8,6 +8,7 @@ import { assertTag } from '../oci/reference.js';
 import type { BlobStore, AppendOptions } from '../storage/blob-store.js';
 import type { MetaStore, ManifestRecord } from '../meta/meta-store.js';
 import { ManifestCache, type CachedManifest } from './manifest-cache.js';
+import { RegistryEvents } from './events.js';
 
 export interface RegistryLimits {
   maxManifestBytes: number;
@@ -37,6 +38,8 @@ export class RegistryService {
   readonly meta: MetaStore;
   readonly cache: ManifestCache;
   readonly limits: RegistryLimits;
+  /** Committed changes, for audit and delivery chains. */
+  readonly events = new RegistryEvents();
   private readonly now: () => number;
   /** Serialises operations on one upload session (two PATCHes to one id must not interleave). */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
@@ -75,6 +78,7 @@ export class RegistryService {
 
   async deleteBlob(repo: string, digest: Digest): Promise<void> {
     if (!(await this.meta.unlinkBlob(repo, digest))) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in repository ${repo}`);
+    this.events.publish('blob.deleted', { repo, digest });
   }
 
   /** Cross-repository mount; with `from` undefined, an anonymous mount of any blob the registry holds. */
@@ -204,6 +208,7 @@ export class RegistryService {
       this.now(),
     );
     for (const t of tags) this.cache.setTag(repo, t, digest);
+    this.events.publish('manifest.pushed', { repo, digest, mediaType: parsed.mediaType, tags, subject: parsed.subject?.digest, artifactType: parsed.artifactType });
     return { digest, parsed };
   }
 
@@ -238,12 +243,14 @@ export class RegistryService {
       const removed = await this.meta.deleteManifest(repo, digest);
       this.cache.deleteManifest(repo, digest);
       if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in repository ${repo}`);
+      this.events.publish('manifest.deleted', { repo, digest });
       return;
     }
     assertTag(reference);
     const removed = await this.meta.deleteTag(repo, reference);
     this.cache.deleteTag(repo, reference);
     if (!removed) throw new RegistryError('MANIFEST_UNKNOWN', `tag "${reference}" is not in repository ${repo}`);
+    this.events.publish('tag.deleted', { repo, tag: reference });
   }
 
   async listReferrers(repo: string, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
