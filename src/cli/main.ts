@@ -8,6 +8,7 @@ import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
+import { registerScanCommands } from './scan-commands.js';
 
 const program = new Command();
 program
@@ -102,6 +103,7 @@ program
 registerP2pCommands(program);
 registerSimCommand(program);
 registerAllInOne(program);
+registerScanCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {
