@@ -73,6 +73,7 @@ export function registerScanCommands(program: Command): void {
       try {
         const digest = isDigest(reference) ? (reference as Digest) : (await service.getManifest(repository, reference)).digest;
         report = await scan.scanner.scanImage(repository, digest);
+        if (scan.vulndb.count() === 0) (report.notes ??= []).push('no advisories imported yet: run `shoal vulndb import PATH --data DIR` (findings need them)');
       } catch (err) {
         console.error(`shoal scan: ${(err as Error).message}`);
         process.exitCode = 1;
