@@ -10,7 +10,7 @@ import { applyLayers, inventory } from './catalog/inventory.js';
 import { extractLayerFacts } from './layers/layer-facts.js';
 import type { LayerFactsCache } from './layer-cache.js';
 import { sortFindings, type VulnDb } from './vulndb/vulndb.js';
-import { pushSbom } from './sbom.js';
+import { pushSbom, type SbomSubject } from './sbom.js';
 
 export interface ImageScannerOptions {
   registry: RegistryService;
@@ -85,8 +85,7 @@ export class ImageScanner implements Scanner {
     }
     const stats = emptyStats();
     for (const p of platforms) addStats(stats, p.stats!);
-    stats.durationMs = this.now() - started;
-    return {
+    const report: ScanReport = {
       manifestDigest: m.digest,
       packages: unionPackages(platforms.flatMap((p) => p.packages)),
       findings: sortFindings(unionFindings(platforms.flatMap((p) => p.findings))),
@@ -95,6 +94,19 @@ export class ImageScanner implements Scanner {
       platforms,
       stats,
     };
+    // The index gets an SBOM of the union too, so a client holding only the index digest finds one.
+    await this.attach(report, { repository, digest: m.digest, mediaType: m.mediaType, size: m.body.length });
+    stats.durationMs = this.now() - started;
+    return report;
+  }
+
+  private async attach(report: ScanReport, subject: SbomSubject): Promise<void> {
+    if (!this.attachSbom) return;
+    try {
+      report.sbomDigest = await pushSbom(this.registry, subject, report.packages);
+    } catch (err) {
+      (report.notes ??= []).push(`SBOM not attached: ${(err as Error).message}`);
+    }
   }
 
   private async scanManifest(repository: string, digest: Digest, mediaType: string, size: number, doc: ManifestDoc): Promise<ScanReport> {
@@ -121,13 +133,7 @@ export class ImageScanner implements Scanner {
     const packages = inventory(applyLayers(layerFacts));
     const findings = this.vulndb.matchAll(packages);
     const report: ScanReport = { manifestDigest: digest, packages, findings, scannedAt: new Date(this.now()).toISOString(), notes, stats };
-    if (this.attachSbom) {
-      try {
-        report.sbomDigest = await pushSbom(this.registry, { repository, digest, mediaType, size }, packages);
-      } catch (err) {
-        notes.push(`SBOM not attached: ${(err as Error).message}`);
-      }
-    }
+    await this.attach(report, { repository, digest, mediaType, size });
     return report;
   }
 

@@ -126,6 +126,9 @@ test('scanner: an index is scanned per platform (shared layers read once); a zst
   assert.deepEqual(r.platforms!.map((p) => `${p.platform?.architecture} ${p.findings.length} ${p.stats!.layersRead} ${p.stats!.layersCached}`), ['amd64 6 2 0', 'arm64 6 0 2']);
   assert.equal(r.findings.length, 6); // the union, not doubled
   assert.ok(r.platforms!.every((p) => p.sbomDigest));
+  // The index has its own SBOM referrer (the union), next to each platform's.
+  const indexReferrers = (await (await fetch(`${base}/v2/team/multi/referrers/${index.index.digest}`)).json()) as { manifests: Array<{ digest: string }> };
+  assert.deepEqual(indexReferrers.manifests.map((m) => m.digest), [r.sbomDigest]);
 
   // A zstd layer (magic bytes) next to a readable gzip layer.
   const zstdBlob = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(60, 7)]);
