@@ -1,5 +1,5 @@
 // The version comparators against the ecosystems' own implementations on this machine:
-// dpkg --compare-versions (Debian) and pypa/packaging (PEP 440). Versions come from this
+// dpkg --compare-versions (Debian), pypa/packaging (PEP 440) and node-semver (npm). Versions come from this
 // machine's dpkg database and from hand-picked edge cases; pairs are drawn with a fixed seed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { readFileSync, existsSync } from 'node:fs';
 import { compareDpkg } from '../../src/scan/version/dpkg.js';
 import { comparePep440 } from '../../src/scan/version/pep440.js';
+import { compareSemver } from '../../src/scan/version/semver.js';
+import { createRequire } from 'node:module';
 import { parseDpkgStatus } from '../../src/scan/catalog/os-packages.js';
 import { which } from '../support/tools.js';
 
@@ -74,4 +76,22 @@ test('PEP 440: comparePep440 agrees with pypa/packaging on every pair', { skip: 
   for (let i = 0; i < versions.length; i++) {
     for (let j = 0; j < versions.length; j++) assert.equal(Math.sign(comparePep440(versions[i]!, versions[j]!)), matrix[i]![j], `${versions[i]} vs ${versions[j]}`);
   }
+});
+
+/** node-semver is in node_modules only as a dependency of dev tools: used when present. */
+const nodeSemver = (() => {
+  try {
+    return createRequire(import.meta.url)('semver') as { compare(a: string, b: string): number };
+  } catch {
+    return undefined;
+  }
+})();
+
+test('semver: compareSemver agrees with node-semver on every pair', { skip: nodeSemver ? false : 'node-semver not installed' }, () => {
+  const versions = [
+    '1.0.0', '1.0.0-alpha', '1.0.0-alpha.1', '1.0.0-alpha.beta', '1.0.0-beta', '1.0.0-beta.2', '1.0.0-beta.11', '1.0.0-rc.1',
+    '1.0.0+build', '1.0.0-rc.1+build.5', '2.0.0', '2.1.0', '2.1.1', '10.0.0', '1.10.0', '1.2.10', '1.0.0-2', '1.0.0-10', '1.0.0-a10',
+    '1.0.0-a9', '1.0.0-A', '1.0.0-a-b', '1.0.0-0', '4.17.21', '4.17.20', '0.0.0', 'v1.0.0',
+  ];
+  for (const a of versions) for (const b of versions) assert.equal(Math.sign(compareSemver(a, b)), nodeSemver!.compare(a, b), `${a} vs ${b}`);
 });
