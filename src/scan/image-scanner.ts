@@ -74,9 +74,16 @@ export class ImageScanner implements Scanner {
     }
     // An index: scan each platform manifest (shared layers come from the cache after the first).
     const platforms: PlatformReport[] = [];
+    const indexNotes: string[] = [];
     for (const child of doc.manifests ?? []) {
       if (isAttestation(child)) continue;
-      const cm = await this.registry.getManifest(repository, child.digest);
+      let cm;
+      try {
+        cm = await this.registry.getManifest(repository, child.digest);
+      } catch (err) {
+        indexNotes.push(`${child.digest}: platform manifest not scanned (${(err as Error).message})`);
+        continue;
+      }
       const childDoc = JSON.parse(cm.body.toString('utf8')) as ManifestDoc;
       if (Array.isArray(childDoc.manifests)) continue; // nested indexes are not images
       const r: PlatformReport = await this.scanManifest(repository, cm.digest, cm.mediaType, cm.body.length, childDoc);
@@ -90,7 +97,7 @@ export class ImageScanner implements Scanner {
       packages: unionPackages(platforms.flatMap((p) => p.packages)),
       findings: sortFindings(unionFindings(platforms.flatMap((p) => p.findings))),
       scannedAt: new Date(this.now()).toISOString(),
-      notes: platforms.flatMap((p) => p.notes ?? []),
+      notes: [...indexNotes, ...platforms.flatMap((p) => p.notes ?? [])],
       platforms,
       stats,
     };
