@@ -8,6 +8,7 @@ import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
+import { addTenancyServeOptions, registerTenancyCommands } from './tenancy-commands.js';
 
 const program = new Command();
 program
@@ -18,8 +19,8 @@ program
   // Options after a subcommand belong to it (`shoal agent containerd-config --registry ...`).
   .enablePositionalOptions();
 
-program
-  .command('serve')
+addTenancyServeOptions(program
+  .command('serve'))
   .description('Run the registry (OCI Distribution Spec v1.1) on embedded defaults: filesystem blobs + SQLite metadata under --data.')
   .option('--listen <host:port>', 'address to listen on (env SHOAL_LISTEN); port 0 picks a free port', serveDefaults.listen)
   .option('--data <dir>', 'data directory for blobs (storage/) and metadata (meta.db) (env SHOAL_DATA)', serveDefaults.data)
@@ -102,6 +103,7 @@ program
 registerP2pCommands(program);
 registerSimCommand(program);
 registerAllInOne(program);
+registerTenancyCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {

@@ -224,6 +224,18 @@ export class SqliteMetaStore implements MetaStore {
     return (this.stmt.listRepos.all(page.last ?? '', page.limit) as Array<{ name: string }>).map((r) => r.name);
   }
 
+  async storageUsed(namespace: string): Promise<number> {
+    const prefix = `${namespace}/`;
+    const row = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(size), 0) AS used FROM blobs WHERE state = 'live' AND digest IN (
+           SELECT digest FROM blob_links WHERE repo = ? OR substr(repo, 1, ?) = ?
+           UNION SELECT digest FROM manifests WHERE repo = ? OR substr(repo, 1, ?) = ?)`,
+      )
+      .get(namespace, prefix.length, prefix, namespace, prefix.length, prefix) as { used: number };
+    return row.used;
+  }
+
   async createUpload(s: UploadSession): Promise<void> {
     this.stmt.createUpload.run(s.id, s.repo, s.startedAt);
   }
