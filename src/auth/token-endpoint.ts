@@ -31,10 +31,9 @@ export function parseBasic(header: string | undefined): { username: string; pass
 
 export function tokenEndpoint(deps: TokenEndpointDeps) {
   const { tokens, ips, acl, limiter, audit } = deps;
-  const badCredentials = () =>
-    new RegistryError('UNAUTHORIZED', 'authentication failed: wrong user name or password, or the account is disabled', {
-      headers: { 'WWW-Authenticate': `Basic realm="${tokens.service}"` },
-    });
+  // No Basic challenge here: clients send credentials to the realm unasked, and a Basic challenge
+  // would invite browsers and some clients to use Basic on /v2, which only takes tokens.
+  const badCredentials = () => new RegistryError('UNAUTHORIZED', 'authentication failed: wrong user name or password, or the account is disabled');
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const clientIp = ips.resolve(req);
@@ -84,7 +83,8 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
     }
     const issued = await tokens.issue(subject, scopes, withRefresh);
     if (login !== undefined) {
-      // A login per token request would flood the trail; one per distinct scope set is what audits ask for.
+      // Clients log in for every new scope: successful logins give way under load like pulls do;
+      // failed ones (above) are always kept.
       audit.record({ at: Date.now(), actor: subject.name, action: 'login', target: tokens.service, clientIp, outcome: 'ok', detail: { scopes: params.getAll('scope') } }, true);
     }
     sendJson(res, 200, issued, { 'Cache-Control': 'no-store' });
