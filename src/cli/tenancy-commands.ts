@@ -86,8 +86,15 @@ function connectionOptions(cmd: Command): Command {
     .option('--json', 'print JSON', false);
 }
 
+/** A command group; its subcommands each get the connection options (commander reads options after the subcommand name only on the subcommand). */
+const groups: Command[] = [];
+function group(cmd: Command): Command {
+  groups.push(cmd);
+  return cmd;
+}
+
 export function registerTenancyCommands(program: Command): void {
-  const user = connectionOptions(program.command('user').description('Manage users (administrators only). Users log in with `docker/podman login`; their rights come from namespace roles (`shoal ns grant`).'));
+  const user = group(program.command('user').description('Manage users (administrators only). Users log in with `docker/podman login`; their rights come from namespace roles (`shoal ns grant`).'));
   user
     .command('list')
     .description('List users and whether they are administrators.')
@@ -124,7 +131,7 @@ export function registerTenancyCommands(program: Command): void {
       console.log(`deleted user ${name}`);
     });
 
-  const robot = connectionOptions(program.command('robot').description('Robot accounts for CI systems and clusters: scoped, expiring, revocable credentials. Log in as "robot$NAME" with the secret printed at creation.'));
+  const robot = group(program.command('robot').description('Robot accounts for CI systems and clusters: scoped, expiring, revocable credentials. Log in as "robot$NAME" with the secret printed at creation.'));
   robot
     .command('create <name>')
     .description('Create a robot. --access REPO:ACTIONS is repeatable, e.g. --access team/app:pull,push --access team/*:pull. Prints the secret once.')
@@ -165,7 +172,7 @@ export function registerTenancyCommands(program: Command): void {
       console.log(`deleted ${name}`);
     });
 
-  const ns = connectionOptions(program.command('ns').description('Namespaces: the first path component of repository names (team/app is in "team"). Roles: owner, maintainer (pull, push, delete), developer (pull, push), puller (pull).'));
+  const ns = group(program.command('ns').description('Namespaces: the first path component of repository names (team/app is in "team"). Roles: owner, maintainer (pull, push, delete), developer (pull, push), puller (pull).'));
   ns.command('list').description('List namespaces.').action(async (_o, cmd: Command) => {
     const rows = (await api(connOf(cmd), 'GET', 'namespaces')) as Array<{ name: string; quotaBytes: number | null; immutableTags: string[] }>;
     print(rows, cmd.optsWithGlobals().json, () => rows.map((n) => `${n.name}  quota ${n.quotaBytes ?? 'none'}  immutable ${n.immutableTags.join(',') || '-'}`));
@@ -193,7 +200,7 @@ export function registerTenancyCommands(program: Command): void {
     console.log(`${principal} has no role in ${namespace} any more`);
   });
 
-  const policy = connectionOptions(program.command('policy').description('Repository visibility, quotas, tag immutability and network access policies.'));
+  const policy = group(program.command('policy').description('Repository visibility, quotas, tag immutability and network access policies.'));
   policy
     .command('visibility <repository> <public|private>')
     .description('Make a repository public (anonymous pulls) or private (the default).')
@@ -258,4 +265,6 @@ export function registerTenancyCommands(program: Command): void {
       const rows = (await api(connOf(cmd), 'GET', `audit?${q}`)) as Array<{ at: number; actor: string; action: string; target: string; clientIp: string; outcome: string }>;
       print(rows, o.json, () => rows.map((r) => `${new Date(r.at).toISOString()}  ${r.actor}  ${r.action}  ${r.target}  from ${r.clientIp || '-'}  ${r.outcome}`));
     });
+
+  for (const g of groups) for (const sub of g.commands) connectionOptions(sub);
 }
