@@ -1,8 +1,7 @@
 // SQLite AuthStore (better-sqlite3) in its own file, auth.db, beside meta.db: tenancy data has its
 // own lifecycle (backups, the audit table's growth) and never shares a transaction with blob metadata.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../meta/sqlite.js';
 import type {
   AuditQuery,
   AuditRecord,
@@ -108,11 +107,7 @@ export class SqliteAuthStore implements AuthStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openSqlite(file);
     this.db.exec(SCHEMA);
   }
 

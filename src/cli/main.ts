@@ -8,6 +8,7 @@ import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
+import { formatBytes } from '../server/format.js';
 import { addTenancyServeOptions, registerTenancyCommands } from './tenancy-commands.js';
 
 const program = new Command();
@@ -112,16 +113,6 @@ function loadOrExit(raw: Record<string, unknown>) {
     console.error(`shoal: ${(err as Error).message}`);
     process.exit(2);
   }
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
 await program.parseAsync(process.argv);

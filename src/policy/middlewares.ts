@@ -3,6 +3,7 @@
 import { RegistryError } from '../oci/errors.js';
 import { digestOf, type Digest } from '../oci/digest.js';
 import { readBody } from '../registry/respond.js';
+import { formatBytes } from '../server/format.js';
 import type { Middleware, RequestContext } from '../registry/context.js';
 import type { RegistryService } from '../registry/service.js';
 import { principalOf } from '../auth/principal.js';
@@ -36,16 +37,6 @@ export function rateLimit(limiter: RateLimiter, ips: ClientIpResolver): Middlewa
   };
 }
 
-/** Converts a number of bytes for messages. */
-function human(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 /** Quota per namespace, checked where bytes become part of it: upload finish and manifest PUT. */
 export function quota(store: AuthStore, service: RegistryService): Middleware {
@@ -61,7 +52,7 @@ export function quota(store: AuthStore, service: RegistryService): Middleware {
     if (used + adding > limit) {
       throw new RegistryError(
         'DENIED',
-        `storage quota of namespace "${ns}" exceeded: ${human(used)} used of ${human(limit)}, this push adds ${human(adding)}`,
+        `storage quota of namespace "${ns}" exceeded: ${formatBytes(used)} used of ${formatBytes(limit)}, this push adds ${formatBytes(adding)}`,
         { detail: { namespace: ns, usedBytes: used, limitBytes: limit, addingBytes: adding } },
       );
     }

@@ -27,41 +27,22 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-const duration = z.string().transform((v, ctx) => {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-const size = z.string().transform((v, ctx) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-const ratePair = z.string().transform((v, ctx) => {
-  try {
-    return parseRatePair(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-export const serveSchema = z.object({
-  listen: z.string().transform((v, ctx) => {
+/** A string option parsed by `parse`; its error message becomes the validation issue. */
+const parsedWith = <T>(parse: (value: string) => T) =>
+  z.string().transform((v, ctx) => {
     try {
-      return parseListen(v);
+      return parse(v);
     } catch (e) {
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
       return z.NEVER;
     }
-  }),
+  });
+const duration = parsedWith(parseDuration);
+const size = parsedWith(parseSize);
+const ratePair = parsedWith(parseRatePair);
+
+export const serveSchema = z.object({
+  listen: parsedWith(parseListen),
   data: z.string().min(1).transform((v) => resolve(v)),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   accessLog: z.enum(['all', 'default', 'off']).default('default'),
