@@ -14,11 +14,15 @@ interface CompiledPolicy {
 export interface NetworkAclOptions {
   /** Loads a policy by scope ('' = instance); cached here and refreshed by invalidate(). */
   load(scope: string): Promise<NetworkPolicy | null>;
-  /** With no instance policy stored: allowlist-only (default-deny) instead of open. */
+  /**
+   * With no instance policy stored: refuse every address but loopback (so an administrator on
+   * the host can still set a policy) instead of admitting everyone.
+   */
   defaultDeny: boolean;
 }
 
 const CACHE_MS = 5_000;
+const LOOPBACK = [parseCidr('127.0.0.0/8'), parseCidr('::1/128')];
 
 export class NetworkAcl {
   private readonly cache = new Map<string, { policy: CompiledPolicy | null; until: number }>();
@@ -34,7 +38,7 @@ export class NetworkAcl {
     if (hit && hit.until > Date.now()) return hit.policy;
     const raw = await this.opts.load(scope);
     let policy: CompiledPolicy | null = raw ? { internal: raw.internal, internet: raw.internet, cidrs: raw.cidrs.map(parseCidr) } : null;
-    if (!policy && scope === '' && this.opts.defaultDeny) policy = { internal: 'allowlist', internet: 'allowlist', cidrs: [] };
+    if (!policy && scope === '' && this.opts.defaultDeny) policy = { internal: 'allowlist', internet: 'closed', cidrs: LOOPBACK };
     this.cache.set(scope, { policy, until: Date.now() + CACHE_MS });
     return policy;
   }

@@ -44,9 +44,11 @@ describe('network ACL', () => {
   const acl = (defaultDeny = false) => new NetworkAcl({ load: async (s) => policies.get(s) ?? null, defaultDeny });
   const denied = async (p: Promise<void>) => assert.rejects(p, (e: RegistryError) => e.code === 'DENIED' && e.status === 403);
 
-  it('is open without policies, closed with default-deny', async () => {
+  it('is open without policies; default-deny admits loopback only', async () => {
     await acl().check('8.8.8.8', 'team');
-    await denied(acl(true).check('127.0.0.1'));
+    await acl(true).check('127.0.0.1');
+    await denied(acl(true).check('10.0.0.1'));
+    await denied(acl(true).check('8.8.8.8'));
   });
   it('applies internal and internet modes and namespace allow-lists', async () => {
     policies.set('', { scope: '', internal: 'open', internet: 'allowlist', cidrs: ['203.0.113.0/24'] });
