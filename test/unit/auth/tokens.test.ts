@@ -128,6 +128,16 @@ describe('token service: granted = requested ∩ allowed', () => {
     assert.equal(await tokens.subjectActive('robot$ci', 'robot'), false);
   });
 
+  it('a remembered access token still expires', async () => {
+    const dev = (await tokens.authenticate('dev', 'dev-password'))!;
+    const { token } = await tokens.issue(dev, [], false);
+    assert.equal(typeof tokens.verifyAccess(token), 'object');
+    assert.equal(typeof tokens.verifyAccess(token), 'object', 'second check from the cache');
+    now += 301_000;
+    assert.equal(tokens.verifyAccess(token), 'expired');
+    now -= 301_000;
+  });
+
   it('refresh tokens are not access tokens, and redeem to their subject', async () => {
     const dev = (await tokens.authenticate('dev', 'dev-password'))!;
     const issued = await tokens.issue(dev, [], true);
