@@ -1,4 +1,5 @@
-// Admin REST API under /api/v1 (administrators only; JSON; errors in the registry's typed form).
+// Admin REST API under /api/v1 (administrators; namespace owners for their namespace's members,
+// immutable tags and visibility; JSON; errors in the registry's typed form).
 // Every change is audited with who, what, from where and when.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
@@ -14,7 +15,7 @@ import type { AuditLog } from './audit.js';
 import { checkPasswordStrength, hashPassword, hashSecret, newRobotSecret } from './password.js';
 import { parseBasic } from './token-endpoint.js';
 import type { TokenService } from './token-service.js';
-import { ROBOT_PREFIX, ROLES, type AuthStore, type Robot } from './store.js';
+import { ROBOT_PREFIX, ROLES, namespaceOf, type AuthStore, type Robot } from './store.js';
 
 export interface AdminApiDeps {
   store: AuthStore;
@@ -72,8 +73,8 @@ const publicRobot = (r: Robot) => ({ name: r.name, description: r.description, p
 export function adminApi(deps: AdminApiDeps) {
   const { store, tokens, ips, acl, limiter, audit } = deps;
 
-  /** The calling administrator: Basic credentials of an admin user, or an admin's bearer token. */
-  async function caller(req: IncomingMessage): Promise<string> {
+  /** The caller: Basic credentials of a user, or a bearer token. */
+  async function caller(req: IncomingMessage): Promise<{ name: string; isAdmin: boolean }> {
     const header = req.headers.authorization;
     const basic = parseBasic(header);
     let subject: { name: string; isAdmin: boolean } | null = null;
@@ -87,8 +88,17 @@ export function adminApi(deps: AdminApiDeps) {
         headers: { 'WWW-Authenticate': `Basic realm="${tokens.service} admin"` },
       });
     }
-    if (!subject.isAdmin) throw new RegistryError('DENIED', `"${subject.name}" is not an administrator`);
-    return subject.name;
+    return subject;
+  }
+
+  /** Namespace owners may manage their namespace's members, immutable tags and visibility; the rest is for administrators. */
+  const OWNER_ROUTES = new Set(['GET namespaces/:id', 'PUT namespaces/:id/members/:sub', 'DELETE namespaces/:id/members/:sub', 'PUT namespaces/:id/immutable', 'PUT visibility', 'GET whoami']);
+  async function mayCall(who: { name: string; isAdmin: boolean }, route: string, ns: string | undefined): Promise<boolean> {
+    if (who.isAdmin) return true;
+    if (!OWNER_ROUTES.has(route)) return false;
+    if (route === 'GET whoami') return true;
+    if (!ns) return false;
+    return (await store.listBindings({ namespace: ns, principal: who.name })).some((b) => b.role === 'owner');
   }
 
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -96,7 +106,8 @@ export function adminApi(deps: AdminApiDeps) {
     await acl.check(clientIp);
     const release = limiter.admit('secondary', clientIp, undefined);
     res.once('close', release);
-    const actor = await caller(req);
+    const who = await caller(req);
+    const actor = who.name;
     const url = new URL(req.url ?? '/', 'http://x');
     const parts = url.pathname.replace(/^\/api\/v1\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
     const method = req.method ?? 'GET';
@@ -116,15 +127,21 @@ export function adminApi(deps: AdminApiDeps) {
     const ok = (status: number, value: unknown) => sendJson(res, status, value);
     const [top, id, sub, subId] = parts;
     const route = `${method} ${top ?? ''}${id !== undefined ? '/:id' : ''}${sub !== undefined ? `/${sub}` : ''}${subId !== undefined ? '/:sub' : ''}`;
+    // PUT visibility names its repository in the body: read it once here for the owner check.
+    const parsedBody = method === 'PUT' || method === 'POST' ? await body() : undefined;
+    const ns = top === 'namespaces' ? id : route === 'PUT visibility' && typeof parsedBody?.repository === 'string' ? namespaceOf(parsedBody.repository) : undefined;
+    if (!(await mayCall(who, route, ns))) {
+      throw new RegistryError('DENIED', who.isAdmin ? 'denied' : `"${actor}" is not an administrator${OWNER_ROUTES.has(route) ? ' or an owner of this namespace' : ''}`);
+    }
 
     switch (route) {
       case 'GET whoami':
-        return ok(200, { name: actor, admin: true });
+        return ok(200, { name: actor, admin: who.isAdmin });
 
       case 'GET users':
         return ok(200, (await store.listUsers()).map((u) => ({ name: u.name, admin: u.isAdmin, createdAt: u.createdAt })));
       case 'POST users': {
-        const b = parse(schemas.userCreate, await body());
+        const b = parse(schemas.userCreate, parsedBody);
         const weak = checkPasswordStrength(b.password);
         if (weak) throw new RegistryError('DENIED', weak, { status: 400 });
         if (await store.getUser(b.name)) throw new RegistryError('DENIED', `user "${b.name}" already exists`, { status: 409 });
@@ -135,7 +152,7 @@ export function adminApi(deps: AdminApiDeps) {
       case 'PUT users/:id': {
         const user = await store.getUser(id!);
         if (!user) throw notFound(`user "${id}"`);
-        const b = parse(schemas.userUpdate, await body());
+        const b = parse(schemas.userUpdate, parsedBody);
         if (b.password !== undefined) {
           const weak = checkPasswordStrength(b.password);
           if (weak) throw new RegistryError('DENIED', weak, { status: 400 });
@@ -155,7 +172,7 @@ export function adminApi(deps: AdminApiDeps) {
       case 'GET robots':
         return ok(200, (await store.listRobots()).map(publicRobot));
       case 'POST robots': {
-        const b = parse(schemas.robotCreate, await body());
+        const b = parse(schemas.robotCreate, parsedBody);
         const name = robotName(b.name);
         if (await store.getRobot(name)) throw new RegistryError('DENIED', `robot "${name}" already exists`, { status: 409 });
         const secret = newRobotSecret();
@@ -186,7 +203,7 @@ export function adminApi(deps: AdminApiDeps) {
       case 'GET namespaces':
         return ok(200, await store.listNamespaces());
       case 'POST namespaces': {
-        const b = parse(schemas.nsCreate, await body());
+        const b = parse(schemas.nsCreate, parsedBody);
         if (!(await store.createNamespace(b.name, Date.now()))) throw new RegistryError('DENIED', `namespace "${b.name}" already exists`, { status: 409 });
         changed('ns.create', b.name);
         return ok(201, await store.getNamespace(b.name));
@@ -206,7 +223,7 @@ export function adminApi(deps: AdminApiDeps) {
         changed('ns.delete', id!);
         return ok(200, { deleted: id });
       case 'PUT namespaces/:id/members/:sub': {
-        const b = parse(schemas.member, await body());
+        const b = parse(schemas.member, parsedBody);
         if (!(await store.getNamespace(id!))) throw notFound(`namespace "${id}"`);
         const principal = subId!;
         const exists = principal.startsWith(ROBOT_PREFIX) ? await store.getRobot(principal) : await store.getUser(principal);
@@ -220,13 +237,13 @@ export function adminApi(deps: AdminApiDeps) {
         changed('ns.member.remove', id!, { principal: subId });
         return ok(200, { namespace: id, removed: subId });
       case 'PUT namespaces/:id/quota': {
-        const b = parse(schemas.quota, await body());
+        const b = parse(schemas.quota, parsedBody);
         if (!(await store.setQuota(id!, b.bytes))) throw notFound(`namespace "${id}"`);
         changed('ns.quota', id!, { bytes: b.bytes });
         return ok(200, await store.getNamespace(id!));
       }
       case 'PUT namespaces/:id/immutable': {
-        const b = parse(schemas.immutable, await body());
+        const b = parse(schemas.immutable, parsedBody);
         if (!(await store.setImmutableTags(id!, b.patterns))) throw notFound(`namespace "${id}"`);
         changed('ns.immutable', id!, { patterns: b.patterns });
         return ok(200, await store.getNamespace(id!));
@@ -237,7 +254,7 @@ export function adminApi(deps: AdminApiDeps) {
       case 'PUT network/:id': {
         const scope = id === '_instance' ? '' : id!;
         if (scope && !(await store.getNamespace(scope))) throw notFound(`namespace "${scope}"`);
-        const b = parse(schemas.network, await body());
+        const b = parse(schemas.network, parsedBody);
         await store.putNetworkPolicy({ scope, ...b });
         changed('network.set', scope || '*', b);
         return ok(200, { scope: scope || '_instance', ...b });
@@ -252,7 +269,7 @@ export function adminApi(deps: AdminApiDeps) {
       case 'GET visibility':
         return ok(200, { public: await store.listPublicRepositories() });
       case 'PUT visibility': {
-        const b = parse(schemas.visibility, await body());
+        const b = parse(schemas.visibility, parsedBody);
         await store.setVisibility(b.repository, b.visibility);
         changed('visibility.set', b.repository, { visibility: b.visibility });
         return ok(200, b);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Middleware } from '../registry/context.js';
+import { RegistryError } from '../oci/errors.js';
 import type { RouteKey } from '../registry/app.js';
 import type { RegistryService } from '../registry/service.js';
 import { ClientIpResolver } from '../policy/client-ip.js';
@@ -80,7 +81,23 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
   }
 
   const challenge: ChallengeOptions = { service: config.service, realm: config.realm };
-  const all: Middleware[] = [];
+  // Refused writes by someone who presented credentials (a client's first, token-less try of
+  // every push is routine and left out).
+  const refusedWrites: Middleware = async (ctx, next) => {
+    const method = ctx.req.method;
+    if (method === 'GET' || method === 'HEAD') return next();
+    try {
+      await next();
+    } catch (err) {
+      const p = principalOf(ctx);
+      if (err instanceof RegistryError && (err.code === 'DENIED' || err.code === 'UNAUTHORIZED') && (p || ctx.req.headers.authorization)) {
+        const target = ctx.route.name === 'manifest' ? `${ctx.route.repo}:${ctx.route.ref}` : ctx.route.repo;
+        audit.record({ at: Date.now(), actor: p?.name ?? 'invalid-token', action: method === 'DELETE' ? 'delete' : 'push', target, clientIp: p?.clientIp ?? ips.resolve(ctx.req), outcome: err.code, detail: { reason: err.message.slice(0, 300) } });
+      }
+      throw err;
+    }
+  };
+  const all: Middleware[] = [refusedWrites];
   const rbac: Middleware[] = [];
   if (config.auth) all.push(authenticate(tokens, ips, challenge));
   all.push(networkAcl(acl, ips));

@@ -71,6 +71,9 @@ describe('tenancy policies', () => {
       assert.equal(del.status, 403, `DELETE ${ref}`);
       assert.equal(del.json().errors[0].code, 'DENIED');
     }
+    const refused = await admin(reg.url, ADMIN, 'GET', 'audit?actor=dev&target=team/app');
+    assert.ok(refused.some((r: { action: string; outcome: string; target: string }) => r.action === 'push' && r.outcome === 'DENIED' && r.target === 'team/app:v1'), 'the refused overwrite is audited');
+    assert.ok(refused.some((r: { action: string; outcome: string }) => r.action === 'delete' && r.outcome === 'DENIED'), 'the refused delete is audited');
     await pushWithToken(reg.url, 'team/app', 'latest', v1, devToken);
     await pushWithToken(reg.url, 'team/app', 'latest', v1b, devToken);
     assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/latest`, { token: devToken })).status, 202);
@@ -121,6 +124,30 @@ describe('tenancy policies', () => {
     assert.match(weak.json().errors[0].message, /at least 8/);
     assert.equal((await http('PUT', `${reg.url}/api/v1/namespaces/ghost/quota`, { basic: ADMIN, body: '{"bytes":1}' })).status, 404);
     assert.equal((await http('GET', `${reg.url}/api/v1/nothing`, { basic: ADMIN })).status, 404);
+  });
+
+  it('namespace owners manage their own namespace (members, immutable tags, visibility) and nothing else', async () => {
+    const OWNER = { user: 'olivia', password: 'olivia-password-1' };
+    await admin(reg.url, ADMIN, 'POST', 'users', { name: OWNER.user, password: OWNER.password });
+    await admin(reg.url, ADMIN, 'POST', 'namespaces', { name: 'owned' });
+    await admin(reg.url, ADMIN, 'PUT', 'namespaces/owned/members/olivia', { role: 'owner' });
+    await admin(reg.url, OWNER, 'PUT', 'namespaces/owned/members/dev', { role: 'puller' });
+    await admin(reg.url, OWNER, 'PUT', 'namespaces/owned/immutable', { patterns: ['v*'] });
+    await admin(reg.url, OWNER, 'PUT', 'visibility', { repository: 'owned/app', visibility: 'public' });
+    const refused = [
+      ['PUT', 'namespaces/team/members/olivia', { role: 'owner' }],
+      ['PUT', 'namespaces/owned/quota', { bytes: null }],
+      ['PUT', 'visibility', { repository: 'team/app', visibility: 'public' }],
+      ['GET', 'users', undefined],
+      ['GET', 'audit', undefined],
+    ] as const;
+    for (const [method, path, body] of refused) {
+      const res = await http(method, `${reg.url}/api/v1/${path}`, { basic: OWNER, body: body === undefined ? undefined : JSON.stringify(body) });
+      assert.equal(res.status, 403, `${method} ${path}`);
+      assert.equal(res.json().errors[0].code, 'DENIED');
+    }
+    const audit = await admin(reg.url, ADMIN, 'GET', 'audit?actor=olivia');
+    assert.deepEqual(audit.map((r: { action: string }) => r.action).sort(), ['ns.immutable', 'ns.member.set', 'visibility.set']);
   });
 
   it('CLI: user, ns, robot, policy and audit over the admin API, with SHOAL_USER/SHOAL_PASSWORD', async () => {
