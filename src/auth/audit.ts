@@ -1,7 +1,9 @@
 // Audit trail, written off the request path: records queue in memory and are flushed in batches
 // (one SQLite transaction each). Pull records are the bulk; when the queue is full or the
-// registry is shedding load they are dropped and counted, while pushes, deletes, logins and
-// permission changes are always kept.
+// registry is shedding load they are dropped and counted, while pushes, deletes, failed logins
+// and permission changes are always kept. Repeats of a droppable record (same actor, action,
+// target, address and outcome) within one flush window become one record with a count: a node
+// pulling one image many times costs one row, not thousands.
 import type { Logger } from 'pino';
 import type { AuditRecord, AuthStore } from './store.js';
 
@@ -18,6 +20,7 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   private queue: AuditRecord[] = [];
+  private readonly coalesced = new Map<string, AuditRecord & { count: number }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   dropped = 0;
@@ -26,16 +29,30 @@ export class AuditLog {
 
   /** Queues a record. `droppable` records (pulls) give way under load. */
   record(rec: AuditRecord, droppable = false): void {
-    if (droppable && (this.queue.length >= (this.opts.maxQueue ?? 10_000) || this.opts.overloaded?.())) {
-      this.dropped++;
-      return;
+    if (droppable) {
+      const key = `${rec.actor}\0${rec.action}\0${rec.target}\0${rec.clientIp}\0${rec.outcome}`;
+      const seen = this.coalesced.get(key);
+      if (seen) {
+        seen.count++;
+        return;
+      }
+      if (this.pending() >= (this.opts.maxQueue ?? 10_000) || this.opts.overloaded?.()) {
+        this.dropped++;
+        return;
+      }
+      this.coalesced.set(key, { ...rec, count: 1 });
+    } else {
+      this.queue.push(rec);
     }
-    this.queue.push(rec);
-    if (this.queue.length >= (this.opts.maxBatch ?? 500)) void this.flush();
+    if (this.pending() >= (this.opts.maxBatch ?? 500)) void this.flush();
     else if (!this.timer) {
       this.timer = setTimeout(() => void this.flush(), this.opts.flushIntervalMs ?? 250);
       this.timer.unref();
     }
+  }
+
+  private pending(): number {
+    return this.queue.length + this.coalesced.size;
   }
 
   /** Writes everything queued so far; resolves when it is durable. */
@@ -46,6 +63,8 @@ export class AuditLog {
     }
     const batch = this.queue;
     this.queue = [];
+    for (const { count, ...rec } of this.coalesced.values()) batch.push(count > 1 ? { ...rec, detail: { ...rec.detail, count } } : rec);
+    this.coalesced.clear();
     this.flushing = this.flushing.then(async () => {
       if (batch.length === 0) return;
       try {
