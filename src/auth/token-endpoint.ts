@@ -11,6 +11,7 @@ import type { RateLimiter } from '../policy/rate-limit.js';
 import type { AuditLog } from './audit.js';
 import type { Subject } from './authorizer.js';
 import { parseScopes } from './scope.js';
+import { LoginThrottle } from './login-throttle.js';
 import type { TokenService } from './token-service.js';
 
 export interface TokenEndpointDeps {
@@ -19,6 +20,7 @@ export interface TokenEndpointDeps {
   acl: NetworkAcl;
   limiter: RateLimiter;
   audit: AuditLog;
+  throttle?: LoginThrottle;
 }
 
 export function parseBasic(header: string | undefined): { username: string; password: string } | null {
@@ -31,6 +33,7 @@ export function parseBasic(header: string | undefined): { username: string; pass
 
 export function tokenEndpoint(deps: TokenEndpointDeps) {
   const { tokens, ips, acl, limiter, audit } = deps;
+  const throttle = deps.throttle ?? new LoginThrottle();
   // No Basic challenge here: clients send credentials to the realm unasked, and a Basic challenge
   // would invite browsers and some clients to use Basic on /v2, which only takes tokens.
   const badCredentials = () => new RegistryError('UNAUTHORIZED', 'authentication failed: wrong user name or password, or the account is disabled');
@@ -71,8 +74,10 @@ export function tokenEndpoint(deps: TokenEndpointDeps) {
       }
       if (creds) {
         login = creds.username;
+        throttle.check(clientIp, creds.username);
         const s = await tokens.authenticate(creds.username, creds.password);
         if (!s) {
+          throttle.failed(clientIp, creds.username);
           audit.record({ at: Date.now(), actor: creds.username.slice(0, 100), action: 'login', target: tokens.service, clientIp, outcome: 'UNAUTHORIZED' });
           throw badCredentials();
         }

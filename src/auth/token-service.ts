@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Authorizer, type Subject } from './authorizer.js';
 import { signJwt, verifyJwt, type AccessEntry, type TokenClaims } from './jwt.js';
 import type { KeyRing } from './keys.js';
-import { secretMatches, verifyPassword } from './password.js';
+import { hashPassword, secretMatches, verifyPassword } from './password.js';
 import type { Scope } from './scope.js';
 import { ROBOT_PREFIX, type AuthStore } from './store.js';
 
@@ -57,7 +57,11 @@ export class TokenService {
       return { name: robot.name, kind: 'robot', isAdmin: false };
     }
     const user = await this.opts.store.getUser(username);
-    if (!user) return null;
+    if (!user) {
+      // Spend the same scrypt time as for a real user, so response times do not reveal which names exist.
+      await verifyPassword(password, await this.dummyHash());
+      return null;
+    }
     const cacheKey = createHash('sha256').update(`${username}\0${password}\0${user.passwordHash}`).digest('hex');
     const cached = this.passwordOk.get(cacheKey);
     if (cached === undefined || cached < this.now()) {
@@ -168,6 +172,11 @@ export class TokenService {
   invalidate(): void {
     this.activeSubjects.clear();
     this.passwordOk.clear();
+  }
+
+  private dummy: Promise<string> | undefined;
+  private dummyHash(): Promise<string> {
+    return (this.dummy ??= hashPassword(randomUUID()));
   }
 
   private robotActive(robot: { revokedAt: number | null; expiresAt: number | null }): boolean {

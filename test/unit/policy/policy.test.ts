@@ -8,6 +8,7 @@ import { NetworkAcl } from '../../../src/policy/network-acl.js';
 import { RateLimiter, classify, parseRatePair } from '../../../src/policy/rate-limit.js';
 import { globToRegExp } from '../../../src/policy/middlewares.js';
 import { RegistryError } from '../../../src/oci/errors.js';
+import { LoginThrottle } from '../../../src/auth/login-throttle.js';
 import type { NetworkPolicy } from '../../../src/auth/store.js';
 
 const req = (remote: string, xff?: string) => ({ socket: { remoteAddress: remote }, headers: xff ? { 'x-forwarded-for': xff } : {} }) as unknown as IncomingMessage;
@@ -105,5 +106,21 @@ describe('tag globs', () => {
     assert.ok(!globToRegExp('v*').test('latest-v1'));
     assert.ok(globToRegExp('release-?').test('release-1'));
     assert.ok(!globToRegExp('1.0').test('1x0'));
+  });
+});
+
+describe('login throttle', () => {
+  it('locks out an address or an account after repeated failures, until the window passes', () => {
+    let now = 0;
+    const t = new LoginThrottle(3, 60_000, () => now);
+    for (let i = 0; i < 3; i++) {
+      t.check('1.1.1.1', 'alice');
+      t.failed('1.1.1.1', 'alice');
+    }
+    assert.throws(() => t.check('1.1.1.1', 'bob'), (e: RegistryError) => e.code === 'TOOMANYREQUESTS' && e.headers['Retry-After'] === '60');
+    assert.throws(() => t.check('2.2.2.2', 'alice'), /too many failed logins/, 'the account is locked from elsewhere too');
+    t.check('2.2.2.2', 'bob');
+    now += 60_000;
+    t.check('1.1.1.1', 'alice');
   });
 });
