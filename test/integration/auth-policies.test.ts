@@ -43,10 +43,12 @@ describe('tenancy policies', () => {
   });
   after(async () => reg?.stop());
 
-  it('bootstrap: SHOAL_ADMIN_PASSWORD created admin once; a restart with another password does not change it', async () => {
+  it('bootstrap: SHOAL_ADMIN_PASSWORD created admin once; a restart with another password does not change it; tokens survive the restart', async () => {
     const dir = reg.dataDir;
+    const before = await getToken(reg.url, ADMIN, ['registry:catalog:*']);
     await reg.stop({ keepData: true });
     reg = await startShoal({ dataDir: dir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: 'another-password' } });
+    assert.equal((await http('GET', `${reg.url}/v2/_catalog`, { token: before })).status, 200, 'the signing key persisted in the data dir');
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: { user: 'admin', password: 'another-password' } })).status, 401);
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: ADMIN })).status, 200);
     assert.equal(reg.output.some((l) => l.includes('created user')), false);
