@@ -26,7 +26,7 @@ export interface AppOptions {
    * (the pull storm's hot path, tens of thousands a second: counted in metrics instead).
    */
   accessLog?: 'all' | 'default' | 'off';
-  /** Extra non-/v2 endpoints (health, metrics, admin). */
+  /** Extra non-/v2 endpoints (health, metrics, admin): exact paths, or prefixes when the key ends with "/". */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
 }
 
@@ -75,6 +75,8 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
     }
   }
 
+  const prefixRoutes = Object.keys(opts.extraRoutes ?? {}).filter((k) => k.endsWith('/'));
+
   return (req, res) => {
     const started = process.hrtime.bigint();
     const rawUrl = req.url ?? '/';
@@ -102,9 +104,10 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
       }
     });
 
-    const extra = opts.extraRoutes?.[path];
+    const extraKey = opts.extraRoutes?.[path] ? path : prefixRoutes.find((p) => path.startsWith(p));
+    const extra = extraKey === undefined ? undefined : opts.extraRoutes?.[extraKey];
     if (extra) {
-      routeLabel = path;
+      routeLabel = extraKey!;
       Promise.resolve(extra(req, res)).catch((err) => (error = sendError(res, err)));
       return;
     }

@@ -1,6 +1,7 @@
 // Wires stores, service, HTTP app and background jobs into one running registry process.
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { FilesystemBlobStore } from '../storage/filesystem.js';
 import { SqliteMetaStore } from '../meta/sqlite.js';
@@ -11,6 +12,7 @@ import { GarbageCollector } from '../gc/collector.js';
 import { createMetrics } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import type { ServeConfig } from './config.js';
+import { createTenancy, type Tenancy } from '../auth/tenancy.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -18,6 +20,8 @@ export interface RunningRegistry {
   service: RegistryService;
   gc: GarbageCollector;
   log: Logger;
+  /** Auth store, token service, limiter and audit; absent when tenancy is entirely off. */
+  tenancy?: Tenancy;
   close(): Promise<void>;
 }
 
@@ -37,13 +41,36 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
   const service = await openStores(config);
   const metrics = createMetrics();
   const gc = new GarbageCollector(service, log);
+  const tenancy = needsTenancy(config)
+    ? await createTenancy(
+        {
+          auth: config.auth,
+          service: config.authService,
+          realm: config.authRealm,
+          tokenTtlMs: config.tokenTtl,
+          refreshTtlMs: config.refreshTtl,
+          keyRotationMs: config.keyRotation,
+          trustedProxies: config.trustedProxy,
+          networkDefaultDeny: config.networkDefaultDeny,
+          rateLimitIp: config.rateLimitIp,
+          rateLimitPrincipal: config.rateLimitToken,
+          maxConcurrent: config.maxConcurrent,
+          adminPassword: process.env.SHOAL_ADMIN_PASSWORD || undefined,
+        },
+        config.data,
+        service,
+        log,
+      )
+    : undefined;
 
   const app = createRegistryApp({
     service,
     metrics,
     log,
     accessLog: config.accessLog,
+    policies: tenancy?.policies,
     extraRoutes: {
+      ...tenancy?.extraRoutes,
       '/healthz': (_req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         res.end('ok\n');
@@ -92,6 +119,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     service,
     gc,
     log,
+    tenancy,
     async close() {
       if (gcTimer) clearTimeout(gcTimer);
       await new Promise<void>((resolve) => {
@@ -103,7 +131,23 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
           resolve();
         }, 10_000).unref();
       });
+      await tenancy?.close();
       await service.meta.close();
     },
   };
+}
+
+/**
+ * Tenancy is wired when auth, a network or rate policy is asked for, or an auth store already
+ * exists (network policies set earlier keep applying). Otherwise the registry is exactly as before.
+ */
+function needsTenancy(config: ServeConfig): boolean {
+  return (
+    config.auth ||
+    config.networkDefaultDeny ||
+    config.maxConcurrent > 0 ||
+    Object.values(config.rateLimitIp).some((v) => v > 0) ||
+    Object.values(config.rateLimitToken).some((v) => v > 0) ||
+    existsSync(join(config.data, 'auth.db'))
+  );
 }
