@@ -3,7 +3,7 @@
 // imported advisories and attaches a CycloneDX SBOM to the image as a referrer.
 import type { RegistryService } from '../registry/service.js';
 import type { Digest } from '../oci/digest.js';
-import { INDEX_TYPES, isNonDistributable } from '../oci/media-types.js';
+import { INDEX_TYPES, OCI_CONFIG, isNonDistributable } from '../oci/media-types.js';
 import type { Finding, Package, PlatformReport, ScanReport, Scanner, ScanStats } from './scanner.js';
 import type { LayerFacts } from './catalog/facts.js';
 import { applyLayers, inventory } from './catalog/inventory.js';
@@ -23,8 +23,11 @@ export interface ImageScannerOptions {
   now?: () => number;
 }
 
+const IMAGE_CONFIG_TYPES: ReadonlySet<string> = new Set([OCI_CONFIG, 'application/vnd.docker.container.image.v1+json']);
+
 interface ManifestDoc {
   mediaType?: string;
+  config?: { mediaType?: string };
   layers?: Array<{ mediaType: string; digest: Digest; size: number }>;
   manifests?: Array<{ mediaType: string; digest: Digest; size: number; platform?: { os?: string; architecture?: string; variant?: string }; annotations?: Record<string, string> }>;
 }
@@ -119,6 +122,12 @@ export class ImageScanner implements Scanner {
   private async scanManifest(repository: string, digest: Digest, mediaType: string, size: number, doc: ManifestDoc): Promise<ScanReport> {
     const stats = emptyStats();
     const notes: string[] = [];
+    const configType = doc.config?.mediaType;
+    if (configType !== undefined && !IMAGE_CONFIG_TYPES.has(configType)) {
+      // An artifact (SBOM, signature, Helm chart): its layers are not filesystem tars.
+      notes.push(`not a container image (config ${configType}): nothing to scan`);
+      return { manifestDigest: digest, packages: [], findings: [], scannedAt: new Date(this.now()).toISOString(), notes, stats };
+    }
     const layers = doc.layers ?? [];
     stats.layers = layers.length;
     // Layers are read concurrently (gunzip runs on libuv's thread pool, so this uses several cores);

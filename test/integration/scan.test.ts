@@ -85,6 +85,10 @@ test('scanner: exact findings across dpkg/apk/npm/PyPI, whiteouts honoured, SBOM
   assert.deepEqual(summary(again), summary(report));
   assert.equal(again.sbomDigest, report.sbomDigest);
 
+  // The SBOM artifact itself is not an image: scanning it finds nothing and attaches nothing.
+  const ofSbom = await scan.scanner.scanImage('team/app', report.sbomDigest! as Digest);
+  assert.deepEqual([ofSbom.packages, ofSbom.sbomDigest, ofSbom.notes], [[], undefined, ['not a container image (config application/vnd.oci.empty.v1+json): nothing to scan']]);
+
   // Another image sharing the base and app layers, without the cleanup layer: only its new layer
   // would be read, but here it has none — the cached facts are re-layered, so curl, PyYAML and
   // left-pad come back, proving the cache holds per-layer facts rather than final packages.
