@@ -26,7 +26,7 @@ export interface AppOptions {
    * (the pull storm's hot path, tens of thousands a second: counted in metrics instead).
    */
   accessLog?: 'all' | 'default' | 'off';
-  /** Extra non-/v2 endpoints (health, metrics, admin). */
+  /** Extra non-/v2 endpoints (health, metrics, admin); a key ending in "/*" matches that prefix and everything under it. */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
 }
 
@@ -54,6 +54,15 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
   const uploads = uploadHandlers(service, metrics);
   const manifests = manifestHandlers(service);
   const listing = listingHandlers(service);
+  const extraPrefixes = Object.entries(opts.extraRoutes ?? {})
+    .filter(([key]) => key.endsWith('/*'))
+    .map(([key, handler]) => ({ prefix: key.slice(0, -2), handler }));
+  const findExtra = (path: string) => {
+    const exact = opts.extraRoutes?.[path];
+    if (exact) return { label: path, handler: exact };
+    for (const p of extraPrefixes) if (path === p.prefix || path.startsWith(`${p.prefix}/`)) return { label: `${p.prefix}/*`, handler: p.handler };
+    return undefined;
+  };
 
   const table: Record<RouteName, Partial<Record<string, Handler>>> = {
     base: { GET: async (ctx) => sendJson(ctx.res, 200, {}), HEAD: async (ctx) => sendJson(ctx.res, 200, {}) },
@@ -102,10 +111,10 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
       }
     });
 
-    const extra = opts.extraRoutes?.[path];
+    const extra = path.startsWith('/v2') ? undefined : findExtra(path);
     if (extra) {
-      routeLabel = path;
-      Promise.resolve(extra(req, res)).catch((err) => (error = sendError(res, err)));
+      routeLabel = extra.label;
+      Promise.resolve(extra.handler(req, res)).catch((err) => (error = sendError(res, err)));
       return;
     }
 

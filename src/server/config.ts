@@ -63,6 +63,8 @@ export const serveSchema = z.object({
   gcGrace: duration,
   gcDeleteUntagged: z.boolean(),
   uploadTtl: duration,
+  /** Delivery chains (scan → gate → replicate → preheat → notify) and the pull gate. */
+  chains: z.boolean().default(true),
 });
 
 export type ServeConfig = z.output<typeof serveSchema>;

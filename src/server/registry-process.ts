@@ -11,6 +11,8 @@ import { GarbageCollector } from '../gc/collector.js';
 import { createMetrics } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import type { ServeConfig } from './config.js';
+import { createChainRuntime, type ChainRuntime } from '../chain/runtime.js';
+import type { Scanner } from '../scan/scanner.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -18,7 +20,14 @@ export interface RunningRegistry {
   service: RegistryService;
   gc: GarbageCollector;
   log: Logger;
+  /** The delivery chain (engine, store, gate), unless started with chains off. */
+  chains?: ChainRuntime;
   close(): Promise<void>;
+}
+
+export interface RegistryExtras {
+  /** Vulnerability scanner for the chain's scan stage (src/scan). */
+  scanner?: Scanner;
 }
 
 export async function openStores(config: Pick<ServeConfig, 'data' | 'maxManifestSize' | 'maxBlobSize' | 'manifestCacheSize' | 'manifestCacheTtl' | 'gcGrace'>) {
@@ -33,17 +42,23 @@ export async function openStores(config: Pick<ServeConfig, 'data' | 'maxManifest
   });
 }
 
-export async function startRegistry(config: ServeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningRegistry> {
+export async function startRegistry(config: ServeConfig, log: Logger = createLogger(config.logLevel), extras: RegistryExtras = {}): Promise<RunningRegistry> {
   const service = await openStores(config);
   const metrics = createMetrics();
   const gc = new GarbageCollector(service, log);
+  let selfUrl = '';
+  const chains = config.chains
+    ? await createChainRuntime({ service, dataDir: config.data, log, selfUrl: () => selfUrl, scanner: extras.scanner })
+    : undefined;
 
   const app = createRegistryApp({
     service,
     metrics,
     log,
     accessLog: config.accessLog,
+    policies: { ...chains?.policies },
     extraRoutes: {
+      ...chains?.routes,
       '/healthz': (_req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         res.end('ok\n');
@@ -65,6 +80,10 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
   });
   const addr = server.address() as AddressInfo;
   const address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+  // Replication reads images back through our own API (same code path as any other source).
+  const selfHost = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '[::1]' : address.slice(0, address.lastIndexOf(':'));
+  selfUrl = `http://${selfHost}:${addr.port}`;
+  await chains?.start();
 
   let gcTimer: NodeJS.Timeout | undefined;
   if (config.gcInterval > 0) {
@@ -92,8 +111,10 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     service,
     gc,
     log,
+    chains,
     async close() {
       if (gcTimer) clearTimeout(gcTimer);
+      await chains?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -1,0 +1,75 @@
+// Wires the delivery chain into a registry process: store, gate index, engine with its stages,
+// the push trigger, the admin API route and the pull-gate middleware.
+import { join } from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { RegistryService } from '../registry/service.js';
+import type { Middleware } from '../registry/context.js';
+import type { RouteKey } from '../registry/app.js';
+import type { Scanner } from '../scan/scanner.js';
+import { SqliteChainStore } from './sqlite-store.js';
+import { ChainEngine } from './engine.js';
+import { GateIndex, gateMiddleware, gateStage } from './gate.js';
+import { preheatStage, scanStage } from './stages.js';
+import { chainApi, CHAIN_API_PREFIX } from './routes.js';
+import type { StageRunners } from './stage.js';
+import { ReplicatorPool, replicateStage } from '../replicate/stage.js';
+import { notifyProgress, notifyStage } from '../notify/stage.js';
+import type { ChainStore } from './store.js';
+
+export interface ChainRuntimeOptions {
+  service: RegistryService;
+  dataDir: string;
+  log: Logger;
+  /** This registry's own base URL (known once it listens): the source replication reads from. */
+  selfUrl: () => string;
+  /** Without one the scan stage is skipped ("not available in this process") and the gate has nothing to judge. */
+  scanner?: Scanner;
+  maxConcurrentRuns?: number;
+  authorize?: (req: IncomingMessage) => Promise<void>;
+}
+
+export interface ChainRuntime {
+  engine: ChainEngine;
+  store: ChainStore;
+  gate: GateIndex;
+  /** For AppOptions.extraRoutes. */
+  routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
+  /** For AppOptions.policies: the vulnerability gate on manifest pulls. */
+  policies: Partial<Record<RouteKey, Middleware[]>>;
+  /** Resumes interrupted runs and starts listening to pushes; call once the registry listens. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<ChainRuntime> {
+  const store = new SqliteChainStore(join(opts.dataDir, 'chain.db'));
+  const gate = await new GateIndex(store).load();
+  const stages: StageRunners = {
+    gate: gateStage(store, gate),
+    replicate: replicateStage(new ReplicatorPool(opts.selfUrl, opts.dataDir)),
+    preheat: preheatStage(),
+    notify: notifyStage(),
+  };
+  if (opts.scanner) stages.scan = scanStage(opts.scanner);
+  const engine = new ChainEngine({ store, stages, log: opts.log.child({ component: 'chain' }), maxConcurrentRuns: opts.maxConcurrentRuns });
+  notifyProgress(engine, store, opts.log);
+  const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize });
+  const pullGate = gateMiddleware(opts.service, gate);
+  return {
+    engine,
+    store,
+    gate,
+    routes: { [`${CHAIN_API_PREFIX}/*`]: api },
+    policies: { 'manifest GET': [pullGate], 'manifest HEAD': [pullGate] },
+    async start() {
+      opts.service.events.on('manifest.pushed', engine.onManifestPushed);
+      await engine.start();
+    },
+    async close() {
+      opts.service.events.off('manifest.pushed', engine.onManifestPushed);
+      await engine.stop();
+      await store.close();
+    },
+  };
+}
