@@ -149,6 +149,10 @@ export function globToRegExp(glob: string): RegExp {
   let re = '';
   for (let i = 0; i < glob.length; i++) {
     const c = glob[i]!;
+    if (c === '/' && glob.slice(i + 1) === '**') {
+      re += '(?:/.*)?';
+      break;
+    }
     if (c === '*' && glob[i + 1] === '*') {
       // "a/**" also matches "a" itself; "**/b" also "b".
       if (glob[i + 2] === '/') {
