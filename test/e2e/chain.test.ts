@@ -80,7 +80,7 @@ describe('replication killed mid-blob resumes without re-sending', () => {
     if (state) await removeDir(state);
   });
 
-  it('SIGKILL halfway through a 512 MiB blob; the rerun sends only the rest and the digest matches', { timeout: 300_000 }, async () => {
+  it('SIGKILL halfway through a 512 MiB blob; the rerun sends only the rest and the digest matches', { timeout: 300_000 }, async (t) => {
     const size = 512 * MiB;
     const img = await pushLargeImage(source.url, 'team/big', 'v1', size);
     const args = [shoalBin, 'replicate', `${source.url}/team/big:v1`, `${proxy.url}/mirror/big:v1`, '--state', state, '--chunk-size', '16MiB', '--json'];
@@ -100,6 +100,7 @@ describe('replication killed mid-blob resumes without re-sending', () => {
     const rerun = await run(process.execPath, args, { timeoutMs: 240_000 });
     const result = JSON.parse(rerun.stdout.trim().split('\n').pop()!) as { digest: string; bytesSent: number; blobs: { resumed: number } };
     const resentOnWire = proxy.sent();
+    t.diagnostic(`before kill ${(sentBeforeKill / MiB).toFixed(1)} MiB on the wire; rerun ${(resentOnWire / MiB).toFixed(1)} MiB on the wire, ${(result.bytesSent / MiB).toFixed(1)} MiB payload`);
     assert.equal(result.digest, img.manifestDigest);
     assert.equal(result.blobs.resumed, 1, 'the large blob was resumed, not restarted');
     assert.ok(resentOnWire < 0.6 * size, `the rerun sent ${(resentOnWire / MiB).toFixed(0)} MiB of ${size / MiB} MiB`);
