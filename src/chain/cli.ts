@@ -68,6 +68,7 @@ export function registerChainCommands(program: Command): void {
     .option('--webhook <url>', 'webhook for chain events (CloudEvents 1.0 JSON); repeatable', collect)
     .option('--webhook-secret <secret>', 'HMAC-SHA256 key for X-Shoal-Signature')
     .option('--off <stages>', `comma-separated stages to switch off (${STAGE_NAMES.join(', ')})`)
+    .option('--sync-interval <ms>', 'full sync of the replication targets this often (milliseconds; 0 = off)', (v) => Number(v))
     .option('--retries <n>', 'retries per stage', (v) => Number(v))
     .option('--timeout <ms>', 'timeout per stage attempt in milliseconds', (v) => Number(v))
     .action(async (name: string, o) => {
@@ -84,6 +85,7 @@ export function registerChainCommands(program: Command): void {
             targets: (o.replicateTo as string[]).map((url, i) => ({ name: `target-${i + 1}`, url, username, password, rewrite: { prefix: o.rewritePrefix ?? '', stripPrefix: o.stripPrefix ?? '' } })),
           };
         }
+        if (o.syncInterval !== undefined) def.replicate = { ...def.replicate, syncIntervalMs: o.syncInterval };
         if (o.preheat) def.preheat = { ...def.preheat, clusters: (o.preheat as string[]).map((scheduler, i) => ({ name: `cluster-${i + 1}`, scheduler, registry: o.preheatRegistry })) };
         if (o.webhook) def.notify = { ...def.notify, webhooks: (o.webhook as string[]).map((url) => ({ url, secret: o.webhookSecret })) };
         const off = new Set(String(o.off ?? '').split(',').filter(Boolean));
@@ -142,6 +144,22 @@ export function registerChainCommands(program: Command): void {
         const run = await api<Run>(reg(), 'POST', `/${encodeURIComponent(name)}/runs`, { image });
         console.log(run.id);
         if (o.watch) process.exit(await watch(reg(), run.id));
+      } catch (err) {
+        die(err);
+      }
+    });
+
+  chain
+    .command('sync <name>')
+    .description("Reconcile the chain's replication targets with this registry now: every matching tag that differs is replicated (blocked images never are). Scheduled with replicate.syncIntervalMs.")
+    .option('--json', 'print the report as JSON')
+    .action(async (name: string, o) => {
+      try {
+        const r = await api<{ checked: number; upToDate: number; replicated: number; skippedBlocked: number; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
+        if (o.json) return console.log(JSON.stringify(r));
+        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.skippedBlocked} blocked, ${r.failed.length} failed (${r.ms} ms)`);
+        for (const f of r.failed) console.log(`  ${f.image} → ${f.target}: ${f.error}`);
+        if (r.failed.length) process.exit(1);
       } catch (err) {
         die(err);
       }

@@ -67,8 +67,13 @@ export const chainSchema = z.object({
   scan: z.object(stageControl).default(() => ({ enabled: true, retries: 2, backoffMs: 1_000, timeoutMs: 30 * 60_000 })),
   gate: z.object(stageControl).default(() => ({ enabled: true, retries: 0, backoffMs: 1_000, timeoutMs: 60_000 })),
   replicate: z
-    .object({ ...stageControl, targets: z.array(replicationTargetSchema).default([]) })
-    .default(() => ({ enabled: true, retries: 3, backoffMs: 2_000, timeoutMs: 6 * 3_600_000, targets: [] })),
+    .object({
+      ...stageControl,
+      targets: z.array(replicationTargetSchema).default([]),
+      /** Full sync of every matching tag to every target this often (ms); 0 = only on pushes. */
+      syncIntervalMs: z.number().int().min(0).default(0),
+    })
+    .default(() => ({ enabled: true, retries: 3, backoffMs: 2_000, timeoutMs: 6 * 3_600_000, targets: [], syncIntervalMs: 0 })),
   preheat: z
     .object({ ...stageControl, clusters: z.array(preheatClusterSchema).default([]) })
     .default(() => ({ enabled: true, retries: 2, backoffMs: 2_000, timeoutMs: 30 * 60_000, clusters: [] })),

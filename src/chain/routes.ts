@@ -4,6 +4,7 @@
 //   GET    /api/v1/chains/{name}                  one chain
 //   DELETE /api/v1/chains/{name}                  remove
 //   POST   /api/v1/chains/{name}/runs             run by hand: {"image":"repo:tag"|"repo@digest"}
+//   POST   /api/v1/chains/{name}/sync             full sync of its replication targets now (report)
 //   GET    /api/v1/chains/_runs?chain&repo&status&limit   runs, newest first
 //   GET    /api/v1/chains/_runs/{id}?logsAfter=N  one run with its log lines after seq N
 //   GET    /api/v1/chains/_runs/{id}/events       the same as server-sent events until the run ends
@@ -17,7 +18,8 @@ import { parseDigest, type Digest } from '../oci/digest.js';
 import { parseImageReference } from '../client/registry-client.js';
 import { readBody, sendEmpty, sendJson } from '../registry/respond.js';
 import type { RegistryService } from '../registry/service.js';
-import { chainSchema, gatePolicySchema, isFinished, type LogLine, type Run } from './model.js';
+import { chainSchema, gatePolicySchema, isFinished, type ChainDefinition, type LogLine, type Run } from './model.js';
+import type { SyncReport } from '../replicate/sync.js';
 import type { ChainStore, RunQuery } from './store.js';
 import type { ChainEngine } from './engine.js';
 import type { GateIndex } from './gate.js';
@@ -34,6 +36,8 @@ export interface ChainApiOptions {
    * RegistryError UNAUTHORIZED/DENIED to refuse. Absent: open, as the registry is with auth off.
    */
   authorize?: (req: IncomingMessage) => Promise<void>;
+  /** Full sync of a chain's targets (POST /api/v1/chains/{name}/sync). */
+  sync?: (chain: ChainDefinition) => Promise<SyncReport>;
 }
 
 export function chainApi(opts: ChainApiOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
@@ -121,6 +125,13 @@ export function chainApi(opts: ChainApiOptions): (req: IncomingMessage, res: Ser
         return sendEmpty(res, 204);
       }
       throw notAllowed(method, 'GET, PUT, DELETE');
+    }
+    if (second === 'sync') {
+      const chain = await store.getChain(name);
+      if (!chain) throw new RegistryError('NAME_UNKNOWN', `no chain "${name}"`);
+      if (method !== 'POST') throw notAllowed(method, 'POST');
+      if (!opts.sync) throw new RegistryError('UNSUPPORTED', 'sync is not available in this process');
+      return sendJson(res, 200, await opts.sync(chain));
     }
     if (second === 'runs') {
       const chain = await store.getChain(name);

@@ -14,6 +14,9 @@ import { preheatStage, scanStage } from './stages.js';
 import { chainApi, CHAIN_API_PREFIX } from './routes.js';
 import type { StageRunners } from './stage.js';
 import { ReplicatorPool, replicateStage } from '../replicate/stage.js';
+import { syncChain, type SyncReport } from '../replicate/sync.js';
+import { RegistryClient } from '../client/registry-client.js';
+import type { ChainDefinition } from './model.js';
 import { notifyProgress, notifyStage } from '../notify/stage.js';
 import type { ChainStore } from './store.js';
 
@@ -45,16 +48,21 @@ export interface ChainRuntime {
 export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<ChainRuntime> {
   const store = new SqliteChainStore(join(opts.dataDir, 'chain.db'));
   const gate = await new GateIndex(store).load();
+  const pool = new ReplicatorPool(opts.selfUrl, opts.dataDir);
   const stages: StageRunners = {
     gate: gateStage(store, gate),
-    replicate: replicateStage(new ReplicatorPool(opts.selfUrl, opts.dataDir)),
+    replicate: replicateStage(pool),
     preheat: preheatStage(),
     notify: notifyStage(),
   };
   if (opts.scanner) stages.scan = scanStage(opts.scanner);
   const engine = new ChainEngine({ store, stages, log: opts.log.child({ component: 'chain' }), maxConcurrentRuns: opts.maxConcurrentRuns });
   notifyProgress(engine, store, opts.log);
-  const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize });
+  const chainLog = opts.log.child({ component: 'chain' });
+  const sync = (chain: ChainDefinition): Promise<SyncReport> =>
+    syncChain(chain, { source: new RegistryClient(opts.selfUrl()), pool, isBlocked: (repo, digest) => gate.lookup(repo, digest) !== undefined, log: (m) => chainLog.info(m) });
+  const scheduler = new SyncScheduler(store, sync, chainLog);
+  const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize, sync });
   const pullGate = gateMiddleware(opts.service, gate);
   return {
     engine,
@@ -65,11 +73,54 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
     async start() {
       opts.service.events.on('manifest.pushed', engine.onManifestPushed);
       await engine.start();
+      scheduler.start();
     },
     async close() {
+      scheduler.stop();
       opts.service.events.off('manifest.pushed', engine.onManifestPushed);
       await engine.stop();
       await store.close();
     },
   };
+}
+
+/** Runs each chain's full sync when its replicate.syncIntervalMs is due; one sync at a time. */
+class SyncScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly lastRun = new Map<string, number>();
+  private busy = false;
+
+  constructor(
+    private readonly store: ChainStore,
+    private readonly sync: (chain: ChainDefinition) => Promise<SyncReport>,
+    private readonly log: Logger,
+    private readonly tickMs = 5_000,
+  ) {}
+
+  start(): void {
+    const started = Date.now();
+    this.timer = setInterval(() => void this.tick(started), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private async tick(started: number): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (const chain of await this.store.listChains()) {
+        const every = chain.replicate.syncIntervalMs;
+        if (!chain.replicate.enabled || every <= 0 || chain.replicate.targets.length === 0) continue;
+        if (Date.now() - (this.lastRun.get(chain.name) ?? started) < every) continue;
+        this.lastRun.set(chain.name, Date.now());
+        const report = await this.sync(chain).catch((err: Error) => ({ error: err.message }));
+        this.log.info({ sync: report }, `scheduled sync of chain ${chain.name}`);
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
 }

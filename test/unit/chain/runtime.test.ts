@@ -139,6 +139,19 @@ describe('chain runtime in a registry', () => {
     assert.ok(json.logs.length >= 5, 'run has log lines');
   });
 
+  it('full sync replicates what differs, skips blocked images, and is idempotent', async () => {
+    assert.equal((await api('PUT', '/later', { repositories: ['team/**'], onPush: false, replicate: { targets: [{ name: 'eu', url: target.url, rewrite: { prefix: 'sync/' } }] } })).status, 200);
+    const web = await new RegistryClient(reg.url).getManifest('team/web', 'v2');
+    await reg.chains!.gate.block({ repo: 'team/web', digest: web.digest, policy: 'team', findings: [], blockedAt: 0, runId: 'test' });
+    const first = await api('POST', '/later/sync');
+    assert.equal(first.status, 200, JSON.stringify(first.json));
+    assert.deepEqual([first.json.replicated, first.json.skippedBlocked, first.json.failed.length], [1, 1, 0]);
+    await reg.chains!.gate.unblock('team/web', web.digest);
+    const second = await api('POST', '/later/sync');
+    assert.deepEqual([second.json.replicated, second.json.upToDate], [1, 1]);
+    assert.equal((await new RegistryClient(target.url).getManifest('sync/team/web', 'v2')).digest, web.digest);
+  });
+
   it('policy lookup and allow-lists; the pull gate lets administrators through', async () => {
     const policies = [
       { namespace: '', severity: 'CRITICAL' as const, allow: [] },
