@@ -11,6 +11,8 @@ export interface ScanOutput {
   packages: number;
   findings: Finding[];
   sbomDigest?: Digest;
+  /** Layer bytes read and time taken (for the scan rate), when the scanner reports them. */
+  stats?: { layers: number; layersCached: number; bytesRead: number; tarBytes: number; durationMs: number };
 }
 
 export function scanStage(scanner: Scanner): StageRunner {
@@ -22,11 +24,15 @@ export function scanStage(scanner: Scanner): StageRunner {
       for (const f of report.findings) bySeverity.set(f.severity, (bySeverity.get(f.severity) ?? 0) + 1);
       const counts = [...bySeverity].map(([s, n]) => `${n} ${s}`).join(', ') || 'none';
       ctx.log(`${report.packages.length} package(s), findings: ${counts}${report.sbomDigest ? `; SBOM ${report.sbomDigest}` : ''}`);
+      for (const note of report.notes ?? []) ctx.log(`note: ${note}`);
       const output: ScanOutput = {
-        manifests: [...new Set([ctx.run.digest, report.manifestDigest])],
+        manifests: [...new Set([ctx.run.digest, report.manifestDigest, ...(report.platforms ?? []).map((p) => p.manifestDigest)])],
         packages: report.packages.length,
         findings: report.findings,
         ...(report.sbomDigest ? { sbomDigest: report.sbomDigest } : {}),
+        ...(report.stats
+          ? { stats: { layers: report.stats.layers, layersCached: report.stats.layersCached, bytesRead: report.stats.bytesRead, tarBytes: report.stats.tarBytes, durationMs: report.stats.durationMs } }
+          : {}),
       };
       return { status: 'succeeded', output };
     },

@@ -9,6 +9,7 @@ import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
 import { registerChainCommands } from '../chain/cli.js';
+import { registerScanCommands } from './scan-commands.js';
 
 const program = new Command();
 program
@@ -105,6 +106,7 @@ registerP2pCommands(program);
 registerSimCommand(program);
 registerAllInOne(program);
 registerChainCommands(program);
+registerScanCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {

@@ -13,6 +13,14 @@ export interface Package {
   version: string;
   /** Where it was found, e.g. "var/lib/dpkg/status" or "app/package-lock.json". */
   source: string;
+  /** The OSV ecosystem advisories use, with the distribution release: "Debian:12", "Alpine:v3.19", "npm". */
+  osvEcosystem?: string;
+  /** The source package OS advisories are keyed on (dpkg "Source:", apk origin), when it differs from `name`. */
+  sourceName?: string;
+  /** The source package's version, when it differs from `version` (dpkg binNMUs). */
+  sourceVersion?: string;
+  /** Package URL (purl), as written into the SBOM. */
+  purl?: string;
 }
 
 export interface Finding {
@@ -34,6 +42,26 @@ export interface ScanReport {
   /** Digest of the SBOM document attached to the image as a referrer, when one was pushed. */
   sbomDigest?: Digest;
   scannedAt: string;
+  /** What could not be scanned and why (e.g. a zstd layer: "unsupported compression"). */
+  notes?: string[];
+  /** For an index: one report per platform manifest (the top-level lists are their union). */
+  platforms?: PlatformReport[];
+  stats?: ScanStats;
+}
+
+export interface PlatformReport extends ScanReport {
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+export interface ScanStats {
+  layers: number;
+  /** Layers read from the blob store in this scan (the rest came from the per-layer cache). */
+  layersRead: number;
+  layersCached: number;
+  /** Compressed bytes read from the blob store, and the tar bytes they expanded to. */
+  bytesRead: number;
+  tarBytes: number;
+  durationMs: number;
 }
 
 export interface Scanner {

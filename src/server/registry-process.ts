@@ -13,6 +13,7 @@ import { createLogger, type Logger } from './logger.js';
 import type { ServeConfig } from './config.js';
 import { createChainRuntime, type ChainRuntime } from '../chain/runtime.js';
 import type { Scanner } from '../scan/scanner.js';
+import { openScanner, type ScanComponent } from '../scan/index.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -47,8 +48,10 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
   const metrics = createMetrics();
   const gc = new GarbageCollector(service, log);
   let selfUrl = '';
+  // The chain's scan stage uses the embedded scanner (advisories from `shoal vulndb import`) unless one is given.
+  const scan: ScanComponent | undefined = config.chains && !extras.scanner ? openScanner(config.data, service) : undefined;
   const chains = config.chains
-    ? await createChainRuntime({ service, dataDir: config.data, log, selfUrl: () => selfUrl, scanner: extras.scanner })
+    ? await createChainRuntime({ service, dataDir: config.data, log, selfUrl: () => selfUrl, scanner: extras.scanner ?? scan?.scanner })
     : undefined;
 
   const app = createRegistryApp({
@@ -115,6 +118,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     async close() {
       if (gcTimer) clearTimeout(gcTimer);
       await chains?.close();
+      scan?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
