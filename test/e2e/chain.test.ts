@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { Agent, request as undiciRequest } from 'undici';
 import { startShoal, shoalBin, type RunningShoal } from '../support/server.js';
 import { startCountingProxy, type CountingProxy } from '../support/counting-proxy.js';
-import { tempDir, removeDir, run } from '../support/tools.js';
+import { tempDir, removeDir, run, which } from '../support/tools.js';
+import { startDistribution, type Registry } from '../support/target.js';
+import { startRole, stopAllRoles, type RoleProcess } from '../support/fleet.js';
+import { pushImage as pushBuiltImage } from '../support/image.js';
+import { OSV_FIXTURES, buildCleanImage, buildDebianAppImage } from '../support/scan-images.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.js';
+import { verifySignature, SIGNATURE_HEADER } from '../../src/notify/webhook.js';
 
 const dispatcher = new Agent({ keepAliveTimeout: 10_000 });
 const request = (url: string, opts: Parameters<typeof undiciRequest>[1] = {}) => undiciRequest(url, { ...opts, dispatcher });
@@ -115,4 +121,119 @@ describe('replication killed mid-blob resumes without re-sending', () => {
   });
 });
 
-export { join };
+
+const shoalCli = (args: string[], opts: { allowFail?: boolean } = {}) => run(process.execPath, [shoalBin, ...args], { timeoutMs: 120_000, ...opts });
+
+describe('delivery chain: serve + docker-registry target + scheduler/seed + webhook receiver', () => {
+  let registry: RunningShoal;
+  let target: Registry;
+  let scheduler: RoleProcess;
+  let seed: RoleProcess;
+  let hooks: WebhookReceiver;
+  const SECRET = 'e2e-webhook-secret';
+
+  before(async () => {
+    registry = await startShoal();
+    await shoalCli(['vulndb', 'import', OSV_FIXTURES, '--data', registry.dataDir]);
+    target = await startDistribution();
+    scheduler = await startRole('scheduler', '127.0.0.2:0', ['--registry', registry.url]);
+    seed = await startRole('seed', '127.0.0.3:0', ['--scheduler', scheduler.url, '--registry', registry.url]);
+    hooks = await startWebhookReceiver();
+    const reg = ['--registry', registry.url];
+    await shoalCli(['chain', ...reg, 'add', 'ship', '--repo', 'team/**', '--tag', 'v*', '--replicate-to', target.url, '--preheat', scheduler.url, '--webhook', hooks.url, '--webhook-secret', SECRET, '--retries', '1']);
+    await shoalCli(['chain', ...reg, 'gate', 'set', 'team', '--severity', 'HIGH']);
+  });
+  after(async () => {
+    await stopAllRoles();
+    await hooks?.close();
+    await target?.stop();
+    await registry?.stop();
+  });
+
+  /** Waits for the push-triggered run of `repo`, then follows it with `shoal chain watch` (exit code = outcome). */
+  async function runOf(repo: string): Promise<{ run: { id: string; status: string; reason?: string; stages: Array<{ name: string; status: string; output?: any }> }; watchCode: number | null; watchOut: string }> {
+    const deadline = Date.now() + 30_000;
+    let id: string | undefined;
+    while (!id && Date.now() < deadline) {
+      const { stdout } = await shoalCli(['chain', '--registry', registry.url, 'runs', '--repo', repo, '--json']);
+      id = (JSON.parse(stdout) as Array<{ id: string }>)[0]?.id;
+      if (!id) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(id, `a run was triggered by the push of ${repo}`);
+    const watch = await run(process.execPath, [shoalBin, 'chain', '--registry', registry.url, 'watch', id], { timeoutMs: 180_000, allowFail: true });
+    const res = await request(`${registry.url}/api/v1/chains/_runs/${id}`);
+    return { run: ((await res.body.json()) as { run: any }).run, watchCode: watch.code, watchOut: watch.stdout };
+  }
+
+  it('(a) an image with a known-vulnerable package is blocked: not replicated, pulls refused, webhook signed', { timeout: 240_000 }, async () => {
+    await pushBuiltImage(registry.url, 'team/vuln', 'v1', buildDebianAppImage());
+    const { run: r, watchCode, watchOut } = await runOf('team/vuln');
+    assert.equal(r.status, 'blocked', r.reason);
+    assert.equal(watchCode, 3, 'shoal chain watch exits 3 for a blocked run');
+    assert.match(watchOut, /blocked/);
+    assert.match(r.reason!, /gate policy "team".*CVE-2099-1001|DEBIAN-CVE-2099-1001/);
+    assert.deepEqual(r.stages.map((s) => s.status), ['succeeded', 'blocked', 'skipped', 'skipped', 'succeeded']);
+
+    // Nothing reached the target registry.
+    const tags = await request(`${target.url}/v2/team/vuln/tags/list`);
+    tags.body.resume();
+    assert.equal(tags.statusCode, 404);
+
+    // Pulls are refused, by tag and by digest, over HTTP and with skopeo.
+    const pull = await request(`${registry.url}/v2/team/vuln/manifests/v1`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const body = (await pull.body.json()) as { errors: Array<{ code: string; message: string }> };
+    assert.equal(pull.statusCode, 403);
+    assert.equal(body.errors[0]!.code, 'DENIED');
+    assert.match(body.errors[0]!.message, /gate policy "team"/);
+    if (which('skopeo')) {
+      const sk = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/team/vuln:v1`], { allowFail: true, timeoutMs: 60_000 });
+      assert.notEqual(sk.code, 0);
+      assert.match(sk.stderr, /denied|gate policy/i);
+    }
+
+    // The blocked event arrived, signed over its raw body.
+    const ev = await hooks.waitFor((e) => e.json.type === 'chain.run.blocked' && e.json.subject.startsWith('team/vuln@'));
+    assert.ok(verifySignature(SECRET, ev.body, ev.headers[SIGNATURE_HEADER] as string));
+    assert.equal(ev.json.specversion, '1.0');
+    assert.ok(hooks.events.some((e) => e.json.type === 'chain.run.started' && e.json.subject.startsWith('team/vuln@')));
+  });
+
+  it('(b) a clean image is scanned (SBOM referrer), replicated to docker-registry with the same digests, and preheated', { timeout: 240_000 }, async () => {
+    const image = buildCleanImage();
+    await pushBuiltImage(registry.url, 'team/clean', 'v1', image);
+    const { run: r, watchCode } = await runOf('team/clean');
+    assert.equal(r.status, 'succeeded', r.reason);
+    assert.equal(watchCode, 0);
+    assert.deepEqual(r.stages.map((s) => s.status), ['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
+
+    // Scanned: the SBOM is a referrer of the image in the source registry.
+    const sbomDigest = r.stages[0]!.output.sbomDigest as string;
+    assert.ok(sbomDigest, 'scan attached an SBOM');
+    const refs = (await (await request(`${registry.url}/v2/team/clean/referrers/${image.manifest.digest}`)).body.json()) as { manifests: Array<{ digest: string }> };
+    assert.ok(refs.manifests.some((m) => m.digest === sbomDigest));
+
+    // Replicated with identical digests: manifest (skopeo and HTTP) and every blob.
+    const m = await request(`${target.url}/v2/team/clean/manifests/v1`, { headers: { accept: image.manifest.mediaType } });
+    assert.equal(sha(Buffer.from(await m.body.arrayBuffer())), image.manifest.digest);
+    if (which('skopeo')) {
+      const sk = await run('skopeo', ['inspect', '--tls-verify=false', `docker://${target.host}/team/clean:v1`], { timeoutMs: 60_000 });
+      assert.equal(JSON.parse(sk.stdout).Digest, image.manifest.digest);
+    }
+    for (const b of [image.config, ...image.layers]) assert.equal(await blobDigest(target.url, 'team/clean', b.digest), b.digest);
+    // The SBOM went along: docker-registry has no referrers API, so under the fallback tag.
+    const fallback = await request(`${target.url}/v2/team/clean/manifests/${image.manifest.digest.replace(':', '-')}`, { headers: { accept: 'application/vnd.oci.image.index.v1+json' } });
+    const idx = (await fallback.body.json()) as { manifests: Array<{ digest: string }> };
+    assert.ok(idx.manifests.some((d) => d.digest === sbomDigest));
+
+    // Preheated: the scheduler's job reports every blob held by the seed.
+    const job = r.stages[3]!.output.clusters[0].job as string;
+    const status = (await (await request(`${scheduler.url}/scheduler/v1/preheat/${job}`)).body.json()) as { state: string; blobs: Array<{ digest: string; seedsDone: number }> };
+    assert.equal(status.state, 'done');
+    assert.deepEqual(status.blobs.map((b) => b.digest).sort(), [image.config.digest, ...image.layers.map((l) => l.digest)].sort());
+    assert.ok(status.blobs.every((b) => b.seedsDone >= 1));
+    assert.ok(seed.records().some((rec) => JSON.stringify(rec).includes(image.layers[0]!.digest)), 'the seed logged fetching the layer');
+
+    const done = await hooks.waitFor((e) => e.json.type === 'chain.run.succeeded' && e.json.subject === `team/clean@${image.manifest.digest}`);
+    assert.ok(verifySignature(SECRET, done.body, done.headers[SIGNATURE_HEADER] as string));
+  });
+});
