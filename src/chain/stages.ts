@@ -68,7 +68,7 @@ export function preheatStage(opts: { pollMs?: number } = {}): StageRunner {
         if (res.statusCode !== 202) throw new Error(`scheduler of cluster ${c.name} refused preheat of ${image}: ${res.statusCode} ${job.error ?? ''}`);
         ctx.log(`cluster ${c.name}: preheat job ${job.id} for ${image} (scope ${c.scope})`);
         for (;;) {
-          await sleepUnlessAborted(opts.pollMs ?? 500, ctx.signal);
+          await sleepUnlessAborted(opts.pollMs ?? 250, ctx.signal);
           const r = await request(`${c.scheduler.replace(/\/+$/, '')}/scheduler/v1/preheat/${job.id}`, { headers, signal: ctx.signal });
           const status = (await r.body.json()) as PreheatStatus;
           if (r.statusCode !== 200) throw new Error(`preheat job ${job.id} on ${c.name}: ${r.statusCode}`);
