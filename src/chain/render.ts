@@ -21,7 +21,7 @@ export function renderRunTable(run: Run, recent: LogLine[], columns: number): st
   const now = Date.now();
   const lines = [`run ${run.id}  ${run.chain}  ${run.repo}${run.tag ? `:${run.tag}` : ''}@${run.digest.slice(0, 19)}…  ${run.status.toUpperCase()}`];
   for (const s of run.stages) {
-    const ms = s.startedAt ? (s.finishedAt ?? now) - s.startedAt : 0;
+    const ms = s.startedAt !== undefined ? (s.finishedAt ?? now) - s.startedAt : 0;
     let detail = s.status === 'running' && s.progress ? bar(s.progress.done, s.progress.total, 24) : '';
     if (s.progress && s.progress.unit === 'bytes') detail += ` ${formatBytes(s.progress.done)}/${formatBytes(s.progress.total)}`;
     if (s.error && s.status !== 'succeeded') detail += ` ${s.error}`;
