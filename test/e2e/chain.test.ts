@@ -237,3 +237,51 @@ describe('delivery chain: serve + docker-registry target + scheduler/seed + webh
     assert.ok(verifySignature(SECRET, done.body, done.headers[SIGNATURE_HEADER] as string));
   });
 });
+
+describe('a chain run interrupted by a crash of the registry resumes after the restart', () => {
+  let target: RunningShoal;
+  let proxy: CountingProxy;
+  let data: string;
+  let registry: RunningShoal | undefined;
+  before(async () => {
+    target = await startShoal({ args: ['--no-chains'] });
+    proxy = await startCountingProxy(Number(target.host.split(':')[1]));
+    data = await tempDir('chain-crash');
+  });
+  after(async () => {
+    await registry?.stop();
+    await proxy?.close();
+    await target?.stop();
+    if (data) await removeDir(data);
+  });
+
+  it('SIGKILL `shoal serve` mid-replication; after the restart the run finishes without re-sending what arrived', { timeout: 300_000 }, async (t) => {
+    const size = 256 * MiB;
+    registry = await startShoal({ dataDir: data });
+    await shoalCli(['chain', '--registry', registry.url, 'add', 'crash', '--repo', 'team/**', '--replicate-to', proxy.url, '--off', 'scan,gate,preheat,notify']);
+    const img = await pushLargeImage(registry.url, 'team/crash', 'v1', size);
+    const deadline = Date.now() + 120_000;
+    while (proxy.sent() < 0.4 * size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const exited = new Promise((r) => registry!.proc.once('exit', r));
+    registry.proc.kill('SIGKILL');
+    await exited;
+    const beforeCrash = proxy.sent();
+    assert.ok(beforeCrash < size, 'killed before the blob was through');
+    proxy.reset();
+
+    registry = await startShoal({ dataDir: data });
+    const runs = JSON.parse((await shoalCli(['chain', '--registry', registry.url, 'runs', '--repo', 'team/crash', '--json'])).stdout) as Array<{ id: string }>;
+    assert.equal(runs.length, 1);
+    const watch = await run(process.execPath, [shoalBin, 'chain', '--registry', registry.url, 'watch', runs[0]!.id], { timeoutMs: 180_000, allowFail: true });
+    assert.equal(watch.code, 0, watch.stdout);
+    assert.match(watch.stdout, /resuming after a restart/);
+    const res = await request(`${registry.url}/api/v1/chains/_runs/${runs[0]!.id}`);
+    const r = ((await res.body.json()) as { run: { status: string; stages: Array<{ name: string; output?: any }> } }).run;
+    assert.equal(r.status, 'succeeded');
+    const out = r.stages.find((s) => s.name === 'replicate')!.output.targets[0];
+    t.diagnostic(`before the crash ${(beforeCrash / MiB).toFixed(1)} MiB on the wire; after the restart ${(proxy.sent() / MiB).toFixed(1)} MiB`);
+    assert.equal(out.blobs.resumed, 1);
+    assert.ok(proxy.sent() < 0.7 * size, `re-sent ${(proxy.sent() / MiB).toFixed(0)} MiB of ${size / MiB}`);
+    assert.equal(await blobDigest(target.url, 'team/crash', img.layerDigest), img.layerDigest);
+  });
+});
