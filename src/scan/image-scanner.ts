@@ -18,6 +18,8 @@ export interface ImageScannerOptions {
   cache?: LayerFactsCache;
   /** Push a CycloneDX SBOM referrer for each scanned image manifest (default true). */
   attachSbom?: boolean;
+  /** Layers of one image read at the same time (default 4). */
+  layerConcurrency?: number;
   now?: () => number;
 }
 
@@ -49,6 +51,7 @@ export class ImageScanner implements Scanner {
   private readonly vulndb: VulnDb;
   private readonly cache: LayerFactsCache | undefined;
   private readonly attachSbom: boolean;
+  private readonly layerConcurrency: number;
   private readonly now: () => number;
 
   constructor(opts: ImageScannerOptions) {
@@ -56,6 +59,7 @@ export class ImageScanner implements Scanner {
     this.vulndb = opts.vulndb;
     this.cache = opts.cache;
     this.attachSbom = opts.attachSbom ?? true;
+    this.layerConcurrency = Math.max(1, opts.layerConcurrency ?? 4);
     this.now = opts.now ?? Date.now;
   }
 
@@ -96,11 +100,23 @@ export class ImageScanner implements Scanner {
   private async scanManifest(repository: string, digest: Digest, mediaType: string, size: number, doc: ManifestDoc): Promise<ScanReport> {
     const stats = emptyStats();
     const notes: string[] = [];
+    const layers = doc.layers ?? [];
+    stats.layers = layers.length;
+    // Layers are read concurrently (gunzip runs on libuv's thread pool, so this uses several cores);
+    // they are applied in manifest order afterwards, and notes keep layer order too.
+    const results: Array<{ facts: LayerFacts | undefined; notes: string[] }> = new Array(layers.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < layers.length; i = next++) {
+        const layerNotes: string[] = [];
+        results[i] = { facts: await this.layerFacts(layers[i]!, stats, layerNotes), notes: layerNotes };
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.layerConcurrency, layers.length) }, worker));
     const layerFacts: LayerFacts[] = [];
-    for (const layer of doc.layers ?? []) {
-      stats.layers++;
-      const facts = await this.layerFacts(layer, stats, notes);
-      if (facts) layerFacts.push(facts);
+    for (const r of results) {
+      notes.push(...r.notes);
+      if (r.facts) layerFacts.push(r.facts);
     }
     const packages = inventory(applyLayers(layerFacts));
     const findings = this.vulndb.matchAll(packages);

@@ -112,7 +112,7 @@ test('scanner: exact findings across dpkg/apk/npm/PyPI, whiteouts honoured, SBOM
   assert.deepEqual(rc.findings, []);
 });
 
-test('scanner: an index is scanned per platform (shared layers read once); a zstd layer is a note, not a crash', async (t) => {
+test('scanner: an index is scanned per platform (shared layers read once); a zstd layer is a note, not a crash; plain tar layers', async (t) => {
   const { base, scan } = await startRegistryWithScanner(t);
   await scan.vulndb.importPath(OSV_FIXTURES);
 
@@ -130,7 +130,7 @@ test('scanner: an index is scanned per platform (shared layers read once); a zst
   // A zstd layer (magic bytes) next to a readable gzip layer.
   const zstdBlob = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(60, 7)]);
   const zstdDigest = sha256(zstdBlob);
-  const good = makeLayer([{ type: 'file', path: 'lib/apk/db/installed', data: 'P:busybox\nV:1.36.1-r15\n' }]);
+  const good = makeLayer([{ type: 'file', path: 'lib/apk/db/installed', data: 'P:busybox\nV:1.36.1-r15\n' }], { compress: false });
   const config2 = jsonBytes({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256('x'), good.diffId] } });
   await pushBlob(base, 'team/zstd', { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: zstdDigest, size: zstdBlob.length, data: zstdBlob });
   await pushBlob(base, 'team/zstd', good);
@@ -147,5 +147,6 @@ test('scanner: an index is scanned per platform (shared layers read once); a zst
   await pushManifest(base, 'team/zstd', 'v1', { mediaType: MEDIA.ociManifest, digest: sha256(manifest), size: manifest.length, data: manifest });
   const rz = await scan.scanner.scanImage('team/zstd', sha256(manifest) as Digest);
   assert.ok(rz.notes!.some((n) => n.includes(zstdDigest) && n.includes('unsupported compression')), JSON.stringify(rz.notes));
-  assert.deepEqual(rz.packages.map((p) => p.name), ['busybox']);
+  assert.deepEqual(rz.packages.map((p) => p.name), ['busybox']); // from the uncompressed tar layer
+  assert.equal(rz.stats!.tarBytes, good.size);
 });

@@ -1,8 +1,8 @@
 // Opens a layer blob as a stream of uncompressed tar bytes: gzip (what nearly every image uses)
 // or plain tar, detected from the blob's first bytes rather than trusted from the media type.
 // zstd layers are reported as unsupported: Node 20 has no zstd decoder built in.
-import { createGunzip } from 'node:zlib';
-import { pipeline, type Readable } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
+import { pipeline } from 'node:stream';
 import type { BlobStore } from '../../storage/blob-store.js';
 import type { Digest } from '../../oci/digest.js';
 
@@ -36,11 +36,17 @@ export async function* layerTarChunks(blobs: BlobStore, digest: Digest, counters
   const compression = detectCompression(await readHead(blobs, digest, Math.min(info.size, 4)));
   if (compression === 'zstd') throw new UnsupportedCompressionError(`layer ${digest} is zstd-compressed: unsupported compression (not scanned)`);
   const raw = await blobs.read(digest);
-  raw.on('data', (c: Buffer) => (counters.compressedBytes += c.length));
-  let out: Readable = raw;
+  async function* counted(): AsyncGenerator<Buffer> {
+    for await (const c of raw) {
+      counters.compressedBytes += (c as Buffer).length;
+      yield c as Buffer;
+    }
+  }
+  let out: AsyncIterable<unknown> = counted();
+  let gunzip: Gunzip | undefined;
   if (compression === 'gzip') {
-    const gunzip = createGunzip({ chunkSize: 256 * 1024 });
-    pipeline(raw, gunzip, () => undefined); // errors surface through gunzip's iterator
+    gunzip = createGunzip({ chunkSize: 256 * 1024 });
+    pipeline(out, gunzip, () => undefined); // errors surface through gunzip's iterator
     out = gunzip;
   }
   try {
@@ -50,7 +56,7 @@ export async function* layerTarChunks(blobs: BlobStore, digest: Digest, counters
     }
   } finally {
     raw.destroy();
-    out.destroy();
+    gunzip?.destroy();
   }
 }
 

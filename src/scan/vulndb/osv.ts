@@ -3,7 +3,7 @@
 // explicit version lists).
 import type { Severity } from '../scanner.js';
 import { comparatorFor, compareSemver, type VersionComparator } from '../version/index.js';
-import { normalizePep440 } from '../version/pep440.js';
+import { comparePep440 } from '../version/pep440.js';
 import { cvss3BaseScore, severityOfScore } from './cvss.js';
 
 export interface OsvEvent {
@@ -123,7 +123,7 @@ function sameVersion(ecosystem: string, a: string, b: string): boolean {
   if (a === b) return true;
   if (ecosystem.startsWith('PyPI')) {
     try {
-      return normalizePep440(a) === normalizePep440(b);
+      return comparePep440(a, b) === 0; // "1.0" and "1.0.0" are the same release
     } catch {
       return false;
     }
@@ -145,6 +145,7 @@ export function isAffected(ecosystem: string, version: string, affected: OsvAffe
     if (!cmp || !Array.isArray(range.events)) continue;
     let r: AffectedResult;
     try {
+      cmp(version, version); // throws when the package's own version is not one this ecosystem can order
       r = inRange(version, range, cmp);
     } catch {
       continue;
