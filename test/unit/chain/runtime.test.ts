@@ -137,6 +137,12 @@ describe('chain runtime in a registry', () => {
     assert.ok(received.some((e) => e.type === 'chain.run.succeeded'));
     const { json } = await api('GET', `/_runs/${run.id}`);
     assert.ok(json.logs.length >= 5, 'run has log lines');
+    // The event stream of a finished run replays its state and log, then ends.
+    const sse = await fetch(`${reg.url}/api/v1/chains/_runs/${run.id}/events`);
+    assert.equal(sse.headers.get('content-type'), 'text/event-stream');
+    const text = await sse.text();
+    assert.match(text, /^event: run\ndata: \{.*"status":"succeeded"/m);
+    assert.equal((text.match(/^event: log$/gm) ?? []).length, json.logs.length);
   });
 
   it('full sync replicates what differs, skips blocked images, and is idempotent', async () => {
