@@ -68,7 +68,7 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
     engine,
     store,
     gate,
-    routes: { [`${CHAIN_API_PREFIX}/*`]: api },
+    routes: { [CHAIN_API_PREFIX]: api, [`${CHAIN_API_PREFIX}/`]: api },
     policies: { 'manifest GET': [pullGate], 'manifest HEAD': [pullGate] },
     async start() {
       opts.service.events.on('manifest.pushed', engine.onManifestPushed);

@@ -26,7 +26,7 @@ export interface AppOptions {
    * (the pull storm's hot path, tens of thousands a second: counted in metrics instead).
    */
   accessLog?: 'all' | 'default' | 'off';
-  /** Extra non-/v2 endpoints (health, metrics, admin); a key ending in "/*" matches that prefix and everything under it. */
+  /** Extra non-/v2 endpoints (health, metrics, admin): exact paths, or prefixes when the key ends with "/" (longest wins). */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
 }
 
@@ -54,14 +54,14 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
   const uploads = uploadHandlers(service, metrics);
   const manifests = manifestHandlers(service);
   const listing = listingHandlers(service);
-  const extraPrefixes = Object.entries(opts.extraRoutes ?? {})
-    .filter(([key]) => key.endsWith('/*'))
-    .map(([key, handler]) => ({ prefix: key.slice(0, -2), handler }));
+  // Keys ending in "/" are prefixes; the longest one that matches wins (so "/api/v1/chains/" can sit
+  // beside a general "/api/v1/").
+  const extraPrefixes = Object.keys(opts.extraRoutes ?? {})
+    .filter((key) => key.endsWith('/'))
+    .sort((a, b) => b.length - a.length);
   const findExtra = (path: string) => {
-    const exact = opts.extraRoutes?.[path];
-    if (exact) return { label: path, handler: exact };
-    for (const p of extraPrefixes) if (path === p.prefix || path.startsWith(`${p.prefix}/`)) return { label: `${p.prefix}/*`, handler: p.handler };
-    return undefined;
+    if (opts.extraRoutes?.[path]) return path;
+    return extraPrefixes.find((p) => path.startsWith(p));
   };
 
   const table: Record<RouteName, Partial<Record<string, Handler>>> = {
@@ -111,10 +111,11 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
       }
     });
 
-    const extra = path.startsWith('/v2') ? undefined : findExtra(path);
+    const extraKey = path.startsWith('/v2') ? undefined : findExtra(path);
+    const extra = extraKey === undefined ? undefined : opts.extraRoutes?.[extraKey];
     if (extra) {
-      routeLabel = extra.label;
-      Promise.resolve(extra.handler(req, res)).catch((err) => (error = sendError(res, err)));
+      routeLabel = extraKey!;
+      Promise.resolve(extra(req, res)).catch((err) => (error = sendError(res, err)));
       return;
     }
 
