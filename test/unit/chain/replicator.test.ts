@@ -4,7 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { RegistryClient as TestClient, pushImage, pushArtifact, manifestDescriptor, randomBlob } from '../../support/oci-http.js';
-import { RegistryClient } from '../../../src/client/registry-client.js';
+import { RegistryClient, readStream } from '../../../src/client/registry-client.js';
 import { Replicator, chunks, confirmedOffset, pathOf } from '../../../src/replicate/replicator.js';
 import { MemoryUploadJournal } from '../../../src/replicate/journal.js';
 import { rewriteName } from '../../../src/replicate/stage.js';
@@ -40,11 +40,11 @@ describe('replicator', () => {
     assert.equal((await target.getManifest('mirror/app', 'v1')).digest, img.manifest.digest);
     assert.equal((await target.getManifest('mirror/app', sbom.manifest.digest)).digest, sbom.manifest.digest);
     const refs = await target.send('GET', `/v2/mirror/app/referrers/${img.manifest.digest}`);
-    const index = JSON.parse(Buffer.from(await refs.body.arrayBuffer()).toString()) as { manifests: Array<{ digest: string }> };
+    const index = JSON.parse((await readStream(refs.body, 1 << 20)).toString()) as { manifests: Array<{ digest: string }> };
     assert.deepEqual(index.manifests.map((m) => m.digest), [sbom.manifest.digest]);
     for (const l of img.layers) {
       const b = await target.getBlob('mirror/app', l.digest as never);
-      assert.deepEqual(Buffer.from(await b.body.arrayBuffer()), l.data);
+      assert.deepEqual(await readStream(b.body, 1 << 20), l.data);
     }
     assert.equal(journal.entries.size, 0, 'journal is cleared after commit');
 
@@ -89,7 +89,7 @@ describe('replicator', () => {
     assert.equal(rerun.blobs.resumed, 1);
     assert.equal(rerun.bytesSent, size - saved.offset, 'only the bytes that had not arrived are sent again');
     const b = await new RegistryClient(dst.url).getBlob('team/big', layer.digest as never);
-    assert.deepEqual(Buffer.from(await b.body.arrayBuffer()), layer.data);
+    assert.deepEqual(await readStream(b.body, 64 << 20), layer.data);
   });
 
   it('helpers: chunking, Range parsing, Location paths, name rewriting', async () => {
