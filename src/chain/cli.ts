@@ -311,7 +311,7 @@ export async function watch(registry: string, id: string, opts: { pollMs?: numbe
       if (!tty) out.write(`${new Date(l.at).toISOString()} ${l.stage.padEnd(9)} ${l.message}\n`);
     }
     if (tty) {
-      const text = renderRunTable(run, logs.slice(-8), out.columns ?? 100);
+      const text = renderRunTable(run, logs.slice(-8), out.columns || 120);
       if (drawn) out.write(`\x1b[${drawn}A\x1b[J`);
       out.write(text);
       drawn = text.split('\n').length - 1;

@@ -193,14 +193,15 @@ export class ChainEngine {
         attempt,
         attemptState,
         outcome,
-        log: (message) => void this.appendLog(run, stage.name, message),
+        // A stage that outlived its timeout may still log; never let that become an unhandled rejection.
+        log: (message) => void this.appendLog(run, stage.name, message).catch((err) => this.log.warn({ err, run: run.id }, 'chain log line lost')),
         progress: (done, total, unit) => {
           stage.progress = { done, total, unit };
           this.events.emit('run', structuredClone(run));
           const now = Date.now();
           if (now - lastPersist >= (this.opts.progressPersistMs ?? 1_000)) {
             lastPersist = now;
-            void this.save(run);
+            void this.save(run).catch((err) => this.log.warn({ err, run: run.id }, 'chain progress not saved'));
           }
         },
         outputOf: <T>(name: StageName) => run.stages.find((s) => s.name === name)?.output as T | undefined,
