@@ -18,8 +18,9 @@ const EXIT = { succeeded: 0, failed: 1, blocked: 3 } as const;
 async function api<T>(registry: string, method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
-  // Token auth (issue 5) will want a bearer token on the admin API.
+  // With token auth on, the chain API is for administrators: Basic credentials or a bearer token.
   if (process.env.SHOAL_TOKEN) headers.authorization = `Bearer ${process.env.SHOAL_TOKEN}`;
+  else if (process.env.SHOAL_USER) headers.authorization = `Basic ${Buffer.from(`${process.env.SHOAL_USER}:${process.env.SHOAL_PASSWORD ?? ''}`).toString('base64')}`;
   const res = await request(`${registry.replace(/\/+$/, '')}${CHAIN_API_PREFIX}${path}`, {
     method: method as 'GET',
     headers,
@@ -49,7 +50,7 @@ export function registerChainCommands(program: Command): void {
   const chain = program
     .command('chain')
     .description('Delivery chains: scan → gate → replicate → preheat → notify on every matching push (talks to a running `shoal serve`).')
-    .option('--registry <url>', 'registry admin API base URL (env SHOAL_REGISTRY)', DEFAULT_REGISTRY);
+    .option('--registry <url>', 'registry admin API base URL (env SHOAL_REGISTRY); with auth on, credentials from SHOAL_USER/SHOAL_PASSWORD or SHOAL_TOKEN', DEFAULT_REGISTRY);
   const reg = () => chain.opts().registry as string;
 
   chain

@@ -1,15 +1,12 @@
 // Terminal rendering of a run for `shoal chain watch`: one row per stage with status, attempts,
 // time and a progress bar, then the latest log lines.
 import type { LogLine, Run } from './model.js';
+import { formatBytes } from '../server/format.js';
+
+export { formatBytes };
 
 const MARK: Record<string, string> = { pending: '·', running: '▶', succeeded: '✔', failed: '✘', skipped: '–', blocked: '⛔' };
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 export function bar(done: number, total: number, width: number): string {
   const frac = total > 0 ? Math.min(1, done / total) : 0;

@@ -15,7 +15,7 @@ import { chainApi, CHAIN_API_PREFIX } from './routes.js';
 import type { StageRunners } from './stage.js';
 import { ReplicatorPool, replicateStage } from '../replicate/stage.js';
 import { syncChain, type SyncReport } from '../replicate/sync.js';
-import { RegistryClient } from '../client/registry-client.js';
+import { LocalRegistrySource } from '../replicate/local-source.js';
 import type { ChainDefinition } from './model.js';
 import { notifyProgress, notifyStage } from '../notify/stage.js';
 import type { ChainStore } from './store.js';
@@ -24,8 +24,6 @@ export interface ChainRuntimeOptions {
   service: RegistryService;
   dataDir: string;
   log: Logger;
-  /** This registry's own base URL (known once it listens): the source replication reads from. */
-  selfUrl: () => string;
   /** Without one the scan stage is skipped ("not available in this process") and the gate has nothing to judge. */
   scanner?: Scanner;
   maxConcurrentRuns?: number;
@@ -48,7 +46,9 @@ export interface ChainRuntime {
 export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<ChainRuntime> {
   const store = new SqliteChainStore(join(opts.dataDir, 'chain.db'));
   const gate = await new GateIndex(store).load();
-  const pool = new ReplicatorPool(opts.selfUrl, opts.dataDir);
+  // Replication reads this registry in-process: no token needed with auth on, no pull policy in the way.
+  const source = new LocalRegistrySource(opts.service);
+  const pool = new ReplicatorPool(source, opts.dataDir);
   const stages: StageRunners = {
     gate: gateStage(store, gate),
     replicate: replicateStage(pool),
@@ -60,7 +60,7 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
   notifyProgress(engine, store, opts.log);
   const chainLog = opts.log.child({ component: 'chain' });
   const sync = (chain: ChainDefinition): Promise<SyncReport> =>
-    syncChain(chain, { source: new RegistryClient(opts.selfUrl()), pool, isBlocked: (repo, digest) => gate.lookup(repo, digest) !== undefined, log: (m) => chainLog.info(m) });
+    syncChain(chain, { source, pool, isBlocked: (repo, digest) => gate.lookup(repo, digest) !== undefined, log: (m) => chainLog.info(m) });
   const scheduler = new SyncScheduler(store, sync, chainLog);
   const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize, sync });
   const pullGate = gateMiddleware(opts.service, gate);

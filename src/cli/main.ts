@@ -10,6 +10,8 @@ import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
 import { registerChainCommands } from '../chain/cli.js';
 import { registerScanCommands } from './scan-commands.js';
+import { formatBytes } from '../server/format.js';
+import { addTenancyServeOptions, registerTenancyCommands } from './tenancy-commands.js';
 
 const program = new Command();
 program
@@ -20,8 +22,8 @@ program
   // Options after a subcommand belong to it (`shoal agent containerd-config --registry ...`).
   .enablePositionalOptions();
 
-program
-  .command('serve')
+addTenancyServeOptions(program
+  .command('serve'))
   .description('Run the registry (OCI Distribution Spec v1.1) on embedded defaults: filesystem blobs + SQLite metadata under --data.')
   .option('--listen <host:port>', 'address to listen on (env SHOAL_LISTEN); port 0 picks a free port', serveDefaults.listen)
   .option('--data <dir>', 'data directory for blobs (storage/) and metadata (meta.db) (env SHOAL_DATA)', serveDefaults.data)
@@ -107,6 +109,7 @@ registerSimCommand(program);
 registerAllInOne(program);
 registerChainCommands(program);
 registerScanCommands(program);
+registerTenancyCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {
@@ -115,16 +118,6 @@ function loadOrExit(raw: Record<string, unknown>) {
     console.error(`shoal: ${(err as Error).message}`);
     process.exit(2);
   }
-}
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
 await program.parseAsync(process.argv);

@@ -78,6 +78,8 @@ export interface MetaStore {
   listReferrers(repo: string, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
   repositoryExists(repo: string): Promise<boolean>;
   listRepositories(page: PageOptions): Promise<string[]>;
+  /** Bytes of distinct live blobs and manifests in repository `namespace` and every `namespace/...` (for quotas). */
+  storageUsed(namespace: string): Promise<number>;
 
   // Upload sessions.
   createUpload(session: UploadSession): Promise<void>;

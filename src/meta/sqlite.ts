@@ -32,16 +32,22 @@ interface ManifestRow {
   created_at: number;
 }
 
+/** Opens (creating its directory) a database in WAL mode with durable commits and a busy timeout. */
+export function openSqlite(file: string): Database.Database {
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  return db;
+}
+
 export class SqliteMetaStore implements MetaStore {
   private readonly db: Database.Database;
   private readonly stmt;
 
   constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openSqlite(file);
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA_SQL);
     const v = this.db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
@@ -222,6 +228,18 @@ export class SqliteMetaStore implements MetaStore {
 
   async listRepositories(page: PageOptions): Promise<string[]> {
     return (this.stmt.listRepos.all(page.last ?? '', page.limit) as Array<{ name: string }>).map((r) => r.name);
+  }
+
+  async storageUsed(namespace: string): Promise<number> {
+    const prefix = `${namespace}/`;
+    const row = this.db
+      .prepare(
+        `SELECT COALESCE(SUM(size), 0) AS used FROM blobs WHERE state = 'live' AND digest IN (
+           SELECT digest FROM blob_links WHERE repo = ? OR substr(repo, 1, ?) = ?
+           UNION SELECT digest FROM manifests WHERE repo = ? OR substr(repo, 1, ?) = ?)`,
+      )
+      .get(namespace, prefix.length, prefix, namespace, prefix.length, prefix) as { used: number };
+    return row.used;
   }
 
   async createUpload(s: UploadSession): Promise<void> {

@@ -32,6 +32,15 @@ export interface AppOptions {
 
 const NO_QUERY = new URLSearchParams();
 
+type Policies = NonNullable<AppOptions['policies']>;
+
+/** Joins policy sets route by route, keeping their order: every step of `first` runs before `then`'s. */
+export function mergePolicies(first: Policies | undefined, then: Policies | undefined): Policies {
+  const out: Policies = { ...first };
+  for (const [key, steps] of Object.entries(then ?? {}) as Array<[keyof Policies, Middleware[]]>) out[key] = [...(out[key] ?? []), ...steps];
+  return out;
+}
+
 export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, metrics, log } = opts;
   const accessLog = opts.accessLog ?? 'default';
@@ -83,6 +92,7 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
       chains.set(key, compose([...(opts.policies?.['*'] ?? []), ...(opts.policies?.[key] ?? [])], handler!));
     }
   }
+
 
   return (req, res) => {
     const started = process.hrtime.bigint();

@@ -27,10 +27,10 @@ export class ReplicatorPool {
   private readonly replicators = new Map<string, Replicator>();
   readonly journal: UploadJournal;
 
+  /** `source` is where images are read from: this registry in-process (LocalRegistrySource) or any RegistryClient. */
   constructor(
-    private readonly sourceUrl: () => string,
+    private readonly source: RegistryClient,
     dataDir: string,
-    private readonly sourceAuth?: { username: string; password: string },
   ) {
     this.journal = new FileUploadJournal(join(dataDir, 'replication-uploads'));
   }
@@ -39,9 +39,8 @@ export class ReplicatorPool {
     const key = `${target.url} ${target.username ?? ''} ${target.concurrency} ${target.chunkSize}`;
     let r = this.replicators.get(key);
     if (!r) {
-      const source = new RegistryClient(this.sourceUrl(), { ...this.sourceAuth, userAgent: 'shoal-replicator/0.1' });
       const dest = new RegistryClient(target.url, { username: target.username, password: target.password, userAgent: 'shoal-replicator/0.1' });
-      r = new Replicator(source, dest, { journal: this.journal, concurrency: target.concurrency, chunkSize: target.chunkSize });
+      r = new Replicator(this.source, dest, { journal: this.journal, concurrency: target.concurrency, chunkSize: target.chunkSize });
       this.replicators.set(key, r);
     }
     return r;

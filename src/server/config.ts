@@ -1,6 +1,7 @@
 // Validated configuration for `shoal serve` and `shoal gc`. Flags win over SHOAL_* environment variables.
 import { z } from 'zod';
 import { resolve } from 'node:path';
+import { parseRatePair } from '../policy/rate-limit.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
@@ -26,32 +27,22 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-const duration = z.string().transform((v, ctx) => {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-const size = z.string().transform((v, ctx) => {
-  try {
-    return parseSize(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
-
-export const serveSchema = z.object({
-  listen: z.string().transform((v, ctx) => {
+/** A string option parsed by `parse`; its error message becomes the validation issue. */
+const parsedWith = <T>(parse: (value: string) => T) =>
+  z.string().transform((v, ctx) => {
     try {
-      return parseListen(v);
+      return parse(v);
     } catch (e) {
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
       return z.NEVER;
     }
-  }),
+  });
+const duration = parsedWith(parseDuration);
+const size = parsedWith(parseSize);
+const ratePair = parsedWith(parseRatePair);
+
+export const serveSchema = z.object({
+  listen: parsedWith(parseListen),
   data: z.string().min(1).transform((v) => resolve(v)),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   accessLog: z.enum(['all', 'default', 'off']).default('default'),
@@ -63,6 +54,18 @@ export const serveSchema = z.object({
   gcGrace: duration,
   gcDeleteUntagged: z.boolean(),
   uploadTtl: duration,
+  // Tenancy (docs/tenancy.md). Off by default: the registry is open, as before.
+  auth: z.boolean().default(false),
+  authService: z.string().min(1).default('shoal'),
+  authRealm: z.string().url().optional(),
+  tokenTtl: duration.default(5 * 60_000),
+  refreshTtl: duration.default(24 * 3_600_000),
+  keyRotation: duration.default(24 * 3_600_000),
+  trustedProxy: z.array(z.string()).default([]),
+  networkDefaultDeny: z.boolean().default(false),
+  rateLimitIp: ratePair.default({ primary: 0, secondary: 0 }),
+  rateLimitToken: ratePair.default({ primary: 0, secondary: 0 }),
+  maxConcurrent: z.coerce.number().int().nonnegative().default(0),
   /** Delivery chains (scan → gate → replicate → preheat → notify) and the pull gate. */
   chains: z.boolean().default(true),
 });
@@ -82,6 +85,13 @@ export const serveDefaults = {
   gcInterval: env('SHOAL_GC_INTERVAL', 'off'),
   gcGrace: env('SHOAL_GC_GRACE', '1h'),
   uploadTtl: env('SHOAL_UPLOAD_TTL', '24h'),
+  authService: env('SHOAL_AUTH_SERVICE', 'shoal'),
+  tokenTtl: env('SHOAL_TOKEN_TTL', '5m'),
+  refreshTtl: env('SHOAL_REFRESH_TTL', '24h'),
+  keyRotation: env('SHOAL_KEY_ROTATION', '24h'),
+  rateLimitIp: env('SHOAL_RATE_LIMIT_IP', '0,0'),
+  rateLimitToken: env('SHOAL_RATE_LIMIT_TOKEN', '0,0'),
+  maxConcurrent: env('SHOAL_MAX_CONCURRENT', '0'),
 };
 
 function env(name: string, fallback: string): string {

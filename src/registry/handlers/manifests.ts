@@ -22,7 +22,8 @@ export function manifestHandlers(service: RegistryService) {
 
     async put(ctx: RequestContext): Promise<void> {
       const { req, route, query } = ctx;
-      const body = await readBody(req, service.limits.maxManifestBytes, 'manifest');
+      // A policy that had to read the body first (tag immutability) hands it over.
+      const body = (ctx.state.manifestBody as Buffer | undefined) ?? (await readBody(req, service.limits.maxManifestBytes, 'manifest'));
       const extraTags = query.getAll('tag');
       const { digest, parsed } = await service.putManifest(route.repo, route.ref, body, req.headers['content-type'], extraTags);
       const headers: Record<string, string | string[]> = {

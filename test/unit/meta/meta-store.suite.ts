@@ -29,6 +29,17 @@ export function describeMetaStore(name: string, make: () => Promise<{ meta: Meta
       await meta.putManifest(input, now);
     }
 
+    it('sums storage per namespace, counting a shared blob once', async () => {
+      await upload('team/a', d('l1'), 1000, 100);
+      await upload('team/b', d('l1'), 1000, 100);
+      await upload('team/b', d('l2'), 1000, 50);
+      await upload('teamx/c', d('l3'), 1000, 7);
+      await storeManifest(manifest('team/a', 'm1', [d('l1')], { size: 100 }));
+      assert.equal(await meta.storageUsed('team'), 100 + 50 + 100, 'l1 once, l2, the manifest; not teamx');
+      assert.equal(await meta.storageUsed('teamx'), 7);
+      assert.equal(await meta.storageUsed('none'), 0);
+    });
+
     it('links blobs per repository', async () => {
       await upload('a/x', d('layer'));
       assert.deepEqual(await meta.getBlobLink('a/x', d('layer')), { digest: d('layer'), size: 10 });
