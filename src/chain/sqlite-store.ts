@@ -1,7 +1,6 @@
 // SQLite ChainStore in its own file (data/chain.db) so the registry's metadata schema stays its own.
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import { openSqlite } from '../meta/sqlite.js';
 import type { Digest } from '../oci/digest.js';
 import type { BlockedImage, ChainDefinition, GatePolicy, LogLine, Run, StageName } from './model.js';
 import type { ChainStore, RunQuery } from './store.js';
@@ -24,11 +23,7 @@ export class SqliteChainStore implements ChainStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.pragma('busy_timeout = 5000');
+    this.db = openSqlite(file);
     this.db.exec(SCHEMA);
   }
 
