@@ -8,9 +8,9 @@ import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
+import { registerScanCommands } from './scan-commands.js';
 import { formatBytes } from '../server/format.js';
 import { addTenancyServeOptions, registerTenancyCommands } from './tenancy-commands.js';
-import { registerScanCommands } from './scan-commands.js';
 
 const program = new Command();
 program
@@ -105,8 +105,8 @@ program
 registerP2pCommands(program);
 registerSimCommand(program);
 registerAllInOne(program);
-registerTenancyCommands(program);
 registerScanCommands(program);
+registerTenancyCommands(program);
 
 function loadOrExit(raw: Record<string, unknown>) {
   try {
