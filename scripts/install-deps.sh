@@ -16,6 +16,7 @@ PACKAGES=(
   wrk
   busybox-static  # /bin/busybox, the rootfs of the test images
   apache2-utils   # htpasswd: basic-auth users for the private-registry P2P test
+  python3-packaging # pypa/packaging: the PEP 440 oracle of the scanner's version tests
 )
 
 missing=()

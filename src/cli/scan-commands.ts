@@ -5,7 +5,7 @@ import { openStores } from '../server/registry-process.js';
 import { parseDuration, parseSize, serveDefaults } from '../server/config.js';
 import { openScanDatabase } from '../scan/scan-db.js';
 import { VulnDb } from '../scan/vulndb/vulndb.js';
-import { openScanner, SEVERITY_ORDER, type ScanReport, type Severity } from '../scan/index.js';
+import { atOrAbove, openScanner, SEVERITY_ORDER, type ScanReport, type Severity } from '../scan/index.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 
 /** Exit status of `shoal scan --fail-on` when a finding is at or above the threshold. */
@@ -73,6 +73,7 @@ export function registerScanCommands(program: Command): void {
       try {
         const digest = isDigest(reference) ? (reference as Digest) : (await service.getManifest(repository, reference)).digest;
         report = await scan.scanner.scanImage(repository, digest);
+        if (scan.vulndb.count() === 0) (report.notes ??= []).push('no advisories imported yet: run `shoal vulndb import PATH --data DIR` (findings need them)');
       } catch (err) {
         console.error(`shoal scan: ${(err as Error).message}`);
         process.exitCode = 1;
@@ -84,8 +85,7 @@ export function registerScanCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify(report));
       else printReport(image, report);
       if (opts.failOn) {
-        const threshold = SEVERITY_ORDER.indexOf(opts.failOn);
-        const worst = report.findings.filter((f) => SEVERITY_ORDER.indexOf(f.severity) >= threshold);
+        const worst = report.findings.filter((f) => atOrAbove(f.severity, opts.failOn!));
         if (worst.length > 0) {
           if (!opts.json) console.error(`shoal scan: ${worst.length} finding(s) at or above ${opts.failOn}`);
           process.exitCode = EXIT_FINDINGS;

@@ -3,14 +3,14 @@
 // imported advisories and attaches a CycloneDX SBOM to the image as a referrer.
 import type { RegistryService } from '../registry/service.js';
 import type { Digest } from '../oci/digest.js';
-import { INDEX_TYPES, isNonDistributable } from '../oci/media-types.js';
+import { INDEX_TYPES, OCI_CONFIG, isNonDistributable } from '../oci/media-types.js';
 import type { Finding, Package, PlatformReport, ScanReport, Scanner, ScanStats } from './scanner.js';
 import type { LayerFacts } from './catalog/facts.js';
 import { applyLayers, inventory } from './catalog/inventory.js';
 import { extractLayerFacts } from './layers/layer-facts.js';
 import type { LayerFactsCache } from './layer-cache.js';
 import { sortFindings, type VulnDb } from './vulndb/vulndb.js';
-import { pushSbom } from './sbom.js';
+import { pushSbom, type SbomSubject } from './sbom.js';
 
 export interface ImageScannerOptions {
   registry: RegistryService;
@@ -23,8 +23,11 @@ export interface ImageScannerOptions {
   now?: () => number;
 }
 
+const IMAGE_CONFIG_TYPES: ReadonlySet<string> = new Set([OCI_CONFIG, 'application/vnd.docker.container.image.v1+json']);
+
 interface ManifestDoc {
   mediaType?: string;
+  config?: { mediaType?: string };
   layers?: Array<{ mediaType: string; digest: Digest; size: number }>;
   manifests?: Array<{ mediaType: string; digest: Digest; size: number; platform?: { os?: string; architecture?: string; variant?: string }; annotations?: Record<string, string> }>;
 }
@@ -74,9 +77,16 @@ export class ImageScanner implements Scanner {
     }
     // An index: scan each platform manifest (shared layers come from the cache after the first).
     const platforms: PlatformReport[] = [];
+    const indexNotes: string[] = [];
     for (const child of doc.manifests ?? []) {
       if (isAttestation(child)) continue;
-      const cm = await this.registry.getManifest(repository, child.digest);
+      let cm;
+      try {
+        cm = await this.registry.getManifest(repository, child.digest);
+      } catch (err) {
+        indexNotes.push(`${child.digest}: platform manifest not scanned (${(err as Error).message})`);
+        continue;
+      }
       const childDoc = JSON.parse(cm.body.toString('utf8')) as ManifestDoc;
       if (Array.isArray(childDoc.manifests)) continue; // nested indexes are not images
       const r: PlatformReport = await this.scanManifest(repository, cm.digest, cm.mediaType, cm.body.length, childDoc);
@@ -85,21 +95,39 @@ export class ImageScanner implements Scanner {
     }
     const stats = emptyStats();
     for (const p of platforms) addStats(stats, p.stats!);
-    stats.durationMs = this.now() - started;
-    return {
+    const report: ScanReport = {
       manifestDigest: m.digest,
       packages: unionPackages(platforms.flatMap((p) => p.packages)),
       findings: sortFindings(unionFindings(platforms.flatMap((p) => p.findings))),
       scannedAt: new Date(this.now()).toISOString(),
-      notes: platforms.flatMap((p) => p.notes ?? []),
+      notes: [...indexNotes, ...platforms.flatMap((p) => p.notes ?? [])],
       platforms,
       stats,
     };
+    // The index gets an SBOM of the union too, so a client holding only the index digest finds one.
+    await this.attach(report, { repository, digest: m.digest, mediaType: m.mediaType, size: m.body.length });
+    stats.durationMs = this.now() - started;
+    return report;
+  }
+
+  private async attach(report: ScanReport, subject: SbomSubject): Promise<void> {
+    if (!this.attachSbom) return;
+    try {
+      report.sbomDigest = await pushSbom(this.registry, subject, report.packages);
+    } catch (err) {
+      (report.notes ??= []).push(`SBOM not attached: ${(err as Error).message}`);
+    }
   }
 
   private async scanManifest(repository: string, digest: Digest, mediaType: string, size: number, doc: ManifestDoc): Promise<ScanReport> {
     const stats = emptyStats();
     const notes: string[] = [];
+    const configType = doc.config?.mediaType;
+    if (configType !== undefined && !IMAGE_CONFIG_TYPES.has(configType)) {
+      // An artifact (SBOM, signature, Helm chart): its layers are not filesystem tars.
+      notes.push(`not a container image (config ${configType}): nothing to scan`);
+      return { manifestDigest: digest, packages: [], findings: [], scannedAt: new Date(this.now()).toISOString(), notes, stats };
+    }
     const layers = doc.layers ?? [];
     stats.layers = layers.length;
     // Layers are read concurrently (gunzip runs on libuv's thread pool, so this uses several cores);
@@ -121,13 +149,7 @@ export class ImageScanner implements Scanner {
     const packages = inventory(applyLayers(layerFacts));
     const findings = this.vulndb.matchAll(packages);
     const report: ScanReport = { manifestDigest: digest, packages, findings, scannedAt: new Date(this.now()).toISOString(), notes, stats };
-    if (this.attachSbom) {
-      try {
-        report.sbomDigest = await pushSbom(this.registry, { repository, digest, mediaType, size }, packages);
-      } catch (err) {
-        notes.push(`SBOM not attached: ${(err as Error).message}`);
-      }
-    }
+    await this.attach(report, { repository, digest, mediaType, size });
     return report;
   }
 

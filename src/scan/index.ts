@@ -7,7 +7,7 @@ import { VulnDb } from './vulndb/vulndb.js';
 import { ImageScanner } from './image-scanner.js';
 
 export type { Scanner, ScanReport, Finding, Package, Severity, ScanStats, PlatformReport } from './scanner.js';
-export { SEVERITY_ORDER } from './scanner.js';
+export { SEVERITY_ORDER, atOrAbove } from './scanner.js';
 export { ImageScanner } from './image-scanner.js';
 export { VulnDb } from './vulndb/vulndb.js';
 export { CYCLONEDX_MEDIA_TYPE } from './sbom.js';

@@ -6,7 +6,7 @@ import type { Digest } from '../oci/digest.js';
 import type { LayerFacts } from './catalog/facts.js';
 
 /** Bump when the catalogers change what they record, so older cache rows are ignored. */
-export const LAYER_FACTS_FORMAT = 1;
+export const LAYER_FACTS_FORMAT = 2;
 
 export interface LayerFactsCache {
   get(digest: Digest): LayerFacts | undefined;

@@ -85,6 +85,10 @@ test('scanner: exact findings across dpkg/apk/npm/PyPI, whiteouts honoured, SBOM
   assert.deepEqual(summary(again), summary(report));
   assert.equal(again.sbomDigest, report.sbomDigest);
 
+  // The SBOM artifact itself is not an image: scanning it finds nothing and attaches nothing.
+  const ofSbom = await scan.scanner.scanImage('team/app', report.sbomDigest! as Digest);
+  assert.deepEqual([ofSbom.packages, ofSbom.sbomDigest, ofSbom.notes], [[], undefined, ['not a container image (config application/vnd.oci.empty.v1+json): nothing to scan']]);
+
   // Another image sharing the base and app layers, without the cleanup layer: only its new layer
   // would be read, but here it has none — the cached facts are re-layered, so curl, PyYAML and
   // left-pad come back, proving the cache holds per-layer facts rather than final packages.
@@ -126,6 +130,9 @@ test('scanner: an index is scanned per platform (shared layers read once); a zst
   assert.deepEqual(r.platforms!.map((p) => `${p.platform?.architecture} ${p.findings.length} ${p.stats!.layersRead} ${p.stats!.layersCached}`), ['amd64 6 2 0', 'arm64 6 0 2']);
   assert.equal(r.findings.length, 6); // the union, not doubled
   assert.ok(r.platforms!.every((p) => p.sbomDigest));
+  // The index has its own SBOM referrer (the union), next to each platform's.
+  const indexReferrers = (await (await fetch(`${base}/v2/team/multi/referrers/${index.index.digest}`)).json()) as { manifests: Array<{ digest: string }> };
+  assert.deepEqual(indexReferrers.manifests.map((m) => m.digest), [r.sbomDigest]);
 
   // A zstd layer (magic bytes) next to a readable gzip layer.
   const zstdBlob = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(60, 7)]);

@@ -23,7 +23,8 @@ export interface OsRelease {
 
 export type FileFact =
   | { kind: 'os-release'; os: OsRelease }
-  | { kind: 'packages'; packages: RawPackage[] }
+  /** `owns`: language-package files (METADATA, package.json) this OS package database says it installed. */
+  | { kind: 'packages'; packages: RawPackage[]; owns?: string[] }
   /** The path exists in this layer but could not be used (too large, unparsable): it still hides lower layers. */
   | { kind: 'unreadable'; reason: string };
 
@@ -36,7 +37,7 @@ export interface LayerFacts {
   notes: string[];
 }
 
-export type FileKind = 'os-release' | 'dpkg-status' | 'apk-installed' | 'npm-lock' | 'npm-package' | 'python-metadata';
+export type FileKind = 'os-release' | 'dpkg-status' | 'dpkg-file-list' | 'apk-installed' | 'npm-lock' | 'npm-package' | 'python-metadata';
 
 const NPM_PACKAGE_ROOT = /(^|\/)node_modules\/(@[^/]+\/)?[^/@.][^/]*\/package\.json$/;
 
@@ -44,13 +45,20 @@ const NPM_PACKAGE_ROOT = /(^|\/)node_modules\/(@[^/]+\/)?[^/@.][^/]*\/package\.j
 export function classifyPath(path: string, type: 'file' | 'other' = 'file'): FileKind | undefined {
   if (path === 'etc/os-release' || path === 'usr/lib/os-release') return 'os-release';
   if (path === 'var/lib/dpkg/status') return 'dpkg-status';
-  if (path.startsWith('var/lib/dpkg/status.d/') && !path.slice(22).includes('/') && !path.endsWith('.md5sums')) return 'dpkg-status';
+  if (path.startsWith('var/lib/dpkg/status.d/') && !path.slice(22).includes('/')) return path.endsWith('.md5sums') ? 'dpkg-file-list' : 'dpkg-status';
+  if (path.startsWith('var/lib/dpkg/info/') && path.endsWith('.list') && !path.slice(18).includes('/')) return 'dpkg-file-list';
   if (path === 'lib/apk/db/installed') return 'apk-installed';
   if (path.endsWith('package-lock.json') && (path === 'package-lock.json' || path.endsWith('/package-lock.json')) && !path.includes('node_modules/')) return 'npm-lock';
   if (NPM_PACKAGE_ROOT.test(path)) return 'npm-package';
   if (/\.dist-info\/METADATA$/.test(path) || /\.egg-info\/PKG-INFO$/.test(path)) return 'python-metadata';
   if (type === 'file' && path.endsWith('.egg-info')) return 'python-metadata'; // a single-file egg-info
   return undefined;
+}
+
+/** Language package manifests: an OS package that installed one owns it (see `owns`). */
+export function isLanguagePackageFile(path: string): boolean {
+  const kind = classifyPath(path);
+  return kind === 'npm-package' || kind === 'npm-lock' || kind === 'python-metadata';
 }
 
 /** Splits "Key: value" stanzas separated by blank lines (dpkg status, apk installed, RFC 822 metadata). */

@@ -82,7 +82,10 @@ function npmProjectRoot(path: string): string {
   return slash === -1 ? '' : path.slice(0, slash);
 }
 
-/** Packages of the image, sorted; lockfile entries also installed under the same project count once. */
+/**
+ * Packages of the image, sorted; lockfile entries also installed under the same project count
+ * once, and language packages installed by the OS package manager count as the OS package only.
+ */
 export function inventory(files: Map<string, FileFact>): Package[] {
   const os = osReleaseOf(files);
   const deb = dpkgDistro(os);
@@ -92,12 +95,17 @@ export function inventory(files: Map<string, FileFact>): Package[] {
     if (f.kind !== 'packages' || !path.endsWith('/package.json')) continue;
     for (const p of f.packages) if (p.type === 'npm') installedNpm.add(`${npmProjectRoot(path)}|${p.name}@${p.version}`);
   }
+  // Python/npm packages that an OS package installed (python3-requests) are that OS package's:
+  // its distribution's advisories cover them, with the distribution's patched versions.
+  const ownedByOs = new Set<string>();
+  for (const f of files.values()) if (f.kind === 'packages') for (const p of f.owns ?? []) ownedByOs.add(p);
   const out: Package[] = [];
   for (const [path, f] of files) {
     if (f.kind !== 'packages') continue;
     const isLock = path.endsWith('package-lock.json');
     for (const raw of f.packages) {
       if (isLock && installedNpm.has(`${npmProjectRoot(path)}|${raw.name}@${raw.version}`)) continue;
+      if ((raw.type === 'pypi' || raw.type === 'npm') && ownedByOs.has(path)) continue;
       const distro = raw.type === 'deb' ? deb : raw.type === 'apk' ? apk : undefined;
       const ecosystem: Ecosystem = distro?.ecosystem ?? (raw.type === 'npm' ? 'npm' : 'PyPI');
       const pkg: Package = { ecosystem, name: raw.name, version: raw.version, source: path, osvEcosystem: distro?.osv ?? ecosystem, purl: purlOf(raw, distro) };

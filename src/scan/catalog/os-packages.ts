@@ -1,5 +1,5 @@
 // Operating-system package databases: os-release, dpkg status (and distroless status.d/*), apk installed.
-import { stanzas, type OsRelease, type RawPackage } from './facts.js';
+import { isLanguagePackageFile, stanzas, type OsRelease, type RawPackage } from './facts.js';
 
 export function parseOsRelease(text: string): OsRelease {
   const kv = new Map<string, string>();
@@ -53,6 +53,33 @@ export function parseApkInstalled(text: string): RawPackage[] {
     const arch = f.get('A');
     if (arch) pkg.arch = arch;
     out.push(pkg);
+  }
+  return out;
+}
+
+/**
+ * Language-package files listed in a dpkg file list: info/<pkg>.list (absolute paths) or a
+ * distroless status.d/<pkg>.md5sums ("<md5>  <relative path>").
+ */
+export function parseDpkgFileList(text: string): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const path = (/^[0-9a-f]{32}\s+(.+)$/.exec(line)?.[1] ?? line).trim().replace(/^\/+/, '');
+    if (path && isLanguagePackageFile(path)) out.push(path);
+  }
+  return out;
+}
+
+/** Language-package files apk installed: "F:" (directory) then its "R:" (file) lines. */
+export function parseApkOwnedFiles(text: string): string[] {
+  const out: string[] = [];
+  let dir = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('F:')) dir = line.slice(2).trim();
+    else if (line.startsWith('R:')) {
+      const path = dir ? `${dir}/${line.slice(2).trim()}` : line.slice(2).trim();
+      if (isLanguagePackageFile(path)) out.push(path);
+    } else if (line.trim() === '') dir = '';
   }
   return out;
 }

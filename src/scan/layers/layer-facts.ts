@@ -5,7 +5,7 @@ import type { Digest } from '../../oci/digest.js';
 import { readTar } from './tar-reader.js';
 import { layerTarChunks, type LayerStreamCounters } from './layer-stream.js';
 import { classifyPath, type FileFact, type FileKind, type LayerFacts } from '../catalog/facts.js';
-import { parseApkInstalled, parseDpkgStatus, parseOsRelease } from '../catalog/os-packages.js';
+import { parseApkInstalled, parseApkOwnedFiles, parseDpkgFileList, parseDpkgStatus, parseOsRelease } from '../catalog/os-packages.js';
 import { parseNpmLock, parseNpmPackageJson, parsePythonMetadata } from '../catalog/lang-packages.js';
 
 /** Package databases beyond this are not read (a dpkg status of a large image is a few MiB). */
@@ -20,8 +20,10 @@ export function parseFact(kind: FileKind, text: string): FileFact {
       return { kind: 'os-release', os: parseOsRelease(text) };
     case 'dpkg-status':
       return { kind: 'packages', packages: parseDpkgStatus(text) };
+    case 'dpkg-file-list':
+      return { kind: 'packages', packages: [], owns: parseDpkgFileList(text) };
     case 'apk-installed':
-      return { kind: 'packages', packages: parseApkInstalled(text) };
+      return { kind: 'packages', packages: parseApkInstalled(text), owns: parseApkOwnedFiles(text) };
     case 'npm-lock':
       return { kind: 'packages', packages: parseNpmLock(text) };
     case 'npm-package':

@@ -7,6 +7,7 @@ export interface DpkgVersion {
   revision: string;
 }
 
+/** Splits and validates a version as dpkg's parseversion does (an empty revision is allowed: "1.0-"). */
 export function parseDpkgVersion(value: string): DpkgVersion {
   const v = value.trim();
   if (v === '') throw new Error('empty Debian version');
@@ -17,6 +18,7 @@ export function parseDpkgVersion(value: string): DpkgVersion {
     const e = v.slice(0, colon);
     if (!/^\d+$/.test(e)) throw new Error(`invalid epoch in Debian version "${value}"`);
     epoch = Number(e);
+    if (epoch > 2_147_483_647) throw new Error(`epoch too large in Debian version "${value}"`);
     rest = v.slice(colon + 1);
   }
   const dash = rest.lastIndexOf('-');

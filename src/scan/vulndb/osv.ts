@@ -59,8 +59,14 @@ function named(value: unknown): Severity | undefined {
   return typeof value === 'string' ? NAMED[value.trim().toLowerCase()] : undefined;
 }
 
-function fromCvss(list: OsvSeverity[] | undefined): Severity | undefined {
+/** A `severity[]` list: a CVSS v3 vector (scored), or Ubuntu's priority ("type": "Ubuntu", "score": "medium"). */
+function fromSeverityList(list: OsvSeverity[] | undefined): Severity | undefined {
   for (const s of list ?? []) {
+    if (s.type === 'Ubuntu') {
+      const n = named(s.score);
+      if (n) return n;
+      continue;
+    }
     if (!s.type?.startsWith('CVSS_V3')) continue;
     const score = cvss3BaseScore(s.score) ?? (/^\d+(\.\d+)?$/.test(s.score) ? Number(s.score) : null);
     if (score !== null) return severityOfScore(score);
@@ -70,15 +76,16 @@ function fromCvss(list: OsvSeverity[] | undefined): Severity | undefined {
 
 /**
  * The severity of an advisory for one affected package: a named severity from the affected
- * entry's ecosystem_specific, then the advisory's database_specific, then a CVSS v3 vector
- * (the affected entry's, then the advisory's); UNKNOWN when none is given.
+ * entry's ecosystem_specific, then the advisory's database_specific, then the `severity[]` lists
+ * (the affected entry's, then the advisory's: a CVSS v3 vector scored, or an Ubuntu priority);
+ * UNKNOWN when none is given.
  */
 export function severityOf(adv: OsvAdvisory, affected: OsvAffected | undefined): Severity {
   return (
     named(affected?.ecosystem_specific?.['severity']) ??
     named(adv.database_specific?.['severity']) ??
-    fromCvss(affected?.severity) ??
-    fromCvss(adv.severity) ??
+    fromSeverityList(affected?.severity) ??
+    fromSeverityList(adv.severity) ??
     'UNKNOWN'
   );
 }

@@ -29,7 +29,8 @@ test('dpkg: installed packages only, Source name and version, distroless status.
   // distroless: one file per package, without a Status field
   assert.deepEqual(parseDpkgStatus('Package: tzdata\nVersion: 2024a-0+deb12u1\nArchitecture: all\n'), [{ type: 'deb', name: 'tzdata', version: '2024a-0+deb12u1', arch: 'all' }]);
   assert.equal(classifyPath('var/lib/dpkg/status.d/tzdata'), 'dpkg-status');
-  assert.equal(classifyPath('var/lib/dpkg/status.d/tzdata.md5sums'), undefined);
+  assert.equal(classifyPath('var/lib/dpkg/status.d/tzdata.md5sums'), 'dpkg-file-list');
+  assert.equal(classifyPath('var/lib/dpkg/info/tzdata.list'), 'dpkg-file-list');
   assert.equal(classifyPath('var/lib/dpkg/status-old'), undefined);
 });
 
@@ -134,4 +135,34 @@ test('layer facts: unparsable or non-regular catalog files still hide lower laye
   assert.equal(l2.files['app/package-lock.json']?.kind, 'unreadable');
   assert.match(l2.notes[0]!, /app\/package-lock.json: not parsed/);
   assert.deepEqual(inventory(applyLayers([l1, l2])), []);
+});
+
+test('language packages installed by dpkg or apk count as the OS package only (file lists, status.d md5sums, apk F:/R:)', async () => {
+  const site = 'usr/lib/python3/dist-packages';
+  const debian = await layer([
+    { type: 'file', path: 'etc/os-release', data: 'ID=debian\nVERSION_ID="12"\n' },
+    { type: 'file', path: 'var/lib/dpkg/status', data: 'Package: python3-requests\nStatus: install ok installed\nSource: requests\nVersion: 2.28.1+dfsg-1\n' },
+    { type: 'file', path: 'var/lib/dpkg/info/python3-requests.list', data: `/.\n/usr\n/${site}/requests-2.28.1.egg-info\n/${site}/requests-2.28.1.egg-info/PKG-INFO\n/${site}/requests/__init__.py\n` },
+    { type: 'file', path: `${site}/requests-2.28.1.egg-info/PKG-INFO`, data: 'Name: requests\nVersion: 2.28.1\n' },
+    { type: 'file', path: 'usr/local/lib/python3.11/site-packages/flask-3.0.0.dist-info/METADATA', data: 'Name: flask\nVersion: 3.0.0\n' },
+  ]);
+  assert.deepEqual(debian.files['var/lib/dpkg/info/python3-requests.list'], { kind: 'packages', packages: [], owns: [`${site}/requests-2.28.1.egg-info`, `${site}/requests-2.28.1.egg-info/PKG-INFO`] });
+  assert.deepEqual(inventory(applyLayers([debian])).map((p) => `${p.ecosystem} ${p.name}`), ['Debian python3-requests', 'PyPI flask']);
+  // Purging the Debian package (its list whited out) while the files stay would make the file a PyPI package again.
+  const purge = await layer([{ type: 'file', path: 'var/lib/dpkg/info/.wh.python3-requests.list', data: '' }]);
+  assert.deepEqual(inventory(applyLayers([debian, purge])).map((p) => `${p.ecosystem} ${p.name}`), ['Debian python3-requests', 'PyPI flask', 'PyPI requests']);
+
+  const distroless = await layer([
+    { type: 'file', path: 'var/lib/dpkg/status.d/python3-six', data: 'Package: python3-six\nVersion: 1.16.0-4\n' },
+    { type: 'file', path: 'var/lib/dpkg/status.d/python3-six.md5sums', data: `0123456789abcdef0123456789abcdef  ${site}/six-1.16.0.egg-info/PKG-INFO\n` },
+    { type: 'file', path: `${site}/six-1.16.0.egg-info/PKG-INFO`, data: 'Name: six\nVersion: 1.16.0\n' },
+  ]);
+  assert.deepEqual(inventory(applyLayers([distroless])).map((p) => `${p.ecosystem} ${p.name}`), ['Debian python3-six']);
+
+  const alpine = await layer([
+    { type: 'file', path: 'etc/os-release', data: 'ID=alpine\nVERSION_ID=3.19.1\n' },
+    { type: 'file', path: 'lib/apk/db/installed', data: 'P:py3-requests\nV:2.31.0-r1\no:py3-requests\nF:usr/lib/python3.11/site-packages/requests-2.31.0.dist-info\nR:METADATA\nR:RECORD\nF:usr/lib/python3.11/site-packages/requests\nR:__init__.py\n' },
+    { type: 'file', path: 'usr/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA', data: 'Name: requests\nVersion: 2.31.0\n' },
+  ]);
+  assert.deepEqual(inventory(applyLayers([alpine])).map((p) => `${p.osvEcosystem} ${p.name}`), ['Alpine:v3.19 py3-requests']);
 });

@@ -5,6 +5,7 @@ import { compareDpkg, compareApk, compareSemver, comparePep440, comparatorFor } 
 import { normalizePep440, isValidPep440 } from '../../../src/scan/version/pep440.js';
 import { isValidSemver } from '../../../src/scan/version/semver.js';
 import { isValidApkVersion } from '../../../src/scan/version/apk.js';
+import { parseDpkgVersion } from '../../../src/scan/version/dpkg.js';
 
 type Cmp = (a: string, b: string) => number;
 const sym = (n: number) => (n < 0 ? '<' : n > 0 ? '>' : '=');
@@ -53,6 +54,32 @@ test('dpkg: Debian Policy §5.6.12 — "~~ < ~~a < ~ < (nothing) < a", letters b
     ['3.0.11-1~deb12u2', '<', '3.0.11-1'],
   ]);
   assert.throws(() => compareDpkg('a:1', '1'), /epoch/);
+});
+
+test("dpkg: parsing as in dpkg's lib/dpkg/t/t-version.c (zero versions, multiple hyphens and colons, invalid input)", () => {
+  const parsed = (v: string) => {
+    const p = parseDpkgVersion(v);
+    return [p.epoch, p.upstream, p.revision];
+  };
+  assert.deepEqual(parsed('0'), [0, '0', '']);
+  assert.deepEqual(parsed('0:0'), [0, '0', '']);
+  assert.deepEqual(parsed('0:0-'), [0, '0', '']);
+  assert.deepEqual(parsed('0:0.0-0.0'), [0, '0.0', '0.0']);
+  assert.deepEqual(parsed('5:1'), [5, '1', '']);
+  assert.deepEqual(parsed('0:0-0-0'), [0, '0-0', '0']);
+  assert.deepEqual(parsed('0:0-0-0-0'), [0, '0-0-0', '0']);
+  assert.deepEqual(parsed('0:0:0-0'), [0, '0:0', '0']);
+  assert.deepEqual(parsed('0:0-0:0-0'), [0, '0-0:0', '0']);
+  assert.deepEqual(parsed('0:09azAZ.-+~:-0'), [0, '09azAZ.-+~:', '0']);
+  assert.deepEqual(parsed('0:0-azAZ09.+~'), [0, '0', 'azAZ09.+~']);
+  assert.deepEqual(parsed(' \t0:0-1 \t'), [0, '0', '1']);
+  assert.equal(compareDpkg('0:0-00', '0:00-0'), 0);
+  assert.equal(compareDpkg('0:0-0', '1:0-0'), -1);
+  assert.equal(compareDpkg('0:a-0', '0:b-0'), -1);
+  assert.equal(compareDpkg('0:0-a', '0:0-b'), -1);
+  for (const bad of ['', '  ', '0:', '0:0 0-1', '-1:0-1', '999999999999999999999999:0-1', 'a:0-0', 'A:0-0', '-0', '0:-0', '0:0-0:0', '0:0_-0', '0:0a-0!', '0:0-0;']) {
+    assert.throws(() => parseDpkgVersion(bad), /Debian version/, JSON.stringify(bad));
+  }
 });
 
 test('apk: apk-tools test/version.data rows (suffixes, letters, -rN, leading zeros, invalid → string sort)', () => {

@@ -38,6 +38,7 @@ test('severity: affected ecosystem_specific, then database_specific, then CVSS v
   assert.equal(severityOf({ id: 'a' }, { severity: [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H' }] }), 'CRITICAL');
   assert.equal(severityOf({ id: 'a', severity: [{ type: 'CVSS_V4', score: 'CVSS:4.0/AV:N' }] }, {}), 'UNKNOWN');
   assert.equal(severityOf({ id: 'a', database_specific: { severity: 'negligible' } }, undefined), 'LOW');
+  assert.equal(severityOf({ id: 'UBUNTU-CVE-1', severity: [{ type: 'Ubuntu', score: 'high' }] }, {}), 'HIGH');
 });
 
 const range = (type: string, ...events: Array<Record<string, string>>): OsvAffected => ({ ranges: [{ type, events }] });
