@@ -92,13 +92,14 @@ function summarise(list: BlockedImage['findings'], max = 5): string {
  * Manifest GET/HEAD policy: refuses a blocked image to anyone but an administrator. Costs one
  * map size check on the hot path while nothing is blocked.
  */
-export function gateMiddleware(service: RegistryService, index: GateIndex): Middleware {
+export function gateMiddleware(service: RegistryService, index: GateIndex, onRefused?: () => void): Middleware {
   return async (ctx, next) => {
     if (index.size === 0 || principalOf(ctx)?.isAdmin) return next();
     const { repo, ref } = ctx.route;
     const digest = ref.includes(':') ? (ref as Digest) : (await service.getManifest(repo, ref)).digest;
     const blocked = index.lookup(repo, digest);
     if (!blocked) return next();
+    onRefused?.();
     throw new RegistryError('DENIED', `pull of ${repo}@${digest} refused by gate policy "${blocked.policy || '*'}": ${summarise(blocked.findings)}`, {
       detail: { policy: blocked.policy || '*', run: blocked.runId, findings: blocked.findings.slice(0, 50) },
     });

@@ -19,6 +19,8 @@ import { LocalRegistrySource } from '../replicate/local-source.js';
 import type { ChainDefinition } from './model.js';
 import { notifyProgress, notifyStage } from '../notify/stage.js';
 import type { ChainStore } from './store.js';
+import type { Registry } from 'prom-client';
+import { registerChainMetrics } from './metrics.js';
 
 export interface ChainRuntimeOptions {
   service: RegistryService;
@@ -27,6 +29,8 @@ export interface ChainRuntimeOptions {
   /** Without one the scan stage is skipped ("not available in this process") and the gate has nothing to judge. */
   scanner?: Scanner;
   maxConcurrentRuns?: number;
+  /** Prometheus registry for the chain's metrics (the process's /metrics). */
+  metrics?: Registry;
   authorize?: (req: IncomingMessage) => Promise<void>;
 }
 
@@ -63,7 +67,8 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
     syncChain(chain, { source, pool, isBlocked: (repo, digest) => gate.lookup(repo, digest) !== undefined, log: (m) => chainLog.info(m) });
   const scheduler = new SyncScheduler(store, sync, chainLog);
   const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize, sync });
-  const pullGate = gateMiddleware(opts.service, gate);
+  const metrics = opts.metrics ? registerChainMetrics(opts.metrics, engine) : undefined;
+  const pullGate = gateMiddleware(opts.service, gate, () => metrics?.gateRefusals.inc());
   return {
     engine,
     store,

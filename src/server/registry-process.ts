@@ -82,6 +82,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
         dataDir: config.data,
         log,
         scanner: extras.scanner ?? scan?.scanner,
+        metrics: metrics.registry,
         authorize: tenancy && config.auth ? chainAdminOnly(tenancy) : undefined,
       })
     : undefined;

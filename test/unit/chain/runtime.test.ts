@@ -137,6 +137,13 @@ describe('chain runtime in a registry', () => {
     assert.ok(received.some((e) => e.type === 'chain.run.succeeded'));
     const { json } = await api('GET', `/_runs/${run.id}`);
     assert.ok(json.logs.length >= 5, 'run has log lines');
+    // Metrics: runs by outcome, pulls the gate refused, bytes replicated.
+    const metrics = await (await fetch(`${reg.url}/metrics`)).text();
+    assert.match(metrics, /shoal_chain_runs_total\{chain="ship",status="blocked"\} [1-9]/);
+    assert.match(metrics, /shoal_chain_runs_total\{chain="ship",status="succeeded"\} [1-9]/);
+    assert.match(metrics, /shoal_gate_pull_refusals_total [2-9]/);
+    assert.match(metrics, /shoal_replication_bytes_sent_total\{target="eu"\} [1-9]/);
+    assert.match(metrics, /shoal_chain_stage_seconds_count\{stage="scan",status="succeeded"\} [1-9]/);
     // The event stream of a finished run replays its state and log, then ends.
     const sse = await fetch(`${reg.url}/api/v1/chains/_runs/${run.id}/events`);
     assert.equal(sse.headers.get('content-type'), 'text/event-stream');
