@@ -8,6 +8,7 @@ import { GarbageCollector } from '../gc/collector.js';
 import { registerP2pCommands } from './p2p-commands.js';
 import { registerSimCommand } from '../sim/cli.js';
 import { registerAllInOne } from './all-in-one.js';
+import { registerChainCommands } from '../chain/cli.js';
 import { registerScanCommands } from './scan-commands.js';
 import { formatBytes } from '../server/format.js';
 import { addTenancyServeOptions, registerTenancyCommands } from './tenancy-commands.js';
@@ -40,6 +41,7 @@ addTenancyServeOptions(program
   .option('--gc-grace <duration>', 'blobs touched more recently than this are never collected (protects pushes in flight)', serveDefaults.gcGrace)
   .option('--gc-delete-untagged', 'scheduled GC also deletes untagged manifests', false)
   .option('--upload-ttl <duration>', 'abandoned upload sessions older than this are purged by GC', serveDefaults.uploadTtl)
+  .option('--no-chains', 'switch off delivery chains (scan → gate → replicate → preheat → notify) and the pull gate')
   .action(async (opts) => {
     const config = loadOrExit(opts);
     const log = createLogger(config.logLevel);
@@ -105,6 +107,7 @@ program
 registerP2pCommands(program);
 registerSimCommand(program);
 registerAllInOne(program);
+registerChainCommands(program);
 registerScanCommands(program);
 registerTenancyCommands(program);
 

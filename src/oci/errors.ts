@@ -19,7 +19,9 @@ export type OciErrorCode =
   | 'RANGE_INVALID'
   | 'PAGINATION_NUMBER_INVALID'
   | 'UNAVAILABLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** Not an OCI code: a malformed body on Shoal's own admin APIs (chains, gate policies). */
+  | 'INVALID_REQUEST';
 
 const defaultStatus: Record<OciErrorCode, number> = {
   BLOB_UNKNOWN: 404,
@@ -40,6 +42,7 @@ const defaultStatus: Record<OciErrorCode, number> = {
   PAGINATION_NUMBER_INVALID: 400,
   UNAVAILABLE: 503,
   INTERNAL: 500,
+  INVALID_REQUEST: 400,
 };
 
 export class RegistryError extends Error {

@@ -26,11 +26,20 @@ export interface AppOptions {
    * (the pull storm's hot path, tens of thousands a second: counted in metrics instead).
    */
   accessLog?: 'all' | 'default' | 'off';
-  /** Extra non-/v2 endpoints (health, metrics, admin): exact paths, or prefixes when the key ends with "/". */
+  /** Extra non-/v2 endpoints (health, metrics, admin): exact paths, or prefixes when the key ends with "/" (longest wins). */
   extraRoutes?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void>;
 }
 
 const NO_QUERY = new URLSearchParams();
+
+type Policies = NonNullable<AppOptions['policies']>;
+
+/** Joins policy sets route by route, keeping their order: every step of `first` runs before `then`'s. */
+export function mergePolicies(first: Policies | undefined, then: Policies | undefined): Policies {
+  const out: Policies = { ...first };
+  for (const [key, steps] of Object.entries(then ?? {}) as Array<[keyof Policies, Middleware[]]>) out[key] = [...(out[key] ?? []), ...steps];
+  return out;
+}
 
 export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { service, metrics, log } = opts;
@@ -54,6 +63,15 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
   const uploads = uploadHandlers(service, metrics);
   const manifests = manifestHandlers(service);
   const listing = listingHandlers(service);
+  // Keys ending in "/" are prefixes; the longest one that matches wins (so "/api/v1/chains/" can sit
+  // beside a general "/api/v1/").
+  const extraPrefixes = Object.keys(opts.extraRoutes ?? {})
+    .filter((key) => key.endsWith('/'))
+    .sort((a, b) => b.length - a.length);
+  const findExtra = (path: string) => {
+    if (opts.extraRoutes?.[path]) return path;
+    return extraPrefixes.find((p) => path.startsWith(p));
+  };
 
   const table: Record<RouteName, Partial<Record<string, Handler>>> = {
     base: { GET: async (ctx) => sendJson(ctx.res, 200, {}), HEAD: async (ctx) => sendJson(ctx.res, 200, {}) },
@@ -75,7 +93,6 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
     }
   }
 
-  const prefixRoutes = Object.keys(opts.extraRoutes ?? {}).filter((k) => k.endsWith('/'));
 
   return (req, res) => {
     const started = process.hrtime.bigint();
@@ -104,7 +121,7 @@ export function createRegistryApp(opts: AppOptions): (req: IncomingMessage, res:
       }
     });
 
-    const extraKey = opts.extraRoutes?.[path] ? path : prefixRoutes.find((p) => path.startsWith(p));
+    const extraKey = path.startsWith('/v2') ? undefined : findExtra(path);
     const extra = extraKey === undefined ? undefined : opts.extraRoutes?.[extraKey];
     if (extra) {
       routeLabel = extraKey!;

@@ -66,6 +66,8 @@ export const serveSchema = z.object({
   rateLimitIp: ratePair.default({ primary: 0, secondary: 0 }),
   rateLimitToken: ratePair.default({ primary: 0, secondary: 0 }),
   maxConcurrent: z.coerce.number().int().nonnegative().default(0),
+  /** Delivery chains (scan → gate → replicate → preheat → notify) and the pull gate. */
+  chains: z.boolean().default(true),
 });
 
 export type ServeConfig = z.output<typeof serveSchema>;

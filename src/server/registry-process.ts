@@ -7,12 +7,17 @@ import { FilesystemBlobStore } from '../storage/filesystem.js';
 import { SqliteMetaStore } from '../meta/sqlite.js';
 import { ManifestCache } from '../registry/manifest-cache.js';
 import { RegistryService } from '../registry/service.js';
-import { createRegistryApp } from '../registry/app.js';
+import { createRegistryApp, mergePolicies } from '../registry/app.js';
 import { GarbageCollector } from '../gc/collector.js';
 import { createMetrics } from './metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import type { ServeConfig } from './config.js';
+import { createChainRuntime, type ChainRuntime } from '../chain/runtime.js';
+import type { Scanner } from '../scan/scanner.js';
+import { openScanner, type ScanComponent } from '../scan/index.js';
 import { createTenancy, type Tenancy } from '../auth/tenancy.js';
+import { RegistryError } from '../oci/errors.js';
+import { parseBasic } from '../auth/token-endpoint.js';
 
 export interface RunningRegistry {
   server: Server;
@@ -20,9 +25,16 @@ export interface RunningRegistry {
   service: RegistryService;
   gc: GarbageCollector;
   log: Logger;
+  /** The delivery chain (engine, store, gate), unless started with chains off. */
+  chains?: ChainRuntime;
   /** Auth store, token service, limiter and audit; absent when tenancy is entirely off. */
   tenancy?: Tenancy;
   close(): Promise<void>;
+}
+
+export interface RegistryExtras {
+  /** Vulnerability scanner for the chain's scan stage (src/scan). */
+  scanner?: Scanner;
 }
 
 export async function openStores(config: Pick<ServeConfig, 'data' | 'maxManifestSize' | 'maxBlobSize' | 'manifestCacheSize' | 'manifestCacheTtl' | 'gcGrace'>) {
@@ -37,7 +49,7 @@ export async function openStores(config: Pick<ServeConfig, 'data' | 'maxManifest
   });
 }
 
-export async function startRegistry(config: ServeConfig, log: Logger = createLogger(config.logLevel)): Promise<RunningRegistry> {
+export async function startRegistry(config: ServeConfig, log: Logger = createLogger(config.logLevel), extras: RegistryExtras = {}): Promise<RunningRegistry> {
   const service = await openStores(config);
   const metrics = createMetrics();
   const gc = new GarbageCollector(service, log);
@@ -62,15 +74,29 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
         log,
       )
     : undefined;
+  // The chain's scan stage uses the embedded scanner (advisories from `shoal vulndb import`) unless one is given.
+  const scan: ScanComponent | undefined = config.chains && !extras.scanner ? openScanner(config.data, service) : undefined;
+  const chains = config.chains
+    ? await createChainRuntime({
+        service,
+        dataDir: config.data,
+        log,
+        scanner: extras.scanner ?? scan?.scanner,
+        metrics: metrics.registry,
+        authorize: tenancy && config.auth ? chainAdminOnly(tenancy) : undefined,
+      })
+    : undefined;
 
   const app = createRegistryApp({
     service,
     metrics,
     log,
     accessLog: config.accessLog,
-    policies: tenancy?.policies,
+    // Tenancy's chain (authn → ACL → rate limit → RBAC → …) first, then the vulnerability gate.
+    policies: mergePolicies(tenancy?.policies, chains?.policies),
     extraRoutes: {
       ...tenancy?.extraRoutes,
+      ...chains?.routes,
       '/healthz': (_req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/plain' });
         res.end('ok\n');
@@ -92,6 +118,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
   });
   const addr = server.address() as AddressInfo;
   const address = addr.family === 'IPv6' ? `[${addr.address}]:${addr.port}` : `${addr.address}:${addr.port}`;
+  await chains?.start();
 
   let gcTimer: NodeJS.Timeout | undefined;
   if (config.gcInterval > 0) {
@@ -119,9 +146,12 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     service,
     gc,
     log,
+    chains,
     tenancy,
     async close() {
       if (gcTimer) clearTimeout(gcTimer);
+      await chains?.close();
+      scan?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -150,4 +180,27 @@ function needsTenancy(config: ServeConfig): boolean {
     Object.values(config.rateLimitToken).some((v) => v > 0) ||
     existsSync(join(config.data, 'auth.db'))
   );
+}
+
+/**
+ * With token auth on, the chain admin API (/api/v1/chains) is for administrators, who present
+ * HTTP Basic credentials or a bearer token, as for the tenancy admin API.
+ */
+function chainAdminOnly(tenancy: Tenancy) {
+  return async (req: import('node:http').IncomingMessage): Promise<void> => {
+    const header = req.headers.authorization;
+    const basic = parseBasic(header);
+    let subject: { name: string; isAdmin: boolean } | null = null;
+    if (basic) subject = await tenancy.tokens.authenticate(basic.username, basic.password);
+    else if (header && /^Bearer /i.test(header)) {
+      const claims = tenancy.tokens.verifyAccess(header.slice(7).trim());
+      if (typeof claims !== 'string' && (await tenancy.tokens.subjectActive(claims.sub, claims.kind))) subject = { name: claims.sub, isAdmin: claims.adm === true };
+    }
+    if (!subject) {
+      throw new RegistryError('UNAUTHORIZED', "the chain API needs an administrator's credentials (HTTP Basic or a bearer token)", {
+        headers: { 'WWW-Authenticate': `Basic realm="${tenancy.tokens.service} admin"` },
+      });
+    }
+    if (!subject.isAdmin) throw new RegistryError('DENIED', `"${subject.name}" is not an administrator`);
+  };
 }

@@ -85,6 +85,9 @@ export class FilesystemBlobStore implements BlobStore {
         if (bytesRead === 0) throw new RegistryError('INTERNAL', `blob ${digest} is shorter on disk than expected`);
         pos += bytesRead;
         const written = writeChunk(out, buf.subarray(0, bytesRead));
+        // Awaited one step later; without a handler now, a client that hangs up while the next
+        // read is in flight turns this rejection into an unhandled one and kills the process.
+        written.catch(() => undefined);
         // The buffer written two steps ago is free again once its write completed.
         if (pending) await pending;
         pending = written;

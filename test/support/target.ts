@@ -57,7 +57,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startDistribution(): Promise<Registry> {
+export async function startDistribution(): Promise<Registry> {
   const bin = which('docker-registry');
   if (!bin) throw new Error('docker-registry not installed (SHOAL_E2E_TARGET=distribution)');
   const dir = await tempDir('distribution');

@@ -89,6 +89,28 @@ export function describeBlobStore(name: string, make: () => Promise<BlobStoreHar
       }
     });
 
+    it('copyTo into a client that hangs up mid-blob rejects, and leaves no unhandled rejection behind', async (t) => {
+      if (!store.copyTo) return t.skip('driver has no copyTo fast path');
+      const data = randomBytes(4 * 1024 * 1024);
+      const d = digestOf(data);
+      await store.put(d, data);
+      const { Writable } = await import('node:stream');
+      const unhandled: unknown[] = [];
+      const onUnhandled = (err: unknown) => unhandled.push(err);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        let writes = 0;
+        // Fails the second write at once, while copyTo is still reading the next chunk.
+        const out = new Writable({ write: (_c: Buffer, _e, cb) => (++writes === 2 ? cb(new Error('ECONNRESET')) : setTimeout(cb, 20)) });
+        out.on('error', () => undefined);
+        await assert.rejects(store.copyTo(d, out));
+        await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(unhandled, []);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
+    });
+
     it('missing blobs: stat null, read and readAll BLOB_UNKNOWN, delete false', async () => {
       const d = digestOf('absent');
       assert.equal(await store.stat(d), null);
