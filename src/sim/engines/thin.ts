@@ -7,7 +7,8 @@
 //  - a parent's bitfield is read live (the real one long-polls it: one RTT later);
 //  - announces are answered at once (no HTTP round trip);
 //  - piece timeouts are checked at the loop's deadlines instead of one timer per request.
-// The rules kept: wantParents/minParents/maxParents, early announce after losing parents, bans,
+// The rules kept: wantParents/minParents/maxParents, early announce after losing parents, idle
+// parents released and replaced (the same ../../p2p/peer/parent-policy.ts functions), bans,
 // reports (badPeers), busy back-off, three not-founds, per-parent and global in-flight limits,
 // byte budget, piece timeout, stall timeout, endgame (picker) with losers cancelled, back-to-source.
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
@@ -19,6 +20,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, type DownloaderKnobs } from './knobs.js';
+import { earlyAnnounceAt, idleParents, nextIdleCheckAt } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -28,6 +30,10 @@ interface TParent {
   holding: Holding;
   pausedUntil: number;
   notFound: number;
+  /** parent-policy's view: its live bitfield, last use, requests in flight. */
+  pieces: Bitfield;
+  usedAt: number;
+  active: number;
 }
 
 interface Live {
@@ -87,6 +93,8 @@ class ThinDownload {
   private nReq = 0;
   private nBytes = 0;
   private reports: BadPeerReport[] = [];
+  private released: string[] = [];
+  private releasedSince = 0;
   private have: Bitfield | null = null;
   private announcedOnce = false;
   private intervalMs = 3000;
@@ -118,6 +126,7 @@ class ThinDownload {
     if (this.ended) return;
     const now = this.w.time.now();
     if (this.have?.isComplete()) return this.finish('done');
+    this.releaseIdle(now);
     this.maybeAnnounce(now);
     if (this.ended) return;
     if (this.have?.isComplete()) return this.finish('done');
@@ -137,6 +146,7 @@ class ThinDownload {
     this.announcedOnce = true;
     this.lastAnnounceAt = now;
     this.lost = 0;
+    this.releasedSince = 0;
     this.intervalMs = Math.max(100, res.announceIntervalMs);
     this.nextAnnounceAt = now + this.intervalMs;
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
@@ -149,7 +159,9 @@ class ThinDownload {
 
   private announce(state: TaskState, wantParents: number): AnnounceResponse {
     const badPeers = this.reports;
+    const released = this.released;
     this.reports = [];
+    this.released = [];
     return this.w.sched!.announce({
       peer: this.host.info,
       task: { digest: this.layer.digest, size: this.layer.size, repo: 'sim/app' },
@@ -157,12 +169,35 @@ class ThinDownload {
       completedPieces: this.have?.count ?? 0,
       wantParents,
       ...(badPeers.length > 0 ? { badPeers } : {}),
+      ...(released.length > 0 ? { releasedParents: released } : {}),
     });
   }
 
   private earlyAt(): number | null {
-    if (!this.announcedOnce || this.lost === 0 || this.parents.size >= this.k.minParents) return null;
-    return this.lastAnnounceAt + Math.min(this.intervalMs, this.k.earlyAnnounceGapMs);
+    return earlyAnnounceAt({
+      announcedOnce: this.announcedOnce,
+      lastAnnounceAt: this.lastAnnounceAt,
+      intervalMs: this.intervalMs,
+      lost: this.lost,
+      released: this.releasedSince,
+      active: this.parents.size,
+      minParents: this.k.minParents,
+      wantParents: this.k.wantParents,
+      earlyGapMs: this.k.earlyAnnounceGapMs,
+    });
+  }
+
+  /** TaskDownloader.releaseIdleParents(). */
+  private releaseIdle(now: number): void {
+    const have = this.have;
+    if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
+    const idle = idleParents(this.parents.values(), { now, idleMs: this.k.idleParentMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    for (const p of idle) {
+      this.parents.delete(p.id);
+      (p.holding.listeners as Set<ThinDownload>).delete(this);
+      this.released.push(p.id);
+      this.releasedSince++;
+    }
   }
 
   // --- parents -------------------------------------------------------------------------------
@@ -176,7 +211,7 @@ class ThinDownload {
     const host = this.w.byId.get(info.id);
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, notFound: 0 };
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0 };
     this.parents.set(info.id, p);
     let l = holding.listeners as Set<ThinDownload> | null;
     if (!l) holding.listeners = l = new Set<ThinDownload>();
@@ -241,6 +276,8 @@ class ThinDownload {
       this.live.set(piece, new Map());
     }
     ids.add(p.id);
+    p.active++;
+    p.usedAt = now;
     this.nReq++;
     this.nBytes += length;
     const deadline = now + this.k.pieceTimeoutBaseMs + (length / this.k.pieceTimeoutMinBps) * 1000;
@@ -284,6 +321,8 @@ class ThinDownload {
       this.live.delete(piece);
     }
     this.nReq--;
+    entry.parent.active--;
+    entry.parent.usedAt = this.w.time.now();
     this.nBytes -= pieceBounds(this.layer, piece).length;
     if (cancel) this.w.cancel(entry.req);
   }
@@ -291,7 +330,7 @@ class ThinDownload {
   private expireRequests(now: number): void {
     for (const reqs of this.live.values()) {
       for (const e of reqs.values()) {
-        if (e.deadline <= now && this.parents.get(e.parent.id) === e.parent) this.dropParent(e.parent, 'unreachable', 'piece timed out');
+        if (e.deadline <= now && this.parents.get(e.parent.id) === e.parent) this.dropParent(e.parent, 'slow', 'piece timed out');
       }
     }
   }
@@ -312,6 +351,7 @@ class ThinDownload {
     const early = this.earlyAt();
     if (early !== null) t = Math.min(t, early);
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    if (this.have) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.k.idleParentMs)));
     let d = Infinity;
     for (const reqs of this.live.values()) for (const e of reqs.values()) if (e.deadline < d) d = e.deadline;
     this.reqDeadline = d;
