@@ -8,30 +8,10 @@ import type { VariantResult } from './run.js';
 import type { ScenarioResults } from './results.js';
 import { fmtBytes, headline, secs } from './results.js';
 import { realVsModelled, reproduce } from './report-text.js';
+import { CALIBRATION, calibrationSection, type Measured } from './report-calibration.js';
 
 export const HEADLINE = 'fleet-10k-preheat';
-export const CALIBRATION = 'calibration-50';
-
-/** bench/p2p's last JSON line (only these fields are read), or a hand-written {max_s, p50_s, p99_s}. */
-interface Measured {
-  max_s: number;
-  p50_s: number;
-  p99_s: number;
-  source?: string;
-  peers?: number;
-  blob_mib?: number;
-  cap_mbit?: number;
-  seed_mbit?: number;
-  registry_mbit?: number;
-  origin_ratio?: number;
-  agent_fallbacks?: number;
-  churn_max_s?: number;
-  churn_killed?: number;
-  direct_max_s?: number;
-  direct_p50_s?: number;
-  scheduler_cpu_share?: number;
-  git_head?: string;
-}
+export { CALIBRATION } from './report-calibration.js';
 
 export function writeReport(resultsDir: string, outFile: string, measuredFile: string): { file: string; scenarios: number } {
   const all = existsSync(resultsDir)
@@ -282,39 +262,6 @@ function comparisonSection(by: Map<string, ScenarioResults>): string[] {
       out.push('');
     }
   } else out.push('_Dragonfly-equivalent scenario not run yet (scenarios/dragonfly-1200.yaml)._', '');
-  return out;
-}
-
-function calibrationSection(r: ScenarioResults | undefined, m: Measured | null, file: string): string[] {
-  const out = ['## Calibration against the real multi-process benchmark (bench/p2p)', ''];
-  out.push('`bench/p2p/run.sh` (full mode) runs a registry, a scheduler, one seed and 50 agents as separate processes in network namespaces with tc caps, every agent pulling one 512 MiB blob at the same instant through a cold seed; then a churn phase (20 % of the agents killed mid-way, new blob, cold again) and a direct phase. `scenarios/calibration-50.yaml` is the same fleet with run.sh\'s defaults (agents 20 Mbit/s up and down, seed 80 Mbit/s up, registry 1 Gbit/s).');
-  out.push('');
-  if (!r) return [...out, '_Not simulated yet._', ''];
-  const p2p = r.results.find((x) => x.mode === 'p2p' && x.engine === 'downloader' && !x.killed) ?? r.results.find((x) => x.mode === 'p2p') ?? r.results[0]!;
-  const thin = r.results.find((x) => x.mode === 'p2p' && x.engine === 'thin' && !x.killed);
-  const churn = r.results.find((x) => x.killed > 0);
-  const direct = r.results.find((x) => x.mode === 'direct');
-  const cell = (v: number | undefined | null) => (v === undefined || v === null ? '_fill in_' : secs(v));
-  const delta = (a: number, b: number | undefined | null) => (b ? `${(((a - b) / b) * 100).toFixed(1)} %` : '–');
-  const rows: string[][] = [
-    [`p2p p50 / p99 / max`, `${secs(p2p.p50_s)} / ${secs(p2p.p99_s)} / ${secs(p2p.max_s)}`, m ? `${cell(m.p50_s)} / ${cell(m.p99_s)} / ${cell(m.max_s)}` : '_fill in_', m ? `${delta(p2p.p50_s, m.p50_s)} / ${delta(p2p.p99_s, m.p99_s)} / ${delta(p2p.max_s, m.max_s)}` : '–'],
-    ['p2p registry egress / blob', `${p2p.origin_ratio.toFixed(2)}×`, m?.origin_ratio !== undefined ? `${m.origin_ratio.toFixed(2)}×` : '_fill in_', '–'],
-    ['p2p agent fallbacks to the registry', `${p2p.fallbacks}`, m?.agent_fallbacks !== undefined ? `${m.agent_fallbacks}` : '_fill in_', '–'],
-  ];
-  if (thin) rows.push([`p2p max, thin engine`, secs(thin.max_s), m ? cell(m.max_s) : '_fill in_', m ? delta(thin.max_s, m.max_s) : '–']);
-  if (churn) rows.push([`churn max (${churn.killed} of ${churn.nodes} killed)`, secs(churn.max_s), m?.churn_max_s !== undefined ? cell(m.churn_max_s) : '_fill in_', delta(churn.max_s, m?.churn_max_s)]);
-  if (direct) rows.push(['direct p50 / max', `${secs(direct.p50_s)} / ${secs(direct.max_s)}`, m?.direct_max_s !== undefined ? `${cell(m.direct_p50_s)} / ${cell(m.direct_max_s)}` : '_fill in_', m?.direct_max_s ? `${delta(direct.p50_s, m.direct_p50_s)} / ${delta(direct.max_s, m.direct_max_s)}` : '–']);
-  out.push(...table(['figure', 'simulated', `**measured** (${m?.source ?? (m ? file : 'bench/p2p')})`, 'simulated − measured'], rows));
-  out.push('');
-  if (m) {
-    const want = { peers: p2p.nodes, blob_mib: p2p.image_bytes / 1048576, cap_mbit: (p2p.nic_bps * 8) / 1e6, registry_mbit: (p2p.registry_bps * 8) / 1e6 };
-    const off = (Object.keys(want) as Array<keyof typeof want>).filter((k) => m[k] !== undefined && Math.abs(m[k]! - want[k]) > 1e-6 * want[k]);
-    if (off.length) out.push(`**Parameters differ** between the measured run and the scenario: ${off.map((k) => `${k} ${m[k]} vs ${want[k]}`).join(', ')} — adjust \`scenarios/calibration-50.yaml\` and rerun before comparing.`, '');
-    out.push(`Target: within 15 %. Verdict on p2p max: **${Math.abs(p2p.max_s - m.max_s) / m.max_s <= 0.15 ? 'within' : 'outside'} 15 %**${m.git_head ? ` (measured at ${m.git_head})` : ''}.`);
-  } else out.push(`Measured figures: save the bench's last JSON line (\`npm run bench:p2p | tail -1 > ${file}\`; it has max_s, p50_s, p99_s, churn_max_s, direct_max_s, …) or write \`{"max_s":…,"p50_s":…,"p99_s":…,"source":"bench/p2p run of <date>"}\` there, and rerun \`shoal sim report\`. The target is within 15 %.`);
-  out.push('');
-  out.push(`Kumar–Ross bound for this fleet: ${secs(p2p.bound_s)} (${p2p.bound.basis}); the bench prints the bound with u_s = the seed's upload, which here gives the same value (F/d_min dominates).`);
-  out.push('');
   return out;
 }
 
