@@ -12,7 +12,7 @@ import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './
 import { pieceBounds, validateManifest } from './manifest.js';
 import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
 import type { ByteLimiter } from './rate-limiter.js';
-import { earlyAnnounceAt, idleParents, nextIdleCheckAt } from './parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from './parent-policy.js';
 
 export interface SchedulerClient {
   announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse>;
@@ -187,6 +187,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   private inFlightBytes = 0;
   private reports: BadPeerReport[] = [];
   private released: string[] = [];
+  /** Recent request-to-landing time of a piece (parent-policy's idleLimitMs scales with it). */
+  private pieceMs = 0;
+  private readonly fetchStarted = new Map<AbortController, number>();
   private sequentialFrom: number | undefined;
 
   private announcing: Promise<void> | null = null;
@@ -491,7 +494,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     if (!m || !target || this.o.idleParentMs <= 0 || target.bitfield.isComplete()) return;
     const idle = idleParents(this.parents.values(), {
       now: this.clock.now(),
-      idleMs: this.o.idleParentMs,
+      idleMs: this.idleMs(),
       have: target.bitfield,
       numPieces: m.pieceDigests.length,
       inFlight: this.inFlight,
@@ -505,6 +508,13 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       this.log?.debug({ digest: this.digest, parent: p.info.id }, 'released idle parent');
       this.emit('parent', { parentId: p.info.id, change: 'released' });
     }
+  }
+
+  private idleMs(): number {
+    let oldest = 0;
+    const now = this.clock.now();
+    if (this.pieceMs === 0) for (const t of this.fetchStarted.values()) oldest = Math.max(oldest, now - t);
+    return idleLimitMs(this.o.idleParentMs, this.pieceMs || oldest);
   }
 
   /** Long-polls a parent's bitfield so we learn its new pieces without asking the scheduler. */
@@ -624,6 +634,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     reqs.set(p.info.id, ctl);
     p.active++;
     p.usedAt = this.clock.now();
+    this.fetchStarted.set(ctl, p.usedAt);
     this.inFlightRequests++;
     this.inFlightBytes += length;
     void this.fetch(piece, p, ctl, length)
@@ -636,6 +647,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
         if (r && r.size === 0) this.inFlight.delete(piece);
         p.active--;
         p.usedAt = this.clock.now();
+        this.fetchStarted.delete(ctl);
         this.inFlightRequests--;
         this.inFlightBytes -= length;
         this.wake();
@@ -666,6 +678,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     this.lastProgressAt = this.clock.now();
+    const started = this.fetchStarted.get(ctl);
+    if (started !== undefined) this.pieceMs = nextPieceMs(this.pieceMs, this.lastProgressAt - started);
     this.stats.piecesFetched++;
     p.bytes += length;
     p.notFound = 0;
@@ -728,7 +742,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     if (isTransportError(cause, 'busy')) {
-      p.pausedUntil = this.clock.now() + this.o.busyBackoffMs;
+      p.pausedUntil = this.clock.now() + busyPauseMs(this.o.busyBackoffMs, this.pieceMs);
       return;
     }
     if (isTransportError(cause, 'refused')) return this.dropParent(p, 'refused', msg);
@@ -785,7 +799,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       if (early !== null) t = Math.min(t, early);
     }
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
-    if (this.manifest) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.o.idleParentMs)));
+    if (this.manifest) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.idleMs())));
     t = Math.min(t, this.manifest ? this.lastProgressAt + this.stallLimitMs() + 1 : this.startedAt + this.o.manifestTimeoutMs + 1);
     return t;
   }

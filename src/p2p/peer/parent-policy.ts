@@ -58,6 +58,32 @@ export function idleParents<T extends ParentUsage>(parents: Iterable<T>, c: Idle
   return idle.slice(0, spare);
 }
 
+/**
+ * How long a parent may go unused before it counts as idle: idleParentMs, or three piece-times
+ * when pieces take longer (a 4 MiB piece over a 6 Mbit/s link takes 6 s; a parent that has
+ * nothing new after 2 s is then just between pieces, and swapping it only churns). `pieceMs` is
+ * the recent time a piece took from request to landing, or the age of the oldest request in
+ * flight before any landed (a lower bound); 0 when unknown.
+ */
+export function idleLimitMs(idleParentMs: number, pieceMs: number): number {
+  if (idleParentMs <= 0) return 0;
+  return Math.max(idleParentMs, 3 * pieceMs);
+}
+
+/**
+ * How long to leave a parent alone after "busy" (all its upload slots taken): busyBackoffMs, or a
+ * tenth of a piece-time when pieces are slow (its slots free up about a piece-time apart; asking
+ * every 100 ms for 10 s is only load on its server).
+ */
+export function busyPauseMs(busyBackoffMs: number, pieceMs: number): number {
+  return Math.max(busyBackoffMs, pieceMs / 10);
+}
+
+/** Exponentially weighted mean of piece times (weight 1/4 for the newest); the first sample is taken as is. */
+export function nextPieceMs(prev: number, sample: number): number {
+  return prev > 0 ? prev + (sample - prev) / 4 : sample;
+}
+
 /** When the next idle check is due (Infinity if never). */
 export function nextIdleCheckAt(parents: Iterable<ParentUsage>, idleMs: number): number {
   if (idleMs <= 0) return Infinity;

@@ -20,7 +20,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, type DownloaderKnobs } from './knobs.js';
-import { earlyAnnounceAt, idleParents, nextIdleCheckAt } from '../../p2p/peer/parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -40,6 +40,7 @@ interface Live {
   req: PieceRequest;
   parent: TParent;
   deadline: number;
+  startedAt: number;
 }
 
 export class ThinEngine implements PeerEngine {
@@ -95,6 +96,7 @@ class ThinDownload {
   private reports: BadPeerReport[] = [];
   private released: string[] = [];
   private releasedSince = 0;
+  private pieceMs = 0;
   private have: Bitfield | null = null;
   private announcedOnce = false;
   private intervalMs = 3000;
@@ -187,11 +189,18 @@ class ThinDownload {
     });
   }
 
+  /** TaskDownloader.idleMs(). */
+  private idleMs(now: number): number {
+    let oldest = 0;
+    if (this.pieceMs === 0) for (const reqs of this.live.values()) for (const e of reqs.values()) oldest = Math.max(oldest, now - e.startedAt);
+    return idleLimitMs(this.k.idleParentMs, this.pieceMs || oldest);
+  }
+
   /** TaskDownloader.releaseIdleParents(). */
   private releaseIdle(now: number): void {
     const have = this.have;
     if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
-    const idle = idleParents(this.parents.values(), { now, idleMs: this.k.idleParentMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
       this.parents.delete(p.id);
       (p.holding.listeners as Set<ThinDownload>).delete(this);
@@ -281,7 +290,7 @@ class ThinDownload {
     this.nReq++;
     this.nBytes += length;
     const deadline = now + this.k.pieceTimeoutBaseMs + (length / this.k.pieceTimeoutMinBps) * 1000;
-    const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline };
+    const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline, startedAt: now };
     this.live.get(piece)!.set(p.id, entry);
     entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, (err) => this.landed(piece, p, entry, err));
     if (deadline < this.reqDeadline) this.reqDeadline = deadline;
@@ -295,6 +304,7 @@ class ThinDownload {
     if (err === null) {
       if (this.w.addPiece(this.host, this.layer, piece)) {
         this.lastProgressAt = now;
+        this.pieceMs = nextPieceMs(this.pieceMs, now - entry.startedAt);
         p.notFound = 0;
         // Endgame: the other copies of this piece lost.
         const rest = this.live.get(piece);
@@ -303,7 +313,7 @@ class ThinDownload {
     } else if (err === 'not-found') {
       if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
     } else if (err === 'busy') {
-      p.pausedUntil = now + this.k.busyBackoffMs;
+      p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs);
     } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);
     else this.dropParent(p, 'unreachable', `piece ${piece}: ${err}`);
     this.tick();
@@ -351,7 +361,7 @@ class ThinDownload {
     const early = this.earlyAt();
     if (early !== null) t = Math.min(t, early);
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
-    if (this.have) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.k.idleParentMs)));
+    if (this.have) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.idleMs(now))));
     let d = Infinity;
     for (const reqs of this.live.values()) for (const e of reqs.values()) if (e.deadline < d) d = e.deadline;
     this.reqDeadline = d;

@@ -54,3 +54,15 @@ test('earlyAnnounceAt: lost parents below minParents, released ones below wantPa
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 10 }), null, 'nothing to replace');
   assert.equal(earlyAnnounceAt({ ...base, announcedOnce: false, lost: 3, active: 0 }), null);
 });
+
+test('slow pieces stretch the idle limit and the busy pause (no churn, no 503 storm on a 6 Mbit/s link)', async () => {
+  const { idleLimitMs, busyPauseMs, nextPieceMs } = await import('../../../src/p2p/peer/parent-policy.js');
+  assert.equal(idleLimitMs(2000, 0), 2000, 'unknown piece time: the configured limit');
+  assert.equal(idleLimitMs(2000, 300), 2000, 'fast pieces (1 Gbit/s): the configured limit');
+  assert.equal(idleLimitMs(2000, 11_000), 33_000, 'a 4 MiB piece at 3 Mbit/s: three piece-times');
+  assert.equal(idleLimitMs(0, 11_000), 0, 'disabled stays disabled');
+  assert.equal(busyPauseMs(100, 300), 100);
+  assert.equal(busyPauseMs(100, 11_000), 1100);
+  assert.equal(nextPieceMs(0, 800), 800, 'first sample as is');
+  assert.equal(nextPieceMs(800, 400), 700, 'then a quarter of the way to each new sample');
+});
