@@ -133,13 +133,13 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
     .filter((p) => p.cold && p.warm && p.cold.max_s < p.warm.max_s);
   if (pairs.length) {
     out.push(
-      `A symptom of the same cause: with a cold seed the swarm finishes sooner than after preheat in ${pairs.map((p) => `${p.r.scenario} (${secs(p.cold!.max_s)} vs ${secs(p.warm!.max_s)})`).join(', ')}, although the seed's fetch is on the critical path. With a cold seed the manifest reaches the agents on their second announce, spread over its ±10 % jitter, so the early agents already hold pieces when the late ones choose parents; after preheat every agent chooses in the same instant, when nobody has anything. A rollout whose agents start over a second or two behaves like the cold case (\`start-spread-1s\` below); all agents starting in the same millisecond, as in the headline and in bench/p2p, is the worst case for the current scheduler.`,
+      `With a cold seed the swarm finishes sooner than after preheat in ${pairs.map((p) => `${p.r.scenario} (${secs(p.cold!.max_s)} vs ${secs(p.warm!.max_s)})`).join(', ')}, although the seed's fetch is on the critical path: with a cold seed the manifest reaches the agents on their second announce, spread over its ±10 % jitter, so the early agents already hold pieces when the late ones choose parents; after preheat every agent chooses in the same instant, when nobody has anything.`,
     );
     out.push('');
   }
   if (knobs) {
     const base = knobs.results.find((x) => x.variant === 'defaults') ?? knobs.results[0]!;
-    out.push(`What the options that exist today change (\`${knobs.file}\`, ${base.nodes.toLocaleString('en-US')} agents, P2P after preheat; every variant runs the real scheduler and downloader rules):`);
+    out.push(`What each rule contributes (\`${knobs.file}\`, ${base.nodes.toLocaleString('en-US')} agents, P2P after preheat): every variant turns one rule back to its previous setting, the last all of them; every variant runs the real scheduler and downloader rules:`);
     out.push('');
     out.push(
       ...table(
@@ -150,8 +150,17 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
     out.push('');
   }
   out.push(
-    'Where the rest goes (seen in 1,000-agent runs, sampling the swarm every few seconds): in the first second or two almost nothing moves — the seeds are the only source, each serves at most 16 children and 32 uploads at once (the other requests get "busy" and back off for 1 s), and a 4 MiB piece shared over a parent\'s ~30 concurrent uploads takes about a second per hop. After that, nearly every agent has children, yet at any moment 40–45 % of the agents with children upload nothing: their children already hold, or are fetching elsewhere, every piece they have. A downloader asks for parents on its first announce (wantParents 5) and afterwards only to replace parents it lost; at that moment every candidate has just started too, so parents are no further ahead than their children, and nothing ever swaps a parent that has nothing new for one that does. The existing knobs (more parents, more children, more requests in flight, fitting seed requests to its upload slots) move the ratio by tens of percent at most (scenario `knobs-1k`). What would move it is a policy change in `src/p2p/peer/downloader.ts` and `src/p2p/scheduler`: drop a parent that has had nothing new for a while and ask for a fresh one on the next announce without the report counting against the parent (Kraken closes idle connections after 30 s and re-announces every 3 s), and let the scheduler favour parents that are ahead (progress) over equally near ones once progress differs.',
+    'The policy (src/p2p/peer/parent-policy.ts, downloader.ts, scheduler/swarm.ts): a downloader asks for 10 parents; a parent it has not used for 2 s (or three piece-times on slow links) that has nothing it lacks is released — `releasedParents` in the next announce, no fault, its child slot freed — and replaced at an announce half an interval later; the scheduler ranks candidates by locality and by how far they are ahead of the child (a peer with no piece yet counts as half a blob behind), so a replacement is one that has something; agents serve at most 8 pieces at once (a piece a peer just got reaches its children in a quarter of a second at 1 Gbit/s instead of a second), and a child told "busy" tries again after 100 ms (a tenth of a piece-time on slow links); a piece timeout is reported `slow` (the parent is excluded for that child only, never cooled down for everyone); an agent that advertises a slow uplink still gets at least 4 children.',
   );
+  out.push('');
+  const head = all.find((r) => r.scenario === HEADLINE)?.results.find((x) => x.mode !== 'direct' && x.timeline?.length);
+  const tl = head?.timeline ?? [];
+  if (head && tl.length) {
+    out.push(
+      `Where the rest goes, second by second in the headline run (share of the agents' upload capacity used / share of agents uploading nothing at the sample): ${tl.map((x) => `${x.t} s ${Math.round(x.upload_used * 100)} %/${Math.round(x.idle_uploaders * 100)} %`).join(', ')}. The first seconds are the ramp (only the seeds hold pieces; each hop costs a piece-time), the middle is steady state, and the tail is containerd's layer order: an agent pulls 3 layers at once, so the 4th starts only when one of the first three is done, and the last agents wait on pieces few others still need to send.`,
+    );
+    out.push('');
+  }
   out.push('');
   return out;
 }
