@@ -31,6 +31,8 @@ export interface Measured {
   foreign_cpu_s?: number | null;
   agent_rss_mb?: number | null;
   git_head?: string;
+  /** Hand-written findings about the comparison (why the figures differ), shown under the table. */
+  notes?: string[];
 }
 
 const TARGET = 0.15;
@@ -86,5 +88,6 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
     const verdict = ok(p2p.max_s, m.max_s) && ok(p2p.p50_s, m.p50_s) ? 'within' : 'outside';
     out.push(`Target: simulated completion times within 15 % of measured ones. Verdict on p2p p50 and max: **${verdict} 15 %**${m.git_head ? ` (measured at ${m.git_head}${m.source ? `, ${m.source}` : ''})` : ''}.`, '');
   }
+  for (const n of m.notes ?? []) out.push(n, '');
   return out;
 }
