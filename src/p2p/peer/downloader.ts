@@ -158,6 +158,8 @@ interface ParentState {
   /** Aborts this parent's bitfield poll; piece requests have their own controllers. */
   ctl: AbortController;
   pausedUntil: number;
+  /** "busy" answers in a row (reset by a piece). */
+  busy: number;
   notFound: number;
   bytes: number;
 }
@@ -465,6 +467,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       active: 0,
       ctl: new AbortController(),
       pausedUntil: 0,
+      busy: 0,
       notFound: 0,
       bytes: 0,
     };
@@ -683,6 +686,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.stats.piecesFetched++;
     p.bytes += length;
     p.notFound = 0;
+    p.busy = 0;
     if (this.stats.bytesByParent[id] === undefined) this.stats.parentsUsed++;
     this.stats.bytesByParent[id] = (this.stats.bytesByParent[id] ?? 0) + length;
     if (p.info.role === 'seed') this.stats.bytesFromSeed += length;
@@ -742,7 +746,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     if (isTransportError(cause, 'busy')) {
-      p.pausedUntil = this.clock.now() + busyPauseMs(this.o.busyBackoffMs, this.pieceMs);
+      p.pausedUntil = this.clock.now() + busyPauseMs(this.o.busyBackoffMs, this.pieceMs, ++p.busy);
       return;
     }
     if (isTransportError(cause, 'refused')) return this.dropParent(p, 'refused', msg);

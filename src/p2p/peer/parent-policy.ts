@@ -72,11 +72,14 @@ export function idleLimitMs(idleParentMs: number, pieceMs: number): number {
 
 /**
  * How long to leave a parent alone after "busy" (all its upload slots taken): busyBackoffMs, or a
- * tenth of a piece-time when pieces are slow (its slots free up about a piece-time apart; asking
- * every 100 ms for 10 s is only load on its server).
+ * tenth of a piece-time when pieces are slow (its slots free up about a piece-time apart), doubled
+ * for each "busy" in a row from that parent (`streak`, 1 for the first), up to 4 x that: a
+ * parent whose slots stay full is asked less and less often instead of a few times a second by
+ * every child (503 storms cost its server CPU). A piece from it resets the streak.
  */
-export function busyPauseMs(busyBackoffMs: number, pieceMs: number): number {
-  return Math.max(busyBackoffMs, pieceMs / 10);
+export function busyPauseMs(busyBackoffMs: number, pieceMs: number, streak = 1): number {
+  const base = Math.max(busyBackoffMs, pieceMs / 10);
+  return Math.min(base * 2 ** Math.max(0, Math.min(streak - 1, 10)), 4 * base);
 }
 
 /** Exponentially weighted mean of piece times (weight 1/4 for the newest); the first sample is taken as is. */

@@ -29,6 +29,7 @@ interface TParent {
   /** The parent's holding of this layer: its live bitfield is our view of it. */
   holding: Holding;
   pausedUntil: number;
+  busy: number;
   notFound: number;
   /** parent-policy's view: its live bitfield, last use, requests in flight. */
   pieces: Bitfield;
@@ -220,7 +221,7 @@ class ThinDownload {
     const host = this.w.byId.get(info.id);
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0 };
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0 };
     this.parents.set(info.id, p);
     let l = holding.listeners as Set<ThinDownload> | null;
     if (!l) holding.listeners = l = new Set<ThinDownload>();
@@ -306,6 +307,7 @@ class ThinDownload {
         this.lastProgressAt = now;
         this.pieceMs = nextPieceMs(this.pieceMs, now - entry.startedAt);
         p.notFound = 0;
+        p.busy = 0;
         // Endgame: the other copies of this piece lost.
         const rest = this.live.get(piece);
         if (rest) for (const [id, r] of [...rest]) this.settle(piece, id, r, true);
@@ -313,7 +315,7 @@ class ThinDownload {
     } else if (err === 'not-found') {
       if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
     } else if (err === 'busy') {
-      p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs);
+      p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs, ++p.busy);
     } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);
     else this.dropParent(p, 'unreachable', `piece ${piece}: ${err}`);
     this.tick();

@@ -63,6 +63,7 @@ test('slow pieces stretch the idle limit and the busy pause (no churn, no 503 st
   assert.equal(idleLimitMs(0, 11_000), 0, 'disabled stays disabled');
   assert.equal(busyPauseMs(100, 300), 100);
   assert.equal(busyPauseMs(100, 11_000), 1100);
+  assert.deepEqual([1, 2, 3, 4, 9].map((n) => busyPauseMs(100, 300, n)), [100, 200, 400, 400, 400], '"busy" in a row: doubled, at most 4 x');
   assert.equal(nextPieceMs(0, 800), 800, 'first sample as is');
   assert.equal(nextPieceMs(800, 400), 700, 'then a quarter of the way to each new sample');
 });
