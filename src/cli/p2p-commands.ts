@@ -88,7 +88,7 @@ export function registerP2pCommands(program: Command): void {
       .option('--listen <host:port>', 'address to listen on', '127.0.0.1:4000')
       .option('--registry <url>', 'default registry for seed fetches and preheat', env('SHOAL_REGISTRY'))
       .option('--announce-interval <duration>', 'base interval between peer announces', '2s')
-      .option('--max-children <n>', 'children one agent serves at most', '8'),
+      .option('--max-children <n>', 'children one agent serves at most (per blob)', '20'),
   ).action(async (opts) => {
     try {
       const listen = parseListen(opts.listen);

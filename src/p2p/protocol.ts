@@ -55,6 +55,13 @@ export interface AnnounceRequest {
   /** Parents the peer wants replaced, and why. */
   badPeers?: BadPeerReport[];
   /**
+   * Parents the peer let go of through no fault of theirs (they had nothing it lacked for a
+   * while): the scheduler frees their child slots and does not hand them back to this peer for a
+   * short time, without counting anything against them. Additive: an older scheduler ignores it
+   * (and frees the slots when the peer's recorded parents exceed maxParents + 2).
+   */
+  releasedParents?: string[];
+  /**
    * How many MORE parents the peer would like (0 = just a progress report). The scheduler returns
    * only new parents; a peer keeps the ones it has until it reports them in badPeers.
    */

@@ -8,30 +8,10 @@ import type { VariantResult } from './run.js';
 import type { ScenarioResults } from './results.js';
 import { fmtBytes, headline, secs } from './results.js';
 import { realVsModelled, reproduce } from './report-text.js';
+import { CALIBRATION, calibrationSection, type Measured } from './report-calibration.js';
 
 export const HEADLINE = 'fleet-10k-preheat';
-export const CALIBRATION = 'calibration-50';
-
-/** bench/p2p's last JSON line (only these fields are read), or a hand-written {max_s, p50_s, p99_s}. */
-interface Measured {
-  max_s: number;
-  p50_s: number;
-  p99_s: number;
-  source?: string;
-  peers?: number;
-  blob_mib?: number;
-  cap_mbit?: number;
-  seed_mbit?: number;
-  registry_mbit?: number;
-  origin_ratio?: number;
-  agent_fallbacks?: number;
-  churn_max_s?: number;
-  churn_killed?: number;
-  direct_max_s?: number;
-  direct_p50_s?: number;
-  scheduler_cpu_share?: number;
-  git_head?: string;
-}
+export { CALIBRATION } from './report-calibration.js';
 
 export function writeReport(resultsDir: string, outFile: string, measuredFile: string): { file: string; scenarios: number } {
   const all = existsSync(resultsDir)
@@ -153,13 +133,13 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
     .filter((p) => p.cold && p.warm && p.cold.max_s < p.warm.max_s);
   if (pairs.length) {
     out.push(
-      `A symptom of the same cause: with a cold seed the swarm finishes sooner than after preheat in ${pairs.map((p) => `${p.r.scenario} (${secs(p.cold!.max_s)} vs ${secs(p.warm!.max_s)})`).join(', ')}, although the seed's fetch is on the critical path. With a cold seed the manifest reaches the agents on their second announce, spread over its ±10 % jitter, so the early agents already hold pieces when the late ones choose parents; after preheat every agent chooses in the same instant, when nobody has anything. A rollout whose agents start over a second or two behaves like the cold case (\`start-spread-1s\` below); all agents starting in the same millisecond, as in the headline and in bench/p2p, is the worst case for the current scheduler.`,
+      `With a cold seed the swarm finishes sooner than after preheat in ${pairs.map((p) => `${p.r.scenario} (${secs(p.cold!.max_s)} vs ${secs(p.warm!.max_s)})`).join(', ')}, although the seed's fetch is on the critical path: with a cold seed the manifest reaches the agents on their second announce, spread over its ±10 % jitter, so the early agents already hold pieces when the late ones choose parents; after preheat every agent chooses in the same instant, when nobody has anything.`,
     );
     out.push('');
   }
   if (knobs) {
     const base = knobs.results.find((x) => x.variant === 'defaults') ?? knobs.results[0]!;
-    out.push(`What the options that exist today change (\`${knobs.file}\`, ${base.nodes.toLocaleString('en-US')} agents, P2P after preheat; every variant runs the real scheduler and downloader rules):`);
+    out.push(`What each rule contributes (\`${knobs.file}\`, ${base.nodes.toLocaleString('en-US')} agents, P2P after preheat): every variant turns one rule back to its previous setting, the last all of them; every variant runs the real scheduler and downloader rules:`);
     out.push('');
     out.push(
       ...table(
@@ -170,8 +150,17 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
     out.push('');
   }
   out.push(
-    'Where the rest goes (seen in 1,000-agent runs, sampling the swarm every few seconds): in the first second or two almost nothing moves — the seeds are the only source, each serves at most 16 children and 32 uploads at once (the other requests get "busy" and back off for 1 s), and a 4 MiB piece shared over a parent\'s ~30 concurrent uploads takes about a second per hop. After that, nearly every agent has children, yet at any moment 40–45 % of the agents with children upload nothing: their children already hold, or are fetching elsewhere, every piece they have. A downloader asks for parents on its first announce (wantParents 5) and afterwards only to replace parents it lost; at that moment every candidate has just started too, so parents are no further ahead than their children, and nothing ever swaps a parent that has nothing new for one that does. The existing knobs (more parents, more children, more requests in flight, fitting seed requests to its upload slots) move the ratio by tens of percent at most (scenario `knobs-1k`). What would move it is a policy change in `src/p2p/peer/downloader.ts` and `src/p2p/scheduler`: drop a parent that has had nothing new for a while and ask for a fresh one on the next announce without the report counting against the parent (Kraken closes idle connections after 30 s and re-announces every 3 s), and let the scheduler favour parents that are ahead (progress) over equally near ones once progress differs.',
+    'The policy (src/p2p/peer/parent-policy.ts, downloader.ts, scheduler/swarm.ts): a downloader asks for 10 parents; a parent it has not used for 2 s (or three piece-times on slow links) that has nothing it lacks is released — `releasedParents` in the next announce, no fault, its child slot freed — and replaced at an announce half an interval later; the scheduler ranks candidates by locality and by how far they are ahead of the child (a peer with no piece yet counts as half a blob behind), so a replacement is one that has something; agents serve at most 8 pieces at once (a piece a peer just got reaches its children in a quarter of a second at 1 Gbit/s instead of a second), and a child told "busy" leaves that parent alone for 100 ms (a tenth of a piece-time on slow links), doubled for each "busy" in a row up to 4×; a piece timeout is reported `slow` (the parent is excluded for that child only, never cooled down for everyone); an agent that advertises a slow uplink still gets at least 4 children.',
   );
+  out.push('');
+  const head = all.find((r) => r.scenario === HEADLINE)?.results.find((x) => x.mode !== 'direct' && x.timeline?.length);
+  const tl = head?.timeline ?? [];
+  if (head && tl.length) {
+    out.push(
+      `Where the rest goes, second by second in the headline run (share of the agents' upload capacity used / share of agents uploading nothing at the sample): ${tl.map((x) => `${x.t} s ${Math.round(x.upload_used * 100)} %/${Math.round(x.idle_uploaders * 100)} %`).join(', ')}. The first seconds are the ramp (only the seeds hold pieces; each hop costs a piece-time), the middle is steady state, and the tail is containerd's layer order: an agent pulls 3 layers at once, so the 4th starts only when one of the first three is done, and the last agents wait on pieces few others still need to send.`,
+    );
+    out.push('');
+  }
   out.push('');
   return out;
 }
@@ -282,39 +271,6 @@ function comparisonSection(by: Map<string, ScenarioResults>): string[] {
       out.push('');
     }
   } else out.push('_Dragonfly-equivalent scenario not run yet (scenarios/dragonfly-1200.yaml)._', '');
-  return out;
-}
-
-function calibrationSection(r: ScenarioResults | undefined, m: Measured | null, file: string): string[] {
-  const out = ['## Calibration against the real multi-process benchmark (bench/p2p)', ''];
-  out.push('`bench/p2p/run.sh` (full mode) runs a registry, a scheduler, one seed and 50 agents as separate processes in network namespaces with tc caps, every agent pulling one 512 MiB blob at the same instant through a cold seed; then a churn phase (20 % of the agents killed mid-way, new blob, cold again) and a direct phase. `scenarios/calibration-50.yaml` is the same fleet with run.sh\'s defaults (agents 20 Mbit/s up and down, seed 80 Mbit/s up, registry 1 Gbit/s).');
-  out.push('');
-  if (!r) return [...out, '_Not simulated yet._', ''];
-  const p2p = r.results.find((x) => x.mode === 'p2p' && x.engine === 'downloader' && !x.killed) ?? r.results.find((x) => x.mode === 'p2p') ?? r.results[0]!;
-  const thin = r.results.find((x) => x.mode === 'p2p' && x.engine === 'thin' && !x.killed);
-  const churn = r.results.find((x) => x.killed > 0);
-  const direct = r.results.find((x) => x.mode === 'direct');
-  const cell = (v: number | undefined | null) => (v === undefined || v === null ? '_fill in_' : secs(v));
-  const delta = (a: number, b: number | undefined | null) => (b ? `${(((a - b) / b) * 100).toFixed(1)} %` : '–');
-  const rows: string[][] = [
-    [`p2p p50 / p99 / max`, `${secs(p2p.p50_s)} / ${secs(p2p.p99_s)} / ${secs(p2p.max_s)}`, m ? `${cell(m.p50_s)} / ${cell(m.p99_s)} / ${cell(m.max_s)}` : '_fill in_', m ? `${delta(p2p.p50_s, m.p50_s)} / ${delta(p2p.p99_s, m.p99_s)} / ${delta(p2p.max_s, m.max_s)}` : '–'],
-    ['p2p registry egress / blob', `${p2p.origin_ratio.toFixed(2)}×`, m?.origin_ratio !== undefined ? `${m.origin_ratio.toFixed(2)}×` : '_fill in_', '–'],
-    ['p2p agent fallbacks to the registry', `${p2p.fallbacks}`, m?.agent_fallbacks !== undefined ? `${m.agent_fallbacks}` : '_fill in_', '–'],
-  ];
-  if (thin) rows.push([`p2p max, thin engine`, secs(thin.max_s), m ? cell(m.max_s) : '_fill in_', m ? delta(thin.max_s, m.max_s) : '–']);
-  if (churn) rows.push([`churn max (${churn.killed} of ${churn.nodes} killed)`, secs(churn.max_s), m?.churn_max_s !== undefined ? cell(m.churn_max_s) : '_fill in_', delta(churn.max_s, m?.churn_max_s)]);
-  if (direct) rows.push(['direct p50 / max', `${secs(direct.p50_s)} / ${secs(direct.max_s)}`, m?.direct_max_s !== undefined ? `${cell(m.direct_p50_s)} / ${cell(m.direct_max_s)}` : '_fill in_', m?.direct_max_s ? `${delta(direct.p50_s, m.direct_p50_s)} / ${delta(direct.max_s, m.direct_max_s)}` : '–']);
-  out.push(...table(['figure', 'simulated', `**measured** (${m?.source ?? (m ? file : 'bench/p2p')})`, 'simulated − measured'], rows));
-  out.push('');
-  if (m) {
-    const want = { peers: p2p.nodes, blob_mib: p2p.image_bytes / 1048576, cap_mbit: (p2p.nic_bps * 8) / 1e6, registry_mbit: (p2p.registry_bps * 8) / 1e6 };
-    const off = (Object.keys(want) as Array<keyof typeof want>).filter((k) => m[k] !== undefined && Math.abs(m[k]! - want[k]) > 1e-6 * want[k]);
-    if (off.length) out.push(`**Parameters differ** between the measured run and the scenario: ${off.map((k) => `${k} ${m[k]} vs ${want[k]}`).join(', ')} — adjust \`scenarios/calibration-50.yaml\` and rerun before comparing.`, '');
-    out.push(`Target: within 15 %. Verdict on p2p max: **${Math.abs(p2p.max_s - m.max_s) / m.max_s <= 0.15 ? 'within' : 'outside'} 15 %**${m.git_head ? ` (measured at ${m.git_head})` : ''}.`);
-  } else out.push(`Measured figures: save the bench's last JSON line (\`npm run bench:p2p | tail -1 > ${file}\`; it has max_s, p50_s, p99_s, churn_max_s, direct_max_s, …) or write \`{"max_s":…,"p50_s":…,"p99_s":…,"source":"bench/p2p run of <date>"}\` there, and rerun \`shoal sim report\`. The target is within 15 %.`);
-  out.push('');
-  out.push(`Kumar–Ross bound for this fleet: ${secs(p2p.bound_s)} (${p2p.bound.basis}); the bench prints the bound with u_s = the seed's upload, which here gives the same value (F/d_min dominates).`);
-  out.push('');
   return out;
 }
 

@@ -78,6 +78,11 @@ export interface VariantResult {
   recompute_wall_s: number;
   /** [seconds, fraction of expected agents done], at most ~200 points. */
   cdf: Array<[number, number]>;
+  /**
+   * Per virtual second of the rollout: agents' upload used (bytes uploaded / capacity of live
+   * agents), share of agents with no upload in progress at the sample, agents done.
+   */
+  timeline: Array<{ t: number; upload_used: number; idle_uploaders: number; done: number }>;
 }
 
 export function pickEngine(s: Scenario, v: Variant): 'downloader' | 'thin' {
@@ -162,6 +167,26 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
         for (const a of pool.slice(0, Math.ceil(f.fraction * world.agents.length))) world.kill(a);
       });
     }
+    const timeline: SimOnly['timeline'] = [];
+    let lastUploaded = 0;
+    const sample = () => {
+      if (finished()) return;
+      let up = 0;
+      let cap = 0;
+      let idle = 0;
+      let live = 0;
+      for (const a of world.agents) {
+        up += a.uploaded;
+        if (!a.alive) continue;
+        live++;
+        cap += a.upBps;
+        if (a.uploads === 0) idle++;
+      }
+      timeline.push({ t: Math.round((time.now() - t0) / 1000), upload_used: round((up - lastUploaded) / Math.max(1, cap), 3), idle_uploaders: round(idle / Math.max(1, live), 3), done: world.completed });
+      lastUploaded = up;
+      time.after(1000, sample);
+    };
+    time.at(t0 + 1000, sample);
     const label = `${s.name}/${v.name}`;
     await time.run({
       until: t0 + s.maxVirtualS * 1000,
@@ -226,6 +251,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       recomputes: world.net.stats.recomputes,
       recompute_wall_s: world.net.stats.recomputeWallMs / 1000,
       cdf: cdf(times, expected),
+      timeline,
     };
     // Drop the agenda (its closures hold the world) before the scheduler replay runs.
     time.clear();

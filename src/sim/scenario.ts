@@ -67,7 +67,8 @@ export interface Scenario {
   seeds: { perDc: number; upBps: number; downBps: number };
   registryEgressBps: number;
   /** windowMs undefined: auto, min(10 ms, a third of one piece's time on an agent NIC). */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads: number };
+  /** maxConcurrentUploads: every host's upload slots; unset = the peer server's own rule (uploadSlotsFor). */
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs an agent pulls at once (containerd's max_concurrent_downloads, default 3). */
@@ -204,7 +205,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       rttMs: num(network.rttMs, 'network.rttMs', 0.25, 0, 10_000),
       interDcRttMs: num(network.interDcRttMs, 'network.interDcRttMs', 10, 0, 10_000),
       ...(network.windowMs !== undefined ? { windowMs: num(network.windowMs, 'network.windowMs', 10, 0, 1000) } : {}),
-      maxConcurrentUploads: num(network.maxConcurrentUploads, 'network.maxConcurrentUploads', 32, 1, 100_000),
+      ...(network.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(network.maxConcurrentUploads, 'network.maxConcurrentUploads', 32, 1, 100_000) } : {}),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
 import { Bitfield } from '../p2p/peer/bitfield.js';
+import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
 import type { VirtualTime } from './engine/time.js';
@@ -158,8 +159,8 @@ export class World {
     const id = t.role === 'registry' ? 'registry' : t.role === 'seed' ? `seed-${t.idx}` : `agent-${t.idx}`;
     const info: PeerInfo = { id, url: `http://10.${dc}.${(t.idx >> 8) & 255}.${t.idx & 255}:4001`, role: t.role === 'seed' ? 'seed' : 'agent', labels: this.topo.labels(t) };
     if (this.scenario.announceUploadBps && t.role !== 'registry') info.uploadBps = t.upBps;
-    // As peer-node.ts sizes the peer server: 32 upload slots, fewer on a capped uplink (1 per MiB/s, at least 2).
-    const slots = this.variant.maxConcurrentUploads ?? (info.uploadBps ? Math.min(32, Math.max(2, Math.ceil(info.uploadBps / (1024 * 1024)))) : this.scenario.network.maxConcurrentUploads);
+    // As peer-node.ts sizes the peer server (the same function), unless the scenario says otherwise.
+    const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
     return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0 };
   }
 

@@ -8,6 +8,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import { PieceStore, RateLimiter, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
+import { uploadSlotsFor } from '../peer/server-routes.js';
 
 export interface PeerNodeOptions {
   role: PeerRole;
@@ -66,9 +67,9 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
   const routes = createPeerRoutes({
     store,
     uploadLimiter: limits.upload,
-    // A capped uplink split among too many children makes every piece slow; past this many
-    // concurrent uploads children get 503 and ask another parent.
-    maxConcurrentUploads: o.uploadBps ? Math.min(32, Math.max(2, Math.ceil(o.uploadBps / (1024 * 1024)))) : 32,
+    // An uplink split among too many children makes every piece slow; past this many concurrent
+    // uploads children get 503 and ask another parent (server-routes.ts says why so few).
+    maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
     clusterToken: o.clusterToken,
     onBytesServed: (n) => bytes.inc({ source: 'uploaded' }, n),
     onError: (err, req) => o.log.warn({ err, path: req.url }, 'peer request failed'),

@@ -12,6 +12,7 @@ import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './
 import { pieceBounds, validateManifest } from './manifest.js';
 import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
 import type { ByteLimiter } from './rate-limiter.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from './parent-policy.js';
 
 export interface SchedulerClient {
   announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse>;
@@ -71,7 +72,7 @@ export interface TaskDownloaderOptions {
   rng?: () => number;
   signal?: AbortSignal;
   log?: PeerLogger;
-  /** Parents asked for on the first announce (and kept topped up). Default 5. */
+  /** Parents asked for on the first announce (and kept topped up). Default 10: a wide neighbourhood keeps a child's parents from all holding the same pieces. */
   wantParents?: number;
   /** Fewer usable parents than this after losing one triggers an early announce. Default 2. */
   minParents?: number;
@@ -97,8 +98,14 @@ export interface TaskDownloaderOptions {
   earlyAnnounceGapMs?: number;
   /** A parent dropped as unreachable/refused is not re-accepted for this long; corrupt ones never. Default 30 s. */
   banMs?: number;
-  /** How long a parent that answered "busy" is left alone. Default 1000 ms. */
+  /** How long a parent that answered "busy" (all upload slots taken) is left alone. Default 100 ms: slots free up a piece-time later. */
   busyBackoffMs?: number;
+  /**
+   * A parent unused this long that has nothing we lack is released (reported in
+   * `releasedParents`, no fault) and replaced at a near announce (./parent-policy.ts). 0 = never.
+   * Default 2000 ms.
+   */
+  idleParentMs?: number;
   picker?: Omit<PickerOptions, 'rng' | 'perParentLimit'>;
 }
 
@@ -136,16 +143,23 @@ export class DownloadError extends PeerError {
 export interface DownloaderEvents {
   manifest: [manifest: PieceManifest];
   piece: [ev: { index: number; parentId: string; bytes: number; completed: number; total: number }];
-  parent: [ev: { parentId: string; change: 'added' | 'dropped'; reason?: BadPeerReport['reason']; detail?: string }];
+  parent: [ev: { parentId: string; change: 'added' | 'dropped' | 'released'; reason?: BadPeerReport['reason']; detail?: string }];
   announce: [ev: { state: TaskState; ok: boolean; parents: number; wantParents: number }];
 }
 
 interface ParentState {
   info: PeerInfo;
   view: Bitfield | null;
+  /** Same as view, under the name parent-policy reads. */
+  readonly pieces: Bitfield | null;
+  usedAt: number;
+  /** Piece requests to it in flight. */
+  active: number;
   /** Aborts this parent's bitfield poll; piece requests have their own controllers. */
   ctl: AbortController;
   pausedUntil: number;
+  /** "busy" answers in a row (reset by a piece). */
+  busy: number;
   notFound: number;
   bytes: number;
 }
@@ -174,6 +188,10 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   private inFlightRequests = 0;
   private inFlightBytes = 0;
   private reports: BadPeerReport[] = [];
+  private released: string[] = [];
+  /** Recent request-to-landing time of a piece (parent-policy's idleLimitMs scales with it). */
+  private pieceMs = 0;
+  private readonly fetchStarted = new Map<AbortController, number>();
   private sequentialFrom: number | undefined;
 
   private announcing: Promise<void> | null = null;
@@ -184,6 +202,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   private nextAnnounceAt = 0;
   private lastAnnounceAt = -Infinity;
   private lostSinceAnnounce = 0;
+  private releasedSinceAnnounce = 0;
   private backToSource = false;
   private fatal: DownloadError | null = null;
 
@@ -209,7 +228,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   constructor(private readonly opts: TaskDownloaderOptions) {
     super();
     this.digest = opts.digest;
-    const want = Math.max(1, opts.wantParents ?? 5);
+    const want = Math.max(1, opts.wantParents ?? 10);
     this.o = {
       self: opts.self,
       digest: opts.digest,
@@ -230,7 +249,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
       earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
       banMs: opts.banMs ?? 30_000,
-      busyBackoffMs: opts.busyBackoffMs ?? 1000,
+      busyBackoffMs: opts.busyBackoffMs ?? 100,
+      idleParentMs: Math.max(0, opts.idleParentMs ?? 2000),
     };
     this.clock = opts.clock ?? systemClock;
     this.picker = new PiecePicker({ ...opts.picker, perParentLimit: this.o.perParentLimit, rng: opts.rng ?? Math.random });
@@ -278,6 +298,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
           if (path !== null) return { outcome: 'done', digest: this.digest, manifest: this.manifest!, path, stats: this.snapshot() };
           continue;
         }
+        this.releaseIdleParents();
         this.maybeAnnounce();
         this.schedule();
         this.checkStall();
@@ -309,8 +330,17 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
    * forever, and never sooner than earlyAnnounceGapMs after the last announce.
    */
   private earlyAnnounceAt(): number | null {
-    if (!this.announcedOnce || this.lostSinceAnnounce === 0 || this.activeParents() >= this.o.minParents) return null;
-    return this.lastAnnounceAt + Math.min(this.intervalMs, this.o.earlyAnnounceGapMs);
+    return earlyAnnounceAt({
+      announcedOnce: this.announcedOnce,
+      lastAnnounceAt: this.lastAnnounceAt,
+      intervalMs: this.intervalMs,
+      lost: this.lostSinceAnnounce,
+      released: this.releasedSinceAnnounce,
+      active: this.activeParents(),
+      minParents: this.o.minParents,
+      wantParents: this.o.wantParents,
+      earlyGapMs: this.o.earlyAnnounceGapMs,
+    });
   }
 
   private maybeAnnounce(): void {
@@ -321,14 +351,17 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     const first = !this.announcedOnce;
     const wantParents = first ? this.o.wantParents : Math.max(0, this.o.wantParents - this.activeParents());
     const badPeers = this.reports;
+    const released = this.released;
     this.reports = [];
-    const req = this.announceRequest(first ? 'started' : 'downloading', wantParents, badPeers);
+    this.released = [];
+    const req = this.announceRequest(first ? 'started' : 'downloading', wantParents, badPeers, released);
     const ctl = new AbortController();
     this.announceCtl = ctl;
     this.announcing = this.announce(req, ctl.signal)
       .catch((err: unknown) => {
         if (ctl.signal.aborted) return;
         this.reports.unshift(...badPeers);
+        this.released.unshift(...released);
         this.announceFailures++;
         this.nextAnnounceAt = this.clock.now() + Math.min(30_000, 250 * 2 ** Math.min(this.announceFailures, 7));
         this.log?.warn({ digest: this.digest, err: (err as Error).message }, 'announce failed');
@@ -341,13 +374,14 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       });
   }
 
-  private announceRequest(state: TaskState, wantParents: number, badPeers: BadPeerReport[]): AnnounceRequest {
+  private announceRequest(state: TaskState, wantParents: number, badPeers: BadPeerReport[], released: string[] = []): AnnounceRequest {
     const task: AnnounceRequest['task'] = { digest: this.digest };
     const size = this.manifest?.size ?? this.opts.size;
     if (size !== undefined) task.size = size;
     if (this.opts.repo !== undefined) task.repo = this.opts.repo;
     const req: AnnounceRequest = { peer: this.o.self, task, state, completedPieces: this.target?.bitfield.count ?? 0, wantParents };
     if (badPeers.length > 0) req.badPeers = badPeers;
+    if (released.length > 0) req.releasedParents = released;
     return req;
   }
 
@@ -360,6 +394,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.announceFailures = 0;
     this.lastAnnounceAt = now;
     this.lostSinceAnnounce = 0;
+    this.releasedSinceAnnounce = 0;
     this.intervalMs = Math.max(100, Number.isFinite(res.announceIntervalMs) ? res.announceIntervalMs : 3000);
     this.nextAnnounceAt = now + this.intervalMs;
     this.emit('announce', { state: req.state, ok: true, parents: this.activeParents(), wantParents: req.wantParents });
@@ -422,7 +457,20 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     if (until !== undefined && until > this.clock.now()) return;
     this.banned.delete(info.id);
     if (this.parents.size >= this.o.maxParents) return;
-    const p: ParentState = { info, view: null, ctl: new AbortController(), pausedUntil: 0, notFound: 0, bytes: 0 };
+    const p: ParentState = {
+      info,
+      view: null,
+      get pieces() {
+        return this.view;
+      },
+      usedAt: this.clock.now(),
+      active: 0,
+      ctl: new AbortController(),
+      pausedUntil: 0,
+      busy: 0,
+      notFound: 0,
+      bytes: 0,
+    };
     this.parents.set(info.id, p);
     this.emit('parent', { parentId: info.id, change: 'added' });
     if (this.manifest) this.startPoll(p);
@@ -440,6 +488,36 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.log?.info({ digest: this.digest, parent: p.info.id, reason, detail }, 'dropped parent');
     this.emit('parent', { parentId: p.info.id, change: 'dropped', reason, detail });
     this.wake();
+  }
+
+  /** Lets go of parents that have had nothing for us for idleParentMs (./parent-policy.ts). */
+  private releaseIdleParents(): void {
+    const m = this.manifest;
+    const target = this.target;
+    if (!m || !target || this.o.idleParentMs <= 0 || target.bitfield.isComplete()) return;
+    const idle = idleParents(this.parents.values(), {
+      now: this.clock.now(),
+      idleMs: this.idleMs(),
+      have: target.bitfield,
+      numPieces: m.pieceDigests.length,
+      inFlight: this.inFlight,
+      keep: 1,
+    });
+    for (const p of idle) {
+      this.parents.delete(p.info.id);
+      p.ctl.abort(DROPPED);
+      this.released.push(p.info.id);
+      this.releasedSinceAnnounce++;
+      this.log?.debug({ digest: this.digest, parent: p.info.id }, 'released idle parent');
+      this.emit('parent', { parentId: p.info.id, change: 'released' });
+    }
+  }
+
+  private idleMs(): number {
+    let oldest = 0;
+    const now = this.clock.now();
+    if (this.pieceMs === 0) for (const t of this.fetchStarted.values()) oldest = Math.max(oldest, now - t);
+    return idleLimitMs(this.o.idleParentMs, this.pieceMs || oldest);
   }
 
   /** Long-polls a parent's bitfield so we learn its new pieces without asking the scheduler. */
@@ -557,6 +635,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     let reqs = this.inFlight.get(piece);
     if (!reqs) this.inFlight.set(piece, (reqs = new Map()));
     reqs.set(p.info.id, ctl);
+    p.active++;
+    p.usedAt = this.clock.now();
+    this.fetchStarted.set(ctl, p.usedAt);
     this.inFlightRequests++;
     this.inFlightBytes += length;
     void this.fetch(piece, p, ctl, length)
@@ -567,6 +648,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
         const r = this.inFlight.get(piece);
         if (r?.get(p.info.id) === ctl) r.delete(p.info.id);
         if (r && r.size === 0) this.inFlight.delete(piece);
+        p.active--;
+        p.usedAt = this.clock.now();
+        this.fetchStarted.delete(ctl);
         this.inFlightRequests--;
         this.inFlightBytes -= length;
         this.wake();
@@ -597,9 +681,12 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     this.lastProgressAt = this.clock.now();
+    const started = this.fetchStarted.get(ctl);
+    if (started !== undefined) this.pieceMs = nextPieceMs(this.pieceMs, this.lastProgressAt - started);
     this.stats.piecesFetched++;
     p.bytes += length;
     p.notFound = 0;
+    p.busy = 0;
     if (this.stats.bytesByParent[id] === undefined) this.stats.parentsUsed++;
     this.stats.bytesByParent[id] = (this.stats.bytesByParent[id] ?? 0) + length;
     if (p.info.role === 'seed') this.stats.bytesFromSeed += length;
@@ -642,7 +729,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     }
     const reason: unknown = signal.reason;
     if (reason === CANCELLED || reason === DROPPED || reason === FINISHED || this.external?.aborted) return;
-    if (reason === TIMEOUT) return this.dropParent(p, 'unreachable', `piece ${piece} timed out after ${Math.round(this.pieceTimeoutMs(length))} ms`);
+    // A timeout means slow (a busy uplink shared by many children), not gone: the scheduler
+    // excludes it for us but does not cool it down for everyone.
+    if (reason === TIMEOUT) return this.dropParent(p, 'slow', `piece ${piece} timed out after ${Math.round(this.pieceTimeoutMs(length))} ms`);
     if (!(err instanceof SourceError)) {
       if (signal.aborted) return;
       // Not the parent's fault: the disk (ENOSPC, EIO) or a closed task. Fatal for this download.
@@ -657,10 +746,11 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     if (isTransportError(cause, 'busy')) {
-      p.pausedUntil = this.clock.now() + this.o.busyBackoffMs;
+      p.pausedUntil = this.clock.now() + busyPauseMs(this.o.busyBackoffMs, this.pieceMs, ++p.busy);
       return;
     }
     if (isTransportError(cause, 'refused')) return this.dropParent(p, 'refused', msg);
+    if (isTransportError(cause, 'timeout')) return this.dropParent(p, 'slow', msg);
     if (isTransportError(cause, 'protocol')) {
       this.stats.corruptPieces++;
       return this.dropParent(p, 'corrupt-piece', msg);
@@ -713,6 +803,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       if (early !== null) t = Math.min(t, early);
     }
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    if (this.manifest) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.idleMs())));
     t = Math.min(t, this.manifest ? this.lastProgressAt + this.stallLimitMs() + 1 : this.startedAt + this.o.manifestTimeoutMs + 1);
     return t;
   }

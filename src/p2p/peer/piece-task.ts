@@ -73,6 +73,8 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
   private prefixRun: Promise<void> | null = null;
   private prefixBroken = false;
   private prefixBuf: Buffer | null = null;
+  /** Bumped when the prefix hash restarts, so an in-order piece hashed against an old prefix is not applied. */
+  private prefixEpoch = 0;
   /** Reused staging blocks of streamed pieces (fewer big allocations for the GC to chase). */
   private readonly stageBuffers: Buffer[] = [];
 
@@ -155,7 +157,10 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     if (actual !== expected) {
       throw new PeerError('PIECE_DIGEST_MISMATCH', `piece ${index} of ${this.digest} hashes to ${actual}, not ${expected}`, { detail: { index, expected, actual } });
     }
-    const write = this.writeVerified(index, offset, data);
+    // The piece that extends the whole-blob prefix is hashed into it from memory now, not read back from disk later.
+    const inOrder = this.inOrderHash(index);
+    inOrder?.hash.update(data);
+    const write = this.writeVerified(index, offset, data, inOrder);
     this.writing.set(index, write);
     try {
       return await write;
@@ -194,6 +199,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     const expected = this.manifest.pieceDigests[index]!;
     const algorithm = parseDigest(expected).algorithm;
     const hash = createHash(algorithm);
+    const inOrder = this.inOrderHash(index);
     const stage = this.stageBuffers.pop() ?? Buffer.allocUnsafeSlow(STAGE_BYTES);
     let staged = 0;
     let written = 0;
@@ -213,6 +219,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
           throw new PeerError('PIECE_SIZE_MISMATCH', `piece ${index} of ${this.digest} is longer than ${length} bytes`, { detail: { index, expected: length } });
         }
         hash.update(chunk);
+        inOrder?.hash.update(chunk);
         received += chunk.length;
         for (let off = 0; off < chunk.length; ) {
           const n = Math.min(room - staged, chunk.length - off);
@@ -243,10 +250,22 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       if (this.taskState !== 'partial') return false;
       throw err;
     }
-    return this.markHeld(index);
+    return this.markHeld(index, inOrder);
   }
 
-  private async writeVerified(index: number, offset: number, data: Uint8Array): Promise<boolean> {
+  /**
+   * A copy of the whole-blob prefix hash to feed piece `index` into while it is written, when it
+   * is the next piece of the prefix and the background hasher is idle; else null (the piece is
+   * hashed from disk later, as before). Pieces of a streamed blob mostly land in order, so most
+   * of the whole-blob hash is then computed on bytes already in memory.
+   */
+  private inOrderHash(index: number): InOrderHash | null {
+    if (index !== this.prefixNext) return null;
+    if (this.prefixRun || this.prefixBroken) return null;
+    return { index: this.prefixNext, epoch: this.prefixEpoch, hash: this.prefixHash.copy() };
+  }
+
+  private async writeVerified(index: number, offset: number, data: Uint8Array, inOrder: InOrderHash | null = null): Promise<boolean> {
     const fh = this.fh;
     if (!fh) return false;
     try {
@@ -262,12 +281,16 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       if (this.taskState !== 'partial') return false;
       throw err;
     }
-    return this.markHeld(index);
+    return this.markHeld(index, inOrder);
   }
 
-  private markHeld(index: number): boolean {
+  private markHeld(index: number, inOrder: InOrderHash | null = null): boolean {
     if (this.taskState !== 'partial') return false;
     if (!this.bits.set(index)) return false;
+    if (inOrder && inOrder.index === index && index === this.prefixNext && inOrder.epoch === this.prefixEpoch && !this.prefixRun && !this.prefixBroken) {
+      this.prefixHash = inOrder.hash;
+      this.prefixNext++;
+    }
     this.schedulePersist();
     this.wake(index);
     this.emit('piece', index);
@@ -479,6 +502,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
   }
 
   private resetPrefix(): void {
+    this.prefixEpoch++;
     this.prefixHash = createHash(parseDigest(this.digest).algorithm);
     this.prefixNext = 0;
     this.prefixBroken = false;
@@ -621,4 +645,11 @@ export function parsePersistedBitfield(text: string | null, numPieces: number): 
     /* torn or foreign file */
   }
   return new Bitfield(numPieces);
+}
+
+/** The whole-blob prefix hash extended by one piece being written (applied only if still current). */
+interface InOrderHash {
+  index: number;
+  epoch: number;
+  hash: Hash;
 }

@@ -14,6 +14,19 @@ import { pace, type ByteLimiter } from './rate-limiter.js';
 const PREFIX = '/p2p/v1/';
 const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
 
+/**
+ * Upload slots of a peer server: pieces served at once; past that, children get 503 "busy" and
+ * ask another parent (they back off 100 ms). Few slots keep each upload fast, so a piece a peer
+ * just received reaches its children a piece-time later (BitTorrent unchokes 4): one slot per
+ * 16 MiB/s of uplink when it is known (1 Gbit/s: 8), at least 2; agents at most 8 (8 when
+ * unknown), seeds, with fat uplinks and many children, up to 64 (32 when unknown).
+ */
+export function uploadSlotsFor(role: 'seed' | 'agent', uploadBps?: number): number {
+  const max = role === 'seed' ? 64 : 8;
+  if (!uploadBps || uploadBps <= 0) return role === 'seed' ? 32 : 8;
+  return Math.min(max, Math.max(2, Math.ceil(uploadBps / (16 * 1024 * 1024))));
+}
+
 export interface PeerRoutesOptions {
   store: PieceStore;
   /** Upload bandwidth cap shared by every piece this peer serves. */
@@ -53,7 +66,7 @@ export interface PeerRoutes {
 export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
   const { store } = opts;
   const maxWaitMs = opts.maxWaitMs ?? 10_000;
-  const maxUploads = opts.maxConcurrentUploads ?? 32;
+  const maxUploads = opts.maxConcurrentUploads ?? uploadSlotsFor('agent');
   const tokenHash = opts.clusterToken ? sha256(`Bearer ${opts.clusterToken}`) : null;
   const stats: PeerRouteStats = { bitfieldRequests: 0, pieceRequests: 0, piecesServed: 0, bytesServed: 0, busyRejections: 0, activeUploads: 0, activeLongPolls: 0 };
   const closing = new AbortController();

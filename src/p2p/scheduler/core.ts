@@ -10,11 +10,20 @@ import { localityKeys } from './locality.js';
 import { OriginPlanner } from './origin.js';
 import { resolveOptions, type Member, type PeerRec, type SchedulerCoreOptions, type SchedulerStats, type Task, type TaskStatus } from './model.js';
 import { assignParents, dropFromBags, newTask, releaseParents, syncBags, type SwarmContext } from './swarm.js';
-import { applyReports, ReportBook, type ReportContext } from './reports.js';
+import { applyReleases, applyReports, ReportBook, type ReportContext } from './reports.js';
 import { checkManifest, normalizePeer, sameManifest } from './validate.js';
 
 export type { SchedulerCoreOptions, SchedulerStats, TaskStatus } from './model.js';
 export { DEFAULT_SCHEDULER_OPTIONS } from './model.js';
+
+/**
+ * Children a parent may have: its upload over bytesPerSecPerChild, clamped to [minChildren, max];
+ * `max` when the upload is not advertised.
+ */
+export function childCap(uploadBps: number | undefined, max: number, o: Pick<SchedulerCoreOptions, 'bytesPerSecPerChild' | 'minChildren'>): number {
+  if (!uploadBps || uploadBps <= 0) return max;
+  return Math.min(max, Math.max(o.minChildren, Math.floor(uploadBps / o.bytesPerSecPerChild)));
+}
 
 type Counters = Omit<SchedulerStats, 'activePeers' | 'activeSeeds' | 'activeTasks' | 'activeMembers' | 'blocklistedPeers' | 'backToSourceActive' | 'announceIntervalMs' | 'announcesPerSec'>;
 
@@ -84,6 +93,7 @@ export class SchedulerCore {
       m.completed = Math.max(0, Math.floor(req.completedPieces));
       this.setState(m, req.state);
       if (req.badPeers?.length) applyReports(this.reportCtx, m, req.badPeers, now);
+      if (req.releasedParents?.length) applyReleases(this.reportCtx, m, req.releasedParents, now);
 
       let backToSource = false;
       let parents: Member[] = [];
@@ -282,8 +292,7 @@ export class SchedulerCore {
 
   private capFor(info: PeerInfo): number {
     const max = info.role === 'seed' ? this.opts.seedMaxChildren : this.opts.maxChildren;
-    if (!info.uploadBps || info.uploadBps <= 0) return max;
-    return Math.max(1, Math.min(max, Math.floor(info.uploadBps / this.opts.bytesPerSecPerChild)));
+    return childCap(info.uploadBps, max, this.opts);
   }
 
   private task(digest: Digest, now: number, size?: number, repo?: string): Task {

@@ -24,12 +24,25 @@ export interface SchedulerCoreOptions {
   maxChildren: number;
   /** Children per seed parent (hard cap); seeds usually have fat uplinks. */
   seedMaxChildren: number;
-  /** With `uploadBps` known, a parent gets at most uploadBps / this many children (at least 1). */
+  /** With `uploadBps` known, a parent gets about uploadBps / this many children ... */
   bytesPerSecPerChild: number;
+  /**
+   * ... but never fewer than this (nor more than its maxChildren): children share a parent's
+   * uplink fairly, and a slow-NIC parent with one child mostly idles, since that child gets most
+   * pieces elsewhere.
+   */
+  minChildren: number;
   /** `wantParents` is clamped to this; a child has at most this + 2 parents recorded. */
   maxParents: number;
   /** Candidates examined per announce (Dragonfly samples 15; Kraken hands out up to 50). */
   sampleSize: number;
+  /** Score per level of shared locality (dc, zone, rack) when ranking candidate parents. */
+  localityWeight: number;
+  /**
+   * Score for being ahead of the child: this x (parent's share of pieces - child's share), when
+   * positive. A parent no further along than its child can rarely give it anything it lacks.
+   */
+  progressWeight: number;
   /** Random spread added to parent scores, so near-equal parents are picked at random (Kraken's random graph). */
   scoreJitter: number;
   /** Peers per task told to go back to source at a time. */
@@ -38,6 +51,8 @@ export interface SchedulerCoreOptions {
   backToSourceTtlMs: number;
   /** How long a parent reported unreachable/slow/refused stays excluded for the reporter. */
   reporterExcludeMs: number;
+  /** How long a parent the child released as idle (`releasedParents`) is not handed back to it. */
+  releaseExcludeMs: number;
   /** Distinct reporters within this window ... */
   reportWindowMs: number;
   /** ... this many of them put the peer in cool-down for everyone. */
@@ -67,15 +82,19 @@ export const DEFAULT_SCHEDULER_OPTIONS: Readonly<Omit<SchedulerCoreOptions, 'ran
   intervalJitter: 0.1,
   peerTtlIntervals: 3,
   minPeerTtlMs: 15_000,
-  maxChildren: 10,
+  maxChildren: 20,
   seedMaxChildren: 16,
   bytesPerSecPerChild: 16 * 1024 * 1024,
-  maxParents: 8,
+  minChildren: 4,
+  maxParents: 12,
   sampleSize: 40,
+  localityWeight: 10,
+  progressWeight: 40,
   scoreJitter: 0.5,
   backToSourceLimit: 3,
   backToSourceTtlMs: 10 * 60_000,
   reporterExcludeMs: 5 * 60_000,
+  releaseExcludeMs: 10_000,
   reportWindowMs: 60_000,
   reportThreshold: 2,
   cooldownMs: 30_000,
@@ -91,6 +110,7 @@ export function resolveOptions(opts: Partial<SchedulerCoreOptions>): SchedulerCo
     if (!(o[k] > 0)) throw new RangeError(`scheduler option ${k} must be > 0 (got ${o[k]})`);
   }
   if (!(o.maxAnnounceIntervalMs >= o.announceIntervalMs)) throw new RangeError('maxAnnounceIntervalMs must be >= announceIntervalMs');
+  if (!(o.minChildren >= 1) || !(o.releaseExcludeMs >= 0)) throw new RangeError('minChildren must be >= 1 and releaseExcludeMs >= 0');
   if (!(o.backToSourceLimit >= 0) || !(o.reportThreshold >= 1) || !(o.maxParents >= 0)) throw new RangeError('backToSourceLimit and maxParents must be >= 0, reportThreshold >= 1');
   return o;
 }

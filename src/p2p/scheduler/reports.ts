@@ -1,6 +1,9 @@
 // Reports of unreachable/slow/refused parents. One peer's report only excludes the parent for
-// that reporter (its own network may be the problem); reports from `reportThreshold` distinct
-// peers within `reportWindowMs` mean the parent is the problem, and it cools down for everyone.
+// that reporter (its own network may be the problem); reports of unreachable/refused from
+// `reportThreshold` distinct peers within `reportWindowMs` mean the parent is the problem, and it
+// cools down for everyone. "slow" never cools a parent down: a seed or agent serving many children
+// at its uplink's rate is busy, not broken, and cooling it would take it from everyone at once.
+// Released parents (idle, no fault) only free their slot and stay away from that child briefly.
 import type { Digest } from '../../oci/digest.js';
 import type { BadPeerReport } from '../protocol.js';
 import type { Member, PeerRec, SchedulerCoreOptions, SchedulerStats } from './model.js';
@@ -45,7 +48,7 @@ export class ReportBook {
 }
 
 export interface ReportContext {
-  opts: Pick<SchedulerCoreOptions, 'reporterExcludeMs' | 'cooldownMs'>;
+  opts: Pick<SchedulerCoreOptions, 'reporterExcludeMs' | 'cooldownMs' | 'releaseExcludeMs'>;
   peers: Map<string, PeerRec>;
   holders: Map<Digest, Set<PeerRec>>;
   book: ReportBook;
@@ -68,12 +71,7 @@ export function applyReports(ctx: ReportContext, m: Member, reports: readonly Ba
     const tm = task.members.get(r.peerId);
     if (!target || !(tm || ctx.holders.get(task.digest)?.has(target))) continue;
     ctx.counters.badPeerReports++;
-    const idx = m.parents.findIndex((p) => p.peer === target);
-    if (idx !== -1) {
-      const p = m.parents.splice(idx, 1)[0]!;
-      if (p.children > 0) p.children--;
-      syncBags(p);
-    }
+    dropParent(m, target);
     (m.excluded ??= new Map()).set(r.peerId, now + ctx.opts.reporterExcludeMs);
     if (r.reason === 'corrupt-piece') {
       // A piece that fails its sha256 came from a liar or a broken disk: nobody gets it again.
@@ -83,9 +81,32 @@ export function applyReports(ctx: ReportContext, m: Member, reports: readonly Ba
         ctx.counters.blocklistings++;
         if (tm) syncBags(tm);
       }
-    } else if (ctx.book.add(r.peerId, reporter, now)) {
+    } else if (r.reason !== 'slow' && ctx.book.add(r.peerId, reporter, now)) {
       target.cooldownUntil = now + ctx.opts.cooldownMs;
       ctx.counters.cooldowns++;
     }
   }
+}
+
+/** Frees the slots of parents `m` let go of as idle; they are not handed back to `m` for releaseExcludeMs. */
+export function applyReleases(ctx: ReportContext, m: Member, ids: readonly string[], now: number): void {
+  for (const id of ids.slice(0, MAX_REPORTS)) {
+    const target = ctx.peers.get(id);
+    if (!target || !dropParent(m, target)) continue;
+    if (ctx.opts.releaseExcludeMs <= 0) continue;
+    const ex = (m.excluded ??= new Map());
+    // A long download releases parents over and over: forget exclusions that ran out.
+    if (ex.size >= 32) for (const [k, until] of ex) if (until <= now) ex.delete(k);
+    ex.set(id, now + ctx.opts.releaseExcludeMs);
+  }
+}
+
+/** Removes `target` from m's recorded parents and frees its child slot; false if it was not one. */
+function dropParent(m: Member, target: PeerRec): boolean {
+  const idx = m.parents.findIndex((p) => p.peer === target);
+  if (idx === -1) return false;
+  const p = m.parents.splice(idx, 1)[0]!;
+  if (p.children > 0) p.children--;
+  syncBags(p);
+  return true;
 }

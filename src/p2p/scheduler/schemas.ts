@@ -46,6 +46,7 @@ export const announceSchema = z.object({
     .array(z.object({ peerId: z.string().min(1).max(256), reason: z.enum(['corrupt-piece', 'unreachable', 'slow', 'refused']), detail: z.string().max(1024).optional() }))
     .max(64)
     .optional(),
+  releasedParents: z.array(z.string().min(1).max(256)).max(64).optional(),
   wantParents: z.number().int().min(0).max(64),
 }) satisfies z.ZodType<AnnounceRequest, unknown>;
 

@@ -11,14 +11,13 @@ export interface SwarmContext {
   readonly stats: { parentsHandedOut: number };
 }
 
-// Score weights. Locality dominates (same rack > zone > dc, as in the brief and Dragonfly's IDC
-// weight); within a locality tier an agent that can serve beats a seed, so the seed's uplink is
-// spent on early peers and not on everyone; then free child slots, then progress; the jitter
-// (0..scoreJitter) breaks near-ties at random so the overlay becomes a random graph.
-const W_LOCALITY = 10;
+// Score weights. Locality (opts.localityWeight per shared level: same rack > zone > dc, as in the
+// brief and Dragonfly's IDC weight) and being ahead of the child (opts.progressWeight x the share
+// of pieces the parent has beyond the child's) lead; then an agent that can serve beats a seed,
+// so the seed's uplink is spent on early peers and not on everyone; then free child slots; the
+// jitter (0..scoreJitter) breaks near-ties at random so the overlay becomes a random graph.
 const W_AGENT = 3;
 const W_LOAD = 2;
-const W_PROGRESS = 1.5;
 
 /** Share of the sample drawn from the same rack, zone, dc, and anywhere (unused share carries on). */
 const TIER_SHARE = [0.4, 0.3, 0.15, 0.15] as const;
@@ -129,15 +128,24 @@ export function canServe(ctx: SwarmContext, p: Member, child: Member, now: numbe
   return servable(p);
 }
 
+function progressOf(m: Member, total: number): number {
+  if (m.peer.info.role === 'seed' || m.state === 'done') return 1;
+  return total > 0 ? Math.min(1, m.completed / total) : 0;
+}
+
 function score(ctx: SwarmContext, c: Member, child: Member): number {
   const isSeed = c.peer.info.role === 'seed';
   const total = c.task.manifest?.pieceDigests.length ?? 0;
-  const progress = isSeed || c.state === 'done' ? 1 : total > 0 ? Math.min(1, c.completed / total) : 0;
+  const mine = progressOf(c, total);
+  const ahead = Math.max(0, mine - progressOf(child, total));
+  // A parent with no piece yet has nothing to give until its own parents feed it: it counts as
+  // half a task behind, so a same-rack empty peer does not beat a farther one that has pieces.
+  const empty = mine === 0 ? 0.5 : 0;
   return (
-    localityLevel(child.peer.info.labels, c.peer.info.labels) * W_LOCALITY +
+    localityLevel(child.peer.info.labels, c.peer.info.labels) * ctx.opts.localityWeight +
+    ctx.opts.progressWeight * (ahead - empty) +
     (isSeed ? 0 : W_AGENT) +
     W_LOAD * (1 - c.children / c.peer.cap) +
-    W_PROGRESS * progress +
     ctx.opts.scoreJitter * ctx.opts.random()
   );
 }

@@ -24,11 +24,13 @@ export interface DownloaderKnobs {
   earlyAnnounceGapMs: number;
   banMs: number;
   busyBackoffMs: number;
+  idleParentMs: number;
 }
 
 const KEYS: Array<keyof DownloaderKnobs> = [
   'wantParents', 'minParents', 'maxParents', 'maxInFlight', 'maxInFlightBytes', 'perParentLimit', 'seedParentLimit', 'bitfieldWaitMs',
   'pieceTimeoutBaseMs', 'pieceTimeoutMinBps', 'stallTimeoutMs', 'manifestTimeoutMs', 'earlyAnnounceGapMs', 'banMs', 'busyBackoffMs',
+  'idleParentMs',
 ];
 
 /** Where the defaults came from: the real TaskDownloader, or this file's copy (then say so in results). */
@@ -54,7 +56,7 @@ export function downloaderDefaults(over: Record<string, number>): DownloaderKnob
     return Object.fromEntries(KEYS.map((k) => [k, o[k] as number])) as unknown as DownloaderKnobs;
   }
   knobsSource = 'copy';
-  const want = Math.max(1, over.wantParents ?? 5);
+  const want = Math.max(1, over.wantParents ?? 10);
   return {
     wantParents: want,
     minParents: Math.max(1, Math.min(want, over.minParents ?? 2)),
@@ -70,6 +72,7 @@ export function downloaderDefaults(over: Record<string, number>): DownloaderKnob
     manifestTimeoutMs: over.manifestTimeoutMs ?? 120_000,
     earlyAnnounceGapMs: over.earlyAnnounceGapMs ?? 1000,
     banMs: over.banMs ?? 30_000,
-    busyBackoffMs: over.busyBackoffMs ?? 1000,
+    busyBackoffMs: over.busyBackoffMs ?? 100,
+    idleParentMs: Math.max(0, over.idleParentMs ?? 2000),
   };
 }

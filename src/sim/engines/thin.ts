@@ -7,7 +7,8 @@
 //  - a parent's bitfield is read live (the real one long-polls it: one RTT later);
 //  - announces are answered at once (no HTTP round trip);
 //  - piece timeouts are checked at the loop's deadlines instead of one timer per request.
-// The rules kept: wantParents/minParents/maxParents, early announce after losing parents, bans,
+// The rules kept: wantParents/minParents/maxParents, early announce after losing parents, idle
+// parents released and replaced (the same ../../p2p/peer/parent-policy.ts functions), bans,
 // reports (badPeers), busy back-off, three not-founds, per-parent and global in-flight limits,
 // byte budget, piece timeout, stall timeout, endgame (picker) with losers cancelled, back-to-source.
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
@@ -19,6 +20,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, type DownloaderKnobs } from './knobs.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -27,13 +29,19 @@ interface TParent {
   /** The parent's holding of this layer: its live bitfield is our view of it. */
   holding: Holding;
   pausedUntil: number;
+  busy: number;
   notFound: number;
+  /** parent-policy's view: its live bitfield, last use, requests in flight. */
+  pieces: Bitfield;
+  usedAt: number;
+  active: number;
 }
 
 interface Live {
   req: PieceRequest;
   parent: TParent;
   deadline: number;
+  startedAt: number;
 }
 
 export class ThinEngine implements PeerEngine {
@@ -87,6 +95,9 @@ class ThinDownload {
   private nReq = 0;
   private nBytes = 0;
   private reports: BadPeerReport[] = [];
+  private released: string[] = [];
+  private releasedSince = 0;
+  private pieceMs = 0;
   private have: Bitfield | null = null;
   private announcedOnce = false;
   private intervalMs = 3000;
@@ -118,6 +129,7 @@ class ThinDownload {
     if (this.ended) return;
     const now = this.w.time.now();
     if (this.have?.isComplete()) return this.finish('done');
+    this.releaseIdle(now);
     this.maybeAnnounce(now);
     if (this.ended) return;
     if (this.have?.isComplete()) return this.finish('done');
@@ -137,6 +149,7 @@ class ThinDownload {
     this.announcedOnce = true;
     this.lastAnnounceAt = now;
     this.lost = 0;
+    this.releasedSince = 0;
     this.intervalMs = Math.max(100, res.announceIntervalMs);
     this.nextAnnounceAt = now + this.intervalMs;
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
@@ -149,7 +162,9 @@ class ThinDownload {
 
   private announce(state: TaskState, wantParents: number): AnnounceResponse {
     const badPeers = this.reports;
+    const released = this.released;
     this.reports = [];
+    this.released = [];
     return this.w.sched!.announce({
       peer: this.host.info,
       task: { digest: this.layer.digest, size: this.layer.size, repo: 'sim/app' },
@@ -157,12 +172,42 @@ class ThinDownload {
       completedPieces: this.have?.count ?? 0,
       wantParents,
       ...(badPeers.length > 0 ? { badPeers } : {}),
+      ...(released.length > 0 ? { releasedParents: released } : {}),
     });
   }
 
   private earlyAt(): number | null {
-    if (!this.announcedOnce || this.lost === 0 || this.parents.size >= this.k.minParents) return null;
-    return this.lastAnnounceAt + Math.min(this.intervalMs, this.k.earlyAnnounceGapMs);
+    return earlyAnnounceAt({
+      announcedOnce: this.announcedOnce,
+      lastAnnounceAt: this.lastAnnounceAt,
+      intervalMs: this.intervalMs,
+      lost: this.lost,
+      released: this.releasedSince,
+      active: this.parents.size,
+      minParents: this.k.minParents,
+      wantParents: this.k.wantParents,
+      earlyGapMs: this.k.earlyAnnounceGapMs,
+    });
+  }
+
+  /** TaskDownloader.idleMs(). */
+  private idleMs(now: number): number {
+    let oldest = 0;
+    if (this.pieceMs === 0) for (const reqs of this.live.values()) for (const e of reqs.values()) oldest = Math.max(oldest, now - e.startedAt);
+    return idleLimitMs(this.k.idleParentMs, this.pieceMs || oldest);
+  }
+
+  /** TaskDownloader.releaseIdleParents(). */
+  private releaseIdle(now: number): void {
+    const have = this.have;
+    if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
+    const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    for (const p of idle) {
+      this.parents.delete(p.id);
+      (p.holding.listeners as Set<ThinDownload>).delete(this);
+      this.released.push(p.id);
+      this.releasedSince++;
+    }
   }
 
   // --- parents -------------------------------------------------------------------------------
@@ -176,7 +221,7 @@ class ThinDownload {
     const host = this.w.byId.get(info.id);
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, notFound: 0 };
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0 };
     this.parents.set(info.id, p);
     let l = holding.listeners as Set<ThinDownload> | null;
     if (!l) holding.listeners = l = new Set<ThinDownload>();
@@ -241,10 +286,12 @@ class ThinDownload {
       this.live.set(piece, new Map());
     }
     ids.add(p.id);
+    p.active++;
+    p.usedAt = now;
     this.nReq++;
     this.nBytes += length;
     const deadline = now + this.k.pieceTimeoutBaseMs + (length / this.k.pieceTimeoutMinBps) * 1000;
-    const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline };
+    const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline, startedAt: now };
     this.live.get(piece)!.set(p.id, entry);
     entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, (err) => this.landed(piece, p, entry, err));
     if (deadline < this.reqDeadline) this.reqDeadline = deadline;
@@ -258,7 +305,9 @@ class ThinDownload {
     if (err === null) {
       if (this.w.addPiece(this.host, this.layer, piece)) {
         this.lastProgressAt = now;
+        this.pieceMs = nextPieceMs(this.pieceMs, now - entry.startedAt);
         p.notFound = 0;
+        p.busy = 0;
         // Endgame: the other copies of this piece lost.
         const rest = this.live.get(piece);
         if (rest) for (const [id, r] of [...rest]) this.settle(piece, id, r, true);
@@ -266,7 +315,7 @@ class ThinDownload {
     } else if (err === 'not-found') {
       if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
     } else if (err === 'busy') {
-      p.pausedUntil = now + this.k.busyBackoffMs;
+      p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs, ++p.busy);
     } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);
     else this.dropParent(p, 'unreachable', `piece ${piece}: ${err}`);
     this.tick();
@@ -284,6 +333,8 @@ class ThinDownload {
       this.live.delete(piece);
     }
     this.nReq--;
+    entry.parent.active--;
+    entry.parent.usedAt = this.w.time.now();
     this.nBytes -= pieceBounds(this.layer, piece).length;
     if (cancel) this.w.cancel(entry.req);
   }
@@ -291,7 +342,7 @@ class ThinDownload {
   private expireRequests(now: number): void {
     for (const reqs of this.live.values()) {
       for (const e of reqs.values()) {
-        if (e.deadline <= now && this.parents.get(e.parent.id) === e.parent) this.dropParent(e.parent, 'unreachable', 'piece timed out');
+        if (e.deadline <= now && this.parents.get(e.parent.id) === e.parent) this.dropParent(e.parent, 'slow', 'piece timed out');
       }
     }
   }
@@ -312,6 +363,7 @@ class ThinDownload {
     const early = this.earlyAt();
     if (early !== null) t = Math.min(t, early);
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    if (this.have) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.idleMs(now))));
     let d = Infinity;
     for (const reqs of this.live.values()) for (const e of reqs.values()) if (e.deadline < d) d = e.deadline;
     this.reqDeadline = d;

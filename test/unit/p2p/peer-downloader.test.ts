@@ -87,7 +87,7 @@ for (const streaming of [false, true]) {
       assert.equal(res.stats.bytesFromPeers + res.stats.bytesFromSeed, blob.length);
       assert.ok(res.stats.parentsUsed >= 2, `used ${res.stats.parentsUsed} parents`);
       assert.equal(sched.seen[0]!.state, 'started');
-      assert.equal(sched.seen[0]!.wantParents, 5);
+      assert.equal(sched.seen[0]!.wantParents, 10);
       assert.equal(sched.seen.at(-1)!.state, 'done');
       assert.equal(sched.seen.at(-1)!.completedPieces, 41);
     });
@@ -143,7 +143,7 @@ for (const streaming of [false, true]) {
       if (res.outcome === 'done') assert.equal(digestOf(await readFile(res.path)), digest);
     });
 
-    it('drops a parent that hangs (piece timeout) and completes elsewhere', async () => {
+    it('drops a parent that hangs (piece timeout), reports it slow (not unreachable), and completes elsewhere', async () => {
       // Endgame off: otherwise the seed would finish the hung pieces first and nobody would time out.
       const t = new LocalTransport({ streaming });
       t.register('seed', await fullStore());
@@ -152,7 +152,7 @@ for (const streaming of [false, true]) {
       const dl = new TaskDownloader(options({ scheduler: sched, transport: t, store: await emptyStore(), pieceTimeoutBaseMs: 300, pieceTimeoutMinBps: 1e12, picker: { endgameMaxRequests: 1 } }));
       const res = await dl.run();
       assert.equal(res.outcome, 'done');
-      assert.deepEqual(sched.badPeers().map((b) => `${b.peerId}:${b.reason}`), ['hang:unreachable']);
+      assert.deepEqual(sched.badPeers().map((b) => `${b.peerId}:${b.reason}`), ['hang:slow']);
     });
 
     it('passes the back-to-source signal through', async () => {
@@ -277,6 +277,64 @@ class MemoryTarget implements DownloadTarget {
 }
 
 describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real timers)', () => {
+  it('releases a parent that has nothing for it (releasedParents, not badPeers) and asks for a replacement early', async () => {
+    const clock = new VirtualClock();
+    const pieceSize = 1024;
+    const blob = randomBytes(64 * pieceSize);
+    const pieceDigests: Digest[] = [];
+    for (let o = 0; o < blob.length; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
+    const manifest: PieceManifest = { digest: digestOf(blob), size: blob.length, pieceSize, pieceDigests };
+    const n = pieceDigests.length;
+    const views: Record<string, string> = { seed: Bitfield.full(n).toBase64(), empty: new Bitfield(n).toBase64() };
+    const transport: PeerTransport = {
+      async bitfield(p, _d, since, waitMs, signal) {
+        if (since !== undefined && waitMs) await clock.sleep(waitMs, signal);
+        const bf = views[p.id]!;
+        return { bitfield: bf, count: Bitfield.fromBase64(bf, n).count, total: n };
+      },
+      async piece(p, _d, i, signal) {
+        // 400 ms a piece, 5 at a time: about 5 s, past the early swap announce at 2 s.
+        await clock.sleep(400, signal);
+        if (p.id !== 'seed') throw new PeerTransportError('not-found', 'no such piece');
+        return blob.subarray(i * pieceSize, (i + 1) * pieceSize);
+      },
+    };
+    const target = new MemoryTarget(manifest);
+    const seen: AnnounceRequest[] = [];
+    const at: number[] = [];
+    const dl = new TaskDownloader({
+      self: peer('me'),
+      digest: manifest.digest,
+      clock,
+      rng: () => 0.5,
+      idleParentMs: 500,
+      store: { openTask: async () => target },
+      transport,
+      scheduler: {
+        announce: async (req) => {
+          seen.push(JSON.parse(JSON.stringify(req)) as AnnounceRequest);
+          at.push(clock.now());
+          const parents = seen.length === 1 ? [peer('empty'), peer('seed', 'seed')] : [];
+          return { parents, pieces: manifest, announceIntervalMs: 4000, backToSource: false };
+        },
+      },
+    });
+    const released: string[] = [];
+    dl.on('parent', (e) => e.change === 'released' && released.push(e.parentId));
+    const res = await clock.drive(dl.run());
+    assert.equal(res.outcome, 'done');
+    assert.deepEqual(released, ['empty']);
+    const swap = seen.find((r) => r.releasedParents?.length);
+    assert.ok(swap, 'an announce carried the release');
+    assert.deepEqual(swap!.releasedParents, ['empty']);
+    assert.equal(swap!.badPeers, undefined, 'no fault reported');
+    assert.ok(swap!.wantParents > 0, 'it asks for a replacement');
+    // The interval is 4 s: the swap went out early (half an interval, at least earlyAnnounceGapMs).
+    const i = seen.indexOf(swap!);
+    assert.ok(i === 1 && at[i]! <= 2000, `swap announce #${i} at ${at[i]} ms`);
+    assert.equal(res.stats.bytesByParent.seed, blob.length, 'the seed, always busy serving, was never released');
+  });
+
   it('finishes fast despite a very slow parent: endgame duplicates its last requests on the fast one', async () => {
     const clock = new VirtualClock();
     const size = 64 * 1024;

@@ -132,6 +132,29 @@ describe('PieceStore', () => {
     await store.close();
   });
 
+  it('pieces that land in order are hashed into the whole-blob digest from memory (both write paths); finalize accepts the blob', async () => {
+    const dir = join(root, 'inorder');
+    const store = await PieceStore.open(dir, { durable: false });
+    const blob = randomBytes(PS * 4 + 9);
+    const m = manifestOf(blob);
+    const task = await store.openTask(m);
+    // In order, by both write paths (buffer and stream).
+    assert.equal(await task.writePiece(0, piece(blob, 0)), true);
+    assert.equal(await task.writePieceStream(1, Readable.from([piece(blob, 1).subarray(0, 1000), piece(blob, 1).subarray(1000)])), true);
+    assert.equal(await task.writePiece(2, piece(blob, 2)), true);
+    // Garble pieces 0-2 on disk after they were verified: a read-back hash would now fail.
+    const { open } = await import('node:fs/promises');
+    const fh = await open(join(dir, 'tasks', `sha256-${m.digest.slice(7)}`, 'data'), 'r+');
+    await fh.write(Buffer.alloc(PS * 3, 0), 0, PS * 3, 0);
+    await fh.close();
+    for (const i of [3, 4]) assert.equal(await task.writePiece(i, piece(blob, i)), true);
+    // The hash was computed from the verified bytes as they were written (the disk fault is the
+    // clients' digest check's and the peers' piece checks' to find, as for any later fault).
+    await task.finalize();
+    assert.equal(store.hasComplete(m.digest), true);
+    await store.close();
+  });
+
   it('streams the blob in order while pieces arrive out of order; waiters wake', async () => {
     const dir = join(root, 'e');
     const store = await PieceStore.open(dir, { durable: false });

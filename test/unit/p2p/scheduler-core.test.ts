@@ -78,9 +78,76 @@ test('load spreading: no parent ever has more children than its cap, and everyon
 });
 
 test('uploadBps lowers the child cap', () => {
-  const { core } = setup({ bytesPerSecPerChild: 100 });
+  const { core } = setup({ bytesPerSecPerChild: 100, minChildren: 1 });
   core.announce(ann(agent('slow', {}, { uploadBps: 250 }), { state: 'done' }), 1);
   assert.equal(core.inspect(D1).find((m) => m.id === 'slow')!.cap, 2);
+});
+
+test('a slow-NIC parent still gets minChildren children (the cap never falls to 1)', () => {
+  const { core } = setup({ maxChildren: 20 });
+  // 20 Mbit/s: uploadBps / 16 MiB/s is 0; the floor (4 by default) applies.
+  core.announce(ann(agent('slow', {}, { uploadBps: 2.5e6 }), { state: 'done' }), 1);
+  core.announce(ann(agent('fast', {}, { uploadBps: 1.25e9 }), { state: 'done' }), 1);
+  core.announce(ann(agent('unknown'), { state: 'done' }), 1);
+  const cap = (id: string) => core.inspect(D1).find((m) => m.id === id)!.cap;
+  assert.equal(cap('slow'), 4);
+  assert.equal(cap('fast'), 20, '1 Gbit/s / 16 MiB/s = 74, clamped to maxChildren');
+  assert.equal(cap('unknown'), 20);
+  for (let i = 0; i < 10; i++) core.announce(ann(agent(`c${i}`), { want: 3 }), 2);
+  assert.equal(core.inspect(D1).find((m) => m.id === 'slow')!.children, 4, 'its four slots are used');
+});
+
+test('a "slow" report excludes the parent for the reporter only and never cools it down for everyone', () => {
+  const { core } = setup({ reportThreshold: 2 });
+  core.announce(ann(agent('busy'), { state: 'done' }), 1);
+  for (let i = 0; i < 5; i++) {
+    const r = core.announce(ann(agent(`r${i}`), { want: 2 }), 2);
+    assert.ok(ids(r.parents).includes('busy'));
+    const again = core.announce(ann(agent(`r${i}`), { want: 1, bad: [{ peerId: 'busy', reason: 'slow' }] }), 3);
+    assert.ok(!ids(again.parents).includes('busy'), 'not handed back to its reporter');
+  }
+  assert.equal(core.stats().cooldowns, 0);
+  assert.ok(ids(core.announce(ann(agent('newcomer'), { want: 2 }), 4).parents).includes('busy'), 'still a parent for others');
+  // Two "unreachable" reports do cool it down (the rule for dead parents is unchanged).
+  core.announce(ann(agent('x1'), { want: 0, bad: [{ peerId: 'busy', reason: 'unreachable' }] }), 5);
+  core.announce(ann(agent('x2'), { want: 0, bad: [{ peerId: 'busy', reason: 'unreachable' }] }), 5);
+  assert.equal(core.stats().cooldowns, 1);
+});
+
+test('released parents free their slot, are not handed back to that child for a while, and count against nobody', () => {
+  const { core } = setup({ maxChildren: 1, releaseExcludeMs: 1000 });
+  core.announce(ann(agent('p1'), { state: 'done' }), 1);
+  core.announce(ann(agent('p2'), { state: 'done' }), 1);
+  const first = ids(core.announce(ann(agent('kid'), { want: 1 }), 2).parents);
+  assert.equal(first.length, 1);
+  const [held] = first;
+  const other = held === 'p1' ? 'p2' : 'p1';
+  const swap = core.announce({ ...ann(agent('kid'), { want: 1 }), releasedParents: [held!] }, 3);
+  assert.deepEqual(ids(swap.parents), [other], 'replaced in the same announce by someone else');
+  assert.equal(core.inspect(D1).find((m) => m.id === held)!.children, 0, 'its slot is free');
+  assert.ok(ids(core.announce(ann(agent('kid2'), { want: 1 }), 4).parents).includes(held!), 'another child gets it at once');
+  const st = core.stats();
+  assert.equal(st.badPeerReports, 0);
+  assert.equal(st.cooldowns, 0);
+  // After releaseExcludeMs the releasing child may get it back.
+  core.announce({ ...ann(agent('kid2'), { want: 0 }), releasedParents: [held!] }, 5);
+  core.announce({ ...ann(agent('kid'), { want: 0 }), releasedParents: [other] }, 6);
+  const mid = ids(core.announce(ann(agent('kid'), { want: 3 }), 500).parents);
+  assert.ok(!mid.includes(held!) && !mid.includes(other), `both still excluded at 500 ms (got ${mid.join(',')})`);
+  assert.ok(ids(core.announce(ann(agent('kid'), { want: 3 }), 1100).parents).includes(held!), 'eligible again after 1 s');
+});
+
+test('progress: a parent ahead of the child beats a nearer one with nothing yet', () => {
+  for (let trial = 0; trial < 10; trial++) {
+    const { core } = setup({ random: seededRandom(300 + trial), seedMaxChildren: 1 });
+    const me = { dc: 'd1', zone: 'z1', rack: 'r1' };
+    core.announce(ann(agent('filler', me), { want: 1 }), 1); // takes the seed's only slot
+    core.announce(ann(agent('near-empty', me), { completed: 0, want: 0 }), 1);
+    core.announce(ann(agent('up-stream', me), { completed: 0, want: 1 }), 1); // has a parent, no piece
+    core.announce(ann(agent('far-ahead', { dc: 'd1', zone: 'z2', rack: 'r9' }), { completed: 8 }), 1);
+    const r = core.announce(ann(agent(`me${trial}`, me), { want: 1 }), 2);
+    assert.deepEqual(ids(r.parents), ['far-ahead'], 'same dc, 80 % ahead, beats same-rack peers with no piece');
+  }
 });
 
 test('a peer reported for a corrupt piece is blocklisted for everyone in the task', () => {
@@ -224,7 +291,8 @@ test('done peers are preferred over downloading ones; agents over the seed once 
   const { core } = setup();
   assert.deepEqual(ids(core.announce(ann(agent('first')), 1).parents), ['s1'], 'the seed serves the first peer');
   const second = ids(core.announce(ann(agent('second'), { want: 2 }), 2).parents);
-  assert.deepEqual(second, ['first', 's1'], 'then agents come first and the seed fills up');
+  // 'first' holds nothing yet: the seed, which holds everything, ranks before it.
+  assert.deepEqual(second, ['s1', 'first'], 'an agent with no piece yet ranks after the seed but is still handed out');
 });
 
 test('expiry drops silent peers, their assignments and idle tasks', () => {

@@ -34,3 +34,25 @@ test('results, chart, JSON line and report from a tiny run; the report also work
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the calibration section puts measured and simulated p50/max side by side, per variant, with the difference', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-cal-'));
+  try {
+    const s = parseScenario('name: calibration-20\nnodes: 6\nimage: {layers: [8MiB]}\nnic: 100Mbit\nvariants: [{name: p2p, mode: p2p, engine: downloader}, direct]\n');
+    const r = collect(s, [await runVariant(s, s.variants[0]!), await runVariant(s, s.variants[1]!)], 1);
+    writeResults(join(dir, 'results'), r);
+    const sim = r.results[0]!;
+    // Measured 10 % slower than simulated at p50 and 50 % slower at max; direct equal.
+    const measured = { max_s: sim.max_s * 1.5, p50_s: sim.p50_s * 1.1, p99_s: sim.max_s, peers: 6, blob_mib: 8, cap_mbit: 100, registry_mbit: 10_000, direct_max_s: r.results[1]!.max_s, direct_p50_s: r.results[1]!.p50_s };
+    writeFileSync(join(dir, 'measured.json'), JSON.stringify(measured));
+    const md = readFileSync(writeReport(join(dir, 'results'), join(dir, 'REPORT.md'), join(dir, 'measured.json')).file, 'utf8');
+    const p2pRow = md.split('\n').find((l) => l.startsWith('| p2p (real TaskDownloader engine) |'));
+    assert.ok(p2pRow, md);
+    assert.match(p2pRow!, /\| -9\.1 % \|/, 'p50: simulated is 1/1.1 of measured');
+    assert.match(p2pRow!, /\| -33\.3 % ✗ \|$/, 'max: outside 15 %, flagged');
+    assert.match(md, /\| direct from the registry \|.*\| \+0\.0 % \|$/m);
+    assert.match(md, /Verdict on p2p p50 and max: \*\*outside 15 %\*\*/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,127 @@
+// When a downloader lets a parent go and when it asks the scheduler for more: pure rules, shared
+// by TaskDownloader and the fleet simulator's thin engine so both follow the same policy.
+//
+// Why idle parents are released: the scheduler hands out parents when a child starts, when
+// nobody has much yet; a parent whose pieces the child already holds (or gets elsewhere) keeps a
+// child slot of that parent busy and gives the child nothing. Kraken closes connections idle for
+// 30 s and re-announces every 3 s; here a parent unused for idleParentMs that offers nothing we
+// lack is released (no fault: `releasedParents`, not `badPeers`) and replaced on a near announce.
+import type { PieceSet } from './picker.js';
+
+export interface ParentUsage {
+  /** Last time a request to it started or a piece from it landed (or when it was added). */
+  usedAt: number;
+  /** Requests to it in flight now. */
+  active: number;
+  /** Its pieces as we last saw them; null before its first bitfield. */
+  pieces: PieceSet | null;
+}
+
+export interface IdleCheck {
+  now: number;
+  /** 0 disables releasing. */
+  idleMs: number;
+  have: PieceSet;
+  numPieces: number;
+  /** Pieces requested from someone now (they are covered, whoever has them). */
+  inFlight: { has(piece: number): boolean };
+  /** Never release below this many parents. */
+  keep: number;
+}
+
+/** Whether `pieces` holds a piece we lack that nobody is fetching for us. O(numPieces). */
+export function offersSomething(pieces: PieceSet, have: PieceSet, numPieces: number, inFlight: { has(piece: number): boolean }): boolean {
+  for (let i = 0; i < numPieces; i++) if (pieces.has(i) && !have.has(i) && !inFlight.has(i)) return true;
+  return false;
+}
+
+/**
+ * The parents to release now: unused for idleMs, nothing in flight, and nothing to offer. A
+ * parent unused that long which does offer something (we were busy elsewhere) is marked used
+ * now, so the O(pieces) test runs at most once per idleMs per parent. The most recently used
+ * parents are kept, `keep` of them at least.
+ */
+export function idleParents<T extends ParentUsage>(parents: Iterable<T>, c: IdleCheck): T[] {
+  if (c.idleMs <= 0) return [];
+  const all = [...parents];
+  const idle: T[] = [];
+  for (const p of all) {
+    if (p.active > 0 || c.now - p.usedAt < c.idleMs) continue;
+    if (p.pieces && offersSomething(p.pieces, c.have, c.numPieces, c.inFlight)) p.usedAt = c.now;
+    else idle.push(p);
+  }
+  const spare = Math.max(0, all.length - c.keep);
+  if (idle.length <= spare) return idle;
+  // Keep the most recently used of the idle ones, and look at them again only idleMs from now.
+  idle.sort((a, b) => a.usedAt - b.usedAt);
+  for (const p of idle.slice(spare)) p.usedAt = c.now;
+  return idle.slice(0, spare);
+}
+
+/**
+ * How long a parent may go unused before it counts as idle: idleParentMs, or three piece-times
+ * when pieces take longer (a 4 MiB piece over a 6 Mbit/s link takes 6 s; a parent that has
+ * nothing new after 2 s is then just between pieces, and swapping it only churns). `pieceMs` is
+ * the recent time a piece took from request to landing, or the age of the oldest request in
+ * flight before any landed (a lower bound); 0 when unknown.
+ */
+export function idleLimitMs(idleParentMs: number, pieceMs: number): number {
+  if (idleParentMs <= 0) return 0;
+  return Math.max(idleParentMs, 3 * pieceMs);
+}
+
+/**
+ * How long to leave a parent alone after "busy" (all its upload slots taken): busyBackoffMs, or a
+ * tenth of a piece-time when pieces are slow (its slots free up about a piece-time apart), doubled
+ * for each "busy" in a row from that parent (`streak`, 1 for the first), up to 4 x that: a
+ * parent whose slots stay full is asked less and less often instead of a few times a second by
+ * every child (503 storms cost its server CPU). A piece from it resets the streak.
+ */
+export function busyPauseMs(busyBackoffMs: number, pieceMs: number, streak = 1): number {
+  const base = Math.max(busyBackoffMs, pieceMs / 10);
+  return Math.min(base * 2 ** Math.max(0, Math.min(streak - 1, 10)), 4 * base);
+}
+
+/** Exponentially weighted mean of piece times (weight 1/4 for the newest); the first sample is taken as is. */
+export function nextPieceMs(prev: number, sample: number): number {
+  return prev > 0 ? prev + (sample - prev) / 4 : sample;
+}
+
+/** When the next idle check is due (Infinity if never). */
+export function nextIdleCheckAt(parents: Iterable<ParentUsage>, idleMs: number): number {
+  if (idleMs <= 0) return Infinity;
+  let t = Infinity;
+  for (const p of parents) if (p.active === 0 && p.usedAt + idleMs < t) t = p.usedAt + idleMs;
+  return t;
+}
+
+export interface AnnounceState {
+  announcedOnce: boolean;
+  lastAnnounceAt: number;
+  intervalMs: number;
+  /** Parents lost (dropped for a fault) and released (idle) since the last announce. */
+  lost: number;
+  released: number;
+  active: number;
+  minParents: number;
+  wantParents: number;
+  earlyGapMs: number;
+}
+
+/**
+ * When an early announce (asking for replacements) may go out, or null if none is needed:
+ * - after losing parents to faults, once below minParents, earlyGapMs after the last announce;
+ * - after releasing idle parents, once below wantParents, half an interval after the last one
+ *   (never sooner than earlyGapMs): swaps then cost at most twice the announces the scheduler
+ *   asked for, and the scheduler still sheds load by raising the interval.
+ */
+export function earlyAnnounceAt(s: AnnounceState): number | null {
+  if (!s.announcedOnce) return null;
+  let t: number | null = null;
+  if (s.lost > 0 && s.active < s.minParents) t = s.lastAnnounceAt + Math.min(s.intervalMs, s.earlyGapMs);
+  if (s.released > 0 && s.active < s.wantParents) {
+    const at = s.lastAnnounceAt + Math.min(s.intervalMs, Math.max(s.earlyGapMs, s.intervalMs / 2));
+    t = t === null ? at : Math.min(t, at);
+  }
+  return t;
+}

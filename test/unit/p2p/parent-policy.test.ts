@@ -1,0 +1,69 @@
+// The pure rules for letting parents go and asking for more (shared by TaskDownloader and the
+// simulator's thin engine).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
+import { earlyAnnounceAt, idleParents, nextIdleCheckAt, offersSomething, type AnnounceState, type ParentUsage } from '../../../src/p2p/peer/parent-policy.js';
+
+const bits = (n: number, held: number[]) => {
+  const b = new Bitfield(n);
+  for (const i of held) b.set(i);
+  return b;
+};
+const none = new Set<number>();
+
+test('offersSomething: only pieces we lack that nobody is fetching count', () => {
+  const have = bits(8, [0, 1]);
+  assert.equal(offersSomething(bits(8, [0, 1]), have, 8, none), false, 'a subset of ours');
+  assert.equal(offersSomething(bits(8, [0, 5]), have, 8, none), true);
+  assert.equal(offersSomething(bits(8, [0, 5]), have, 8, new Set([5])), false, 'piece 5 is in flight elsewhere');
+});
+
+test('idleParents: releases parents unused for idleMs with nothing to offer, keeps busy, useful and recent ones', () => {
+  const have = bits(8, [0, 1, 2]);
+  const mk = (id: string, usedAt: number, active: number, held: number[] | null): ParentUsage & { id: string } => ({ id, usedAt, active, pieces: held && bits(8, held) });
+  const stale = mk('stale', 0, 0, [0, 1]);
+  const busy = mk('busy', 0, 2, [0]);
+  const useful = mk('useful', 0, 0, [7]);
+  const recent = mk('recent', 900, 0, [0]);
+  const silent = mk('silent', 0, 0, null);
+  const out = idleParents([stale, busy, useful, recent, silent], { now: 1000, idleMs: 500, have, numPieces: 8, inFlight: none, keep: 1 });
+  assert.deepEqual(out.map((p) => p.id).sort(), ['silent', 'stale']);
+  assert.equal(useful.usedAt, 1000, 'an unused parent that still offers something is marked used (checked again in idleMs)');
+  assert.deepEqual(idleParents([stale], { now: 1000, idleMs: 0, have, numPieces: 8, inFlight: none, keep: 0 }), [], 'idleMs 0 disables it');
+});
+
+test('idleParents: never goes below `keep`; the kept idle parent is looked at again idleMs later', () => {
+  const have = bits(4, [0]);
+  const a = { id: 'a', usedAt: 0, active: 0, pieces: bits(4, [0]) };
+  const b = { id: 'b', usedAt: 100, active: 0, pieces: bits(4, []) };
+  const out = idleParents([a, b], { now: 1000, idleMs: 500, have, numPieces: 4, inFlight: none, keep: 1 });
+  assert.deepEqual(out.map((p) => p.id), ['a'], 'the least recently used goes');
+  assert.equal(b.usedAt, 1000);
+  assert.equal(nextIdleCheckAt([b], 500), 1500, 'no busy loop on a kept idle parent');
+  assert.equal(nextIdleCheckAt([{ usedAt: 0, active: 1, pieces: null }], 500), Infinity, 'requests in flight: nothing to check');
+});
+
+test('earlyAnnounceAt: lost parents below minParents, released ones below wantParents, never before the first announce', () => {
+  const base: AnnounceState = { announcedOnce: true, lastAnnounceAt: 10_000, intervalMs: 8000, lost: 0, released: 0, active: 5, minParents: 2, wantParents: 10, earlyGapMs: 1000 };
+  assert.equal(earlyAnnounceAt(base), null);
+  assert.equal(earlyAnnounceAt({ ...base, lost: 1, active: 1 }), 11_000, 'fault losses: earlyGapMs');
+  assert.equal(earlyAnnounceAt({ ...base, lost: 1, active: 3 }), null, 'still at or above minParents');
+  assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8 }), 14_000, 'swaps: half an interval (the scheduler sheds load by raising it)');
+  assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8, intervalMs: 1000 }), 11_000, 'never sooner than earlyGapMs');
+  assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 10 }), null, 'nothing to replace');
+  assert.equal(earlyAnnounceAt({ ...base, announcedOnce: false, lost: 3, active: 0 }), null);
+});
+
+test('slow pieces stretch the idle limit and the busy pause (no churn, no 503 storm on a 6 Mbit/s link)', async () => {
+  const { idleLimitMs, busyPauseMs, nextPieceMs } = await import('../../../src/p2p/peer/parent-policy.js');
+  assert.equal(idleLimitMs(2000, 0), 2000, 'unknown piece time: the configured limit');
+  assert.equal(idleLimitMs(2000, 300), 2000, 'fast pieces (1 Gbit/s): the configured limit');
+  assert.equal(idleLimitMs(2000, 11_000), 33_000, 'a 4 MiB piece at 3 Mbit/s: three piece-times');
+  assert.equal(idleLimitMs(0, 11_000), 0, 'disabled stays disabled');
+  assert.equal(busyPauseMs(100, 300), 100);
+  assert.equal(busyPauseMs(100, 11_000), 1100);
+  assert.deepEqual([1, 2, 3, 4, 9].map((n) => busyPauseMs(100, 300, n)), [100, 200, 400, 400, 400], '"busy" in a row: doubled, at most 4 x');
+  assert.equal(nextPieceMs(0, 800), 800, 'first sample as is');
+  assert.equal(nextPieceMs(800, 400), 700, 'then a quarter of the way to each new sample');
+});
