@@ -150,14 +150,25 @@ function score(ctx: SwarmContext, c: Member, child: Member): number {
   );
 }
 
-/** Draws up to sampleSize candidates, narrowest locality first; O(sampleSize). */
-function sample(ctx: SwarmContext, m: Member, seen: Set<Member>, out: Member[]): void {
+/**
+ * Candidates examined for `want` new parents: sampleSize for a full set, fewer for the one or two
+ * replacements a child asks for after releasing idle parents (most announces in a long rollout),
+ * so the scheduler's cost per announce follows what it hands out.
+ */
+export function sampleSizeFor(want: number, sampleSize: number): number {
+  return Math.min(sampleSize, Math.max(MIN_SAMPLE, want * SAMPLE_PER_WANTED));
+}
+const MIN_SAMPLE = 16;
+const SAMPLE_PER_WANTED = 4;
+
+/** Draws up to `size` candidates, narrowest locality first; O(size). */
+function sample(ctx: SwarmContext, m: Member, size: number, seen: Set<Member>, out: Member[]): void {
   const t = m.task;
   const { dc, zone, rack } = m.peer.keys;
   const tiers = [t.byRack.get(rack), t.byZone.get(zone), t.byDc.get(dc), t.all];
   let carry = 0;
   for (let i = 0; i < tiers.length; i++) {
-    const quota = Math.round(ctx.opts.sampleSize * TIER_SHARE[i]!) + carry;
+    const quota = Math.round(size * TIER_SHARE[i]!) + carry;
     const before = out.length;
     tiers[i]?.sample(quota, ctx.opts.random, seen, out);
     carry = quota - (out.length - before);
@@ -183,7 +194,8 @@ export function assignParents(ctx: SwarmContext, m: Member, want: number, now: n
     const seen = new Set<Member>(kept);
     seen.add(m);
     const cands: Member[] = [];
-    sample(ctx, m, seen, cands);
+    const size = sampleSizeFor(want, ctx.opts.sampleSize);
+    sample(ctx, m, size, seen, cands);
     const holders = ctx.holders.get(m.task.digest);
     if (holders) {
       for (const s of holders) {
@@ -206,7 +218,7 @@ export function assignParents(ctx: SwarmContext, m: Member, want: number, now: n
     // draw half a sample more from the whole swarm (still O(sampleSize)).
     if (scored.length < want && m.task.all.size > cands.length) {
       const from = cands.length;
-      m.task.all.sample(Math.ceil(ctx.opts.sampleSize / 2), ctx.opts.random, seen, cands);
+      m.task.all.sample(Math.ceil(size / 2), ctx.opts.random, seen, cands);
       consider(from);
     }
     scored.sort((a, b) => b.s - a.s);

@@ -471,3 +471,12 @@ test('done agents that only heartbeat (every 5 s) stay parents; their caches do 
   core.expire(30_000 + 16_000);
   assert.equal(core.taskStatus(D1)!.done, 0, 'silent for longer than minPeerTtlMs: gone');
 });
+
+test('replacement requests examine a sample sized to what they ask for; a full request examines sampleSize', async () => {
+  const { sampleSizeFor } = await import('../../../src/p2p/scheduler/swarm.js');
+  assert.equal(sampleSizeFor(10, 40), 40);
+  assert.equal(sampleSizeFor(20, 40), 40);
+  assert.equal(sampleSizeFor(6, 40), 24);
+  assert.equal(sampleSizeFor(1, 40), 16);
+  assert.equal(sampleSizeFor(1, 5), 5);
+});
