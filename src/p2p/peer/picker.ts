@@ -65,6 +65,7 @@ export class PiecePicker {
   private readonly endgameMaxRequests: number;
   private readonly sequentialWindow: number;
   private readonly rng: () => number;
+  private availability = new Uint32Array(0);
 
   constructor(opts: PickerOptions = {}) {
     this.perParentLimit = Math.max(1, opts.perParentLimit ?? 3);
@@ -96,7 +97,10 @@ export class PiecePicker {
     if (open.length === 0) return [];
 
     // Availability of each missing, not-yet-requested piece over the parents we know.
-    const availability = new Uint32Array(numPieces);
+    // Scratch reused across turns (allocating it was the costliest line of a turn); only the
+    // entries of `fresh` are written and only those are read.
+    if (this.availability.length < numPieces) this.availability = new Uint32Array(numPieces);
+    const availability = this.availability;
     let missing = 0;
     let maxAvail = 0;
     const fresh: number[] = [];
