@@ -10,7 +10,7 @@ import type { Progress } from './progress.js';
 import type { Engine, Scenario, Variant } from './scenario.js';
 import type { SchedulerLoad, SimScheduler } from './sched.js';
 import { World, type SimHost } from './world.js';
-import { downloaderDefaults, knobsSource, type DownloaderKnobs } from './engines/knobs.js';
+import { downloaderDefaults, type DownloaderKnobs } from './engines/knobs.js';
 
 /** Above this many (agent x piece) downloads, `auto` uses the thin engine. */
 export const AUTO_DOWNLOADER_MAX_PIECES = 60_000;
@@ -57,7 +57,6 @@ export interface VariantResult {
   window_ms: number;
   /** The TaskDownloader options in force (the real code's defaults plus overrides) and where the defaults came from. */
   downloader_options: DownloaderKnobs;
-  downloader_defaults_from: string;
   /** Scheduler options set by the scenario/variant (the rest are SchedulerCore's defaults). */
   scheduler_options: Record<string, number>;
   /** Upload slots of an agent's peer server (maxConcurrentUploads). */
@@ -241,7 +240,6 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       agents_never_uploaded: survivors.filter((h) => h.uploaded === 0).length / Math.max(1, survivors.length),
       window_ms: world.net.windowMs,
       downloader_options: downloaderDefaults(world.downloaderOptions),
-      downloader_defaults_from: knobsSource,
       scheduler_options: { ...s.scheduler, ...v.scheduler },
       upload_slots: world.agents[0]?.slots ?? 0,
       start_spread_ms: spread,

@@ -109,6 +109,39 @@ export interface TaskDownloaderOptions {
   picker?: Omit<PickerOptions, 'rng' | 'perParentLimit'>;
 }
 
+/** The numeric tuning of a download, every default applied and every bound enforced. */
+export type DownloaderTuning = Required<
+  Pick<
+    TaskDownloaderOptions,
+    | 'wantParents' | 'minParents' | 'maxParents' | 'maxInFlight' | 'maxInFlightBytes' | 'perParentLimit' | 'seedParentLimit'
+    | 'bitfieldWaitMs' | 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'stallTimeoutMs' | 'manifestTimeoutMs'
+    | 'earlyAnnounceGapMs' | 'banMs' | 'busyBackoffMs' | 'idleParentMs'
+  >
+>;
+
+/** Resolves the tuning exactly as a TaskDownloader does; the fleet simulator uses it to follow the real defaults. */
+export function resolveDownloaderTuning(opts: Partial<DownloaderTuning>): DownloaderTuning {
+  const want = Math.max(1, opts.wantParents ?? 10);
+  return {
+    wantParents: want,
+    minParents: Math.max(1, Math.min(want, opts.minParents ?? 2)),
+    maxParents: Math.max(want, opts.maxParents ?? want + 2),
+    maxInFlight: Math.max(1, opts.maxInFlight ?? 6),
+    maxInFlightBytes: Math.max(1, opts.maxInFlightBytes ?? 48 * MiB),
+    perParentLimit: Math.max(1, opts.perParentLimit ?? 3),
+    seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
+    bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
+    pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
+    pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? 128 * 1024),
+    stallTimeoutMs: opts.stallTimeoutMs ?? 120_000,
+    manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
+    earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
+    banMs: opts.banMs ?? 30_000,
+    busyBackoffMs: opts.busyBackoffMs ?? 100,
+    idleParentMs: Math.max(0, opts.idleParentMs ?? 2000),
+  };
+}
+
 export interface DownloadStats {
   bytesFromPeers: number;
   bytesFromSeed: number;
@@ -228,30 +261,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   constructor(private readonly opts: TaskDownloaderOptions) {
     super();
     this.digest = opts.digest;
-    const want = Math.max(1, opts.wantParents ?? 10);
-    this.o = {
-      self: opts.self,
-      digest: opts.digest,
-      scheduler: opts.scheduler,
-      transport: opts.transport,
-      store: opts.store,
-      wantParents: want,
-      minParents: Math.max(1, Math.min(want, opts.minParents ?? 2)),
-      maxParents: Math.max(want, opts.maxParents ?? want + 2),
-      maxInFlight: Math.max(1, opts.maxInFlight ?? 6),
-      maxInFlightBytes: Math.max(1, opts.maxInFlightBytes ?? 48 * MiB),
-      perParentLimit: Math.max(1, opts.perParentLimit ?? 3),
-      seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
-      bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
-      pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
-      pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? 128 * 1024),
-      stallTimeoutMs: opts.stallTimeoutMs ?? 120_000,
-      manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
-      earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
-      banMs: opts.banMs ?? 30_000,
-      busyBackoffMs: opts.busyBackoffMs ?? 100,
-      idleParentMs: Math.max(0, opts.idleParentMs ?? 2000),
-    };
+    this.o = { self: opts.self, digest: opts.digest, scheduler: opts.scheduler, transport: opts.transport, store: opts.store, ...resolveDownloaderTuning(opts) };
     this.clock = opts.clock ?? systemClock;
     this.picker = new PiecePicker({ ...opts.picker, perParentLimit: this.o.perParentLimit, rng: opts.rng ?? Math.random });
     this.external = opts.signal;
