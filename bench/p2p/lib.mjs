@@ -13,8 +13,9 @@
 //   lib.mjs logsummary FILE...          count warn/error log lines (pino level >= 40) by message
 //   lib.mjs series SAMPLER_JSON         per-second wire rates and CPU idle of a phase, for the progress log
 //   lib.mjs report WORK                  print the result table and, as the last line, one JSON object
-import { readFileSync, readdirSync, existsSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stale } from '../common.mjs';
 
 const [cmd, ...args] = process.argv.slice(2);
 const CLK_TCK = 100; // getconf CLK_TCK on Linux x86_64
@@ -222,31 +223,6 @@ function promFile(file, name, label) {
 }
 
 // ---------------------------------------------------------------------------------------------- stale
-function walk(dir, ext, out = []) {
-  if (!existsSync(dir)) return out;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) walk(p, ext, out);
-    else if (e.name.endsWith(ext)) out.push(p);
-  }
-  return out;
-}
-
-function stale(root) {
-  const src = join(root, 'src');
-  const dist = join(root, 'dist');
-  if (!existsSync(join(dist, 'cli', 'main.js'))) return true;
-  const cfg = statSync(join(root, 'tsconfig.json')).mtimeMs;
-  for (const f of walk(src, '.ts')) {
-    if (f.endsWith('.d.ts')) continue;
-    const twin = join(dist, relative(src, f)).replace(/\.ts$/, '.js');
-    if (!existsSync(twin)) return true;
-    const t = statSync(twin).mtimeMs;
-    if (statSync(f).mtimeMs > t || cfg > t) return true;
-  }
-  return false;
-}
-
 // ---------------------------------------------------------------------------------------------- report
 function round(x, d = 2) {
   if (x === null || x === undefined || !Number.isFinite(x)) return null;
