@@ -192,8 +192,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     const local = await node.store.openComplete(digest, size > 0 ? { start, end } : undefined);
     if (local) {
       writeHead();
+      // Counted as bytes leave the store, not after the response ends: a client that has read the
+      // last byte and then reads /metrics must already see them.
+      local.stream.on('data', (c: Buffer) => node.bytes.inc({ source: 'cache' }, c.length));
       await pipeline(local.stream, res);
-      node.bytes.inc({ source: 'cache' }, end - start + 1);
       observe('cache');
       return;
     }
