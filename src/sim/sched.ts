@@ -8,12 +8,13 @@
 // the same number of parents and the same interval). After a warm-up pass, two passes read the
 // process's CPU time (getrusage: time other processes take on a shared machine does not count)
 // at every virtual-second boundary; per second the cheaper pass counts. That is the load a
-// scheduler process alone on one core would carry. The HTTP layer's JSON + zod validation is
-// sampled on every 32nd message with the server's own schemas and reported beside the core's.
+// scheduler process alone on one core would carry. The HTTP layer's JSON parsing, validation and
+// reply serialisation are sampled on every 32nd message with the server's own codec
+// (../p2p/scheduler/codec.ts) and reported beside the core's.
 import type { AnnounceRequest, AnnounceResponse, HeartbeatRequest, PeerInfo, PieceManifest, SeedFetchRequest } from '../p2p/protocol.js';
 import { SchedulerCore, type SchedulerCoreOptions } from '../p2p/scheduler/core.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
-import { announceSchema, heartbeatSchema } from '../p2p/scheduler/schemas.js';
+import { announceParser, announceReplyJson, heartbeatParser } from '../p2p/scheduler/codec.js';
 import type { VirtualTime } from './engine/time.js';
 
 export interface SchedulerLoad {
@@ -197,15 +198,9 @@ export class SimScheduler {
   }
 }
 
-/** What the HTTP server does around a call: parse + validate the body, serialise the answer. */
+/** What the HTTP server does around a call: parse + validate the body, serialise the answer (the server's own codec). */
 function codec(c: Call, res: AnnounceResponse | undefined): void {
-  if (c.k === Kind.Announce) {
-    const parsed = announceSchema.safeParse(JSON.parse(JSON.stringify(c.req)));
-    if (!parsed.success) throw new Error(`a simulated announce fails the server's schema: ${parsed.error.message}`);
-    // The server caches each manifest's JSON; parents and the envelope are serialised per reply.
-    if (res) void `{"parents":${JSON.stringify(res.parents)},"announceIntervalMs":${res.announceIntervalMs},"backToSource":${res.backToSource}}`.length;
-  } else {
-    const parsed = heartbeatSchema.safeParse(JSON.parse(JSON.stringify(c.req)));
-    if (!parsed.success) throw new Error(`a simulated heartbeat fails the server's schema: ${parsed.error.message}`);
-  }
+  const parsed = (c.k === Kind.Announce ? announceParser : heartbeatParser).parse(JSON.parse(JSON.stringify(c.req)));
+  if (!parsed.ok) throw new Error(`a simulated ${c.k === Kind.Announce ? 'announce' : 'heartbeat'} fails the server's parser: ${parsed.message}`);
+  if (res) void announceReplyJson(res).length;
 }

@@ -275,7 +275,8 @@ export class SchedulerCore {
         this.seedPeers.set(clean.id, peer);
       }
       this.peers.set(clean.id, peer);
-    } else {
+    } else if (!samePeerInfo(peer.info, clean)) {
+      // Unchanged info keeps its object, so the reply codec's per-PeerInfo JSON stays cached.
       const keys = localityKeys(clean.labels);
       peer.info = clean;
       if (keys.rack !== peer.keys.rack || cap !== peer.cap) {
@@ -440,4 +441,8 @@ export class SchedulerCore {
     this.effects = [];
     for (const e of effects) e();
   }
+}
+
+function samePeerInfo(a: PeerInfo, b: PeerInfo): boolean {
+  return a.id === b.id && a.url === b.url && a.role === b.role && a.uploadBps === b.uploadBps && a.labels.dc === b.labels.dc && a.labels.zone === b.labels.zone && a.labels.rack === b.labels.rack;
 }

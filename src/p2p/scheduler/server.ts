@@ -8,11 +8,12 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import type { Digest } from '../../oci/digest.js';
-import type { AnnounceResponse, PieceManifest } from '../protocol.js';
+import type { AnnounceResponse } from '../protocol.js';
 import type { SchedulerCore } from './core.js';
 import { SchedulerError } from './errors.js';
 import { createSchedulerMetrics, type SchedulerMetrics } from './metrics.js';
-import { announceSchema, describeIssues, heartbeatSchema, pieceManifestSchema, publishPiecesSchema } from './schemas.js';
+import { describeIssues, pieceManifestSchema, publishPiecesSchema } from './schemas.js';
+import { announceParser, announceReplyJson, heartbeatParser, type BodyParser } from './codec.js';
 import { createSeedFetcher } from './seed-fetch.js';
 
 export interface RouteContext {
@@ -24,7 +25,7 @@ export interface RouteContext {
   log: Logger;
   now(): number;
   /** Reads the body (capped), parses JSON and validates it; throws a 400/413 SchedulerError. */
-  body<T>(schema: z.ZodType<T, unknown>): Promise<T>;
+  body<T>(schema: z.ZodType<T, unknown> | BodyParser<T>): Promise<T>;
   json(status: number, body: unknown): void;
 }
 
@@ -75,25 +76,14 @@ const MiB = 1024 * 1024;
 
 /** The scheduler endpoints of protocol.ts (minus preheat, which is added through `routes`). */
 export function schedulerRoutes(): SchedulerRoute[] {
-  // Peers re-read the same manifest on every announce; serialise each one once.
-  const manifestJson = new WeakMap<PieceManifest, string>();
-  const sendAnnounce = (ctx: RouteContext, r: AnnounceResponse) => {
-    let pieces = '';
-    if (r.pieces) {
-      let s = manifestJson.get(r.pieces);
-      if (s === undefined) manifestJson.set(r.pieces, (s = JSON.stringify(r.pieces)));
-      pieces = `,"pieces":${s}`;
-    }
-    const payload = `{"parents":${JSON.stringify(r.parents)}${pieces},"announceIntervalMs":${r.announceIntervalMs},"backToSource":${r.backToSource}}`;
-    sendRaw(ctx.res, 200, payload);
-  };
+  const sendAnnounce = (ctx: RouteContext, r: AnnounceResponse) => sendRaw(ctx.res, 200, announceReplyJson(r));
   return [
     {
       name: 'announce',
       method: 'POST',
       pattern: /^\/scheduler\/v1\/announce$/,
       async handle(ctx) {
-        const body = await ctx.body(announceSchema);
+        const body = await ctx.body(announceParser);
         sendAnnounce(ctx, ctx.core.announce(body, ctx.now()));
       },
     },
@@ -102,7 +92,7 @@ export function schedulerRoutes(): SchedulerRoute[] {
       method: 'POST',
       pattern: /^\/scheduler\/v1\/heartbeat$/,
       async handle(ctx) {
-        const body = await ctx.body(heartbeatSchema);
+        const body = await ctx.body(heartbeatParser);
         ctx.json(200, ctx.core.heartbeat(body, ctx.now()));
       },
     },
@@ -323,7 +313,7 @@ function tokenMatches(authorization: string | undefined, expected: Buffer): bool
 }
 
 /** Reads at most `limit` bytes, then parses and validates; 413 before reading a declared oversize body. */
-async function readJson<T>(req: IncomingMessage, limit: number, schema: z.ZodType<T, unknown>): Promise<T> {
+async function readJson<T>(req: IncomingMessage, limit: number, schema: z.ZodType<T, unknown> | BodyParser<T>): Promise<T> {
   const type = header(req, 'content-type');
   if (type && !/json/i.test(type)) throw new SchedulerError('UNSUPPORTED_MEDIA_TYPE', `expected a JSON body, got Content-Type ${type.slice(0, 100)}`);
   const declared = Number(req.headers['content-length'] ?? NaN);
@@ -352,7 +342,12 @@ async function readJson<T>(req: IncomingMessage, limit: number, schema: z.ZodTyp
   } catch (err) {
     throw new SchedulerError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
   }
-  const parsed = schema.safeParse(value);
+  if ('parse' in schema && !('safeParse' in schema)) {
+    const r = schema.parse(value);
+    if (!r.ok) throw new SchedulerError('BAD_REQUEST', r.message);
+    return r.value;
+  }
+  const parsed = (schema as z.ZodType<T, unknown>).safeParse(value);
   if (!parsed.success) throw new SchedulerError('BAD_REQUEST', describeIssues(parsed.error));
   return parsed.data;
 }
