@@ -152,13 +152,13 @@ export function registerChainCommands(program: Command): void {
 
   chain
     .command('sync <name>')
-    .description("Reconcile the chain's replication targets with this registry now: every matching tag that differs is replicated (blocked images never are). Scheduled with replicate.syncIntervalMs.")
+    .description("Reconcile the chain's replication targets with this registry now: every matching tag that differs and that the chain's scan and gate cleared is replicated; for the others a run is started (blocked images never are). Scheduled with replicate.syncIntervalMs.")
     .option('--json', 'print the report as JSON')
     .action(async (name: string, o) => {
       try {
-        const r = await api<{ checked: number; upToDate: number; replicated: number; skippedBlocked: number; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
+        const r = await api<{ checked: number; upToDate: number; replicated: number; skippedBlocked: number; queued: Array<{ image: string; run: string }>; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
         if (o.json) return console.log(JSON.stringify(r));
-        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.skippedBlocked} blocked, ${r.failed.length} failed (${r.ms} ms)`);
+        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.skippedBlocked} blocked, ${r.queued.length} queued for the chain's scan and gate, ${r.failed.length} failed (${r.ms} ms)`);
         for (const f of r.failed) console.log(`  ${f.image} → ${f.target}: ${f.error}`);
         if (r.failed.length) process.exit(1);
       } catch (err) {

@@ -117,7 +117,8 @@ export interface Run {
   repo: string;
   digest: Digest;
   tag?: string;
-  trigger: 'push' | 'manual';
+  /** 'sync': started by a full sync for an image no run of the chain had cleared yet. */
+  trigger: 'push' | 'manual' | 'sync';
   status: RunStatus;
   /** Why it was blocked or failed. */
   reason?: string;
