@@ -69,6 +69,7 @@ export function registerChainCommands(program: Command): void {
     .option('--webhook <url>', 'webhook for chain events (CloudEvents 1.0 JSON); repeatable', collect)
     .option('--webhook-secret <secret>', 'HMAC-SHA256 key for X-Shoal-Signature')
     .option('--off <stages>', `comma-separated stages to switch off (${STAGE_NAMES.join(', ')})`)
+    .option('--gate-unscanned <mode>', 'when a gate policy covers the image but it was not scanned: block (default), fail or pass')
     .option('--sync-interval <ms>', 'full sync of the replication targets this often (milliseconds; 0 = off)', (v) => Number(v))
     .option('--retries <n>', 'retries per stage', (v) => Number(v))
     .option('--timeout <ms>', 'timeout per stage attempt in milliseconds', (v) => Number(v))
@@ -86,6 +87,7 @@ export function registerChainCommands(program: Command): void {
             targets: (o.replicateTo as string[]).map((url, i) => ({ name: `target-${i + 1}`, url, username, password, rewrite: { prefix: o.rewritePrefix ?? '', stripPrefix: o.stripPrefix ?? '' } })),
           };
         }
+        if (o.gateUnscanned !== undefined) def.gate = { ...def.gate, unscanned: o.gateUnscanned };
         if (o.syncInterval !== undefined) def.replicate = { ...def.replicate, syncIntervalMs: o.syncInterval };
         if (o.preheat) def.preheat = { ...def.preheat, clusters: (o.preheat as string[]).map((scheduler, i) => ({ name: `cluster-${i + 1}`, scheduler, registry: o.preheatRegistry })) };
         if (o.webhook) def.notify = { ...def.notify, webhooks: (o.webhook as string[]).map((url) => ({ url, secret: o.webhookSecret })) };
