@@ -158,9 +158,9 @@ export function registerChainCommands(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (name: string, o) => {
       try {
-        const r = await api<{ checked: number; upToDate: number; replicated: number; skippedBlocked: number; queued: Array<{ image: string; run: string }>; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
+        const r = await api<{ checked: number; upToDate: number; replicated: number; referrersCopied: number; skippedBlocked: number; queued: Array<{ image: string; run: string }>; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
         if (o.json) return console.log(JSON.stringify(r));
-        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.skippedBlocked} blocked, ${r.queued.length} queued for the chain's scan and gate, ${r.failed.length} failed (${r.ms} ms)`);
+        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.referrersCopied} referrer(s) added, ${r.skippedBlocked} blocked, ${r.queued.length} queued for the chain's scan and gate, ${r.failed.length} failed (${r.ms} ms)`);
         for (const f of r.failed) console.log(`  ${f.image} → ${f.target}: ${f.error}`);
         if (r.failed.length) process.exit(1);
       } catch (err) {

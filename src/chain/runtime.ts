@@ -16,6 +16,7 @@ import type { StageRunners } from './stage.js';
 import { ReplicatorPool, replicateStage } from '../replicate/stage.js';
 import { syncChain, type SyncReport } from '../replicate/sync.js';
 import { LocalRegistrySource } from '../replicate/local-source.js';
+import { carryLateReferrers } from '../replicate/late-referrers.js';
 import type { ChainDefinition } from './model.js';
 import { notifyProgress, notifyStage } from '../notify/stage.js';
 import type { ChainStore } from './store.js';
@@ -68,6 +69,7 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
   const chainLog = opts.log.child({ component: 'chain' });
   const sync = (chain: ChainDefinition): Promise<SyncReport> =>
     syncChain(chain, { source, pool, clear: (repo, digest, tag) => clearance({ store, engine, gate }, chain, repo, digest, tag), log: (m) => chainLog.info(m) });
+  const lateReferrers = carryLateReferrers({ store, pool, log: chainLog });
   const scheduler = new SyncScheduler(store, sync, chainLog, opts.syncTickMs);
   const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize, sync });
   const metrics = opts.metrics ? registerChainMetrics(opts.metrics, engine) : undefined;
@@ -80,12 +82,15 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
     policies: { 'manifest GET': [pullGate], 'manifest HEAD': [pullGate] },
     async start() {
       opts.service.events.on('manifest.pushed', engine.onManifestPushed);
+      opts.service.events.on('manifest.pushed', lateReferrers.onPushed);
       await engine.start();
       scheduler.start();
     },
     async close() {
       scheduler.stop();
       opts.service.events.off('manifest.pushed', engine.onManifestPushed);
+      opts.service.events.off('manifest.pushed', lateReferrers.onPushed);
+      await lateReferrers.drain();
       await engine.stop();
       await store.close();
     },

@@ -15,6 +15,8 @@ export interface SyncReport {
   checked: number;
   upToDate: number;
   replicated: number;
+  /** Referrers (signatures, SBOMs) of up-to-date images that a target lacked and got. */
+  referrersCopied: number;
   skippedBlocked: number;
   /** Images not cleared yet: a run of the chain was started (or already under way) for each. */
   queued: Array<{ image: string; run: string; started: boolean }>;
@@ -50,7 +52,7 @@ async function headDigest(client: RegistryClient, repo: string, tag: string): Pr
 
 export async function syncChain(chain: ChainDefinition, opts: SyncOptions): Promise<SyncReport> {
   const started = Date.now();
-  const report: SyncReport = { chain: chain.name, checked: 0, upToDate: 0, replicated: 0, skippedBlocked: 0, queued: [], failed: [], ms: 0 };
+  const report: SyncReport = { chain: chain.name, checked: 0, upToDate: 0, replicated: 0, referrersCopied: 0, skippedBlocked: 0, queued: [], failed: [], ms: 0 };
   const catalog = (await getJson<{ repositories: string[] }>(opts.source, '/v2/_catalog?n=10000'))?.repositories ?? [];
   for (const repo of catalog.filter((r) => matchesAny(chain.repositories, r))) {
     const tags = ((await getJson<{ tags: string[] | null }>(opts.source, `/v2/${repo}/tags/list?n=10000`))?.tags ?? []).filter((t) => matchesAny(chain.tags, t));
@@ -76,6 +78,9 @@ export async function syncChain(chain: ChainDefinition, opts: SyncOptions): Prom
         const targetRepo = rewriteName(target, repo);
         try {
           if ((await headDigest(replicator.target, targetRepo, tag)) === digest) {
+            // Same image, but a signature or SBOM may have been added since: compare referrer sets.
+            const refs = await replicator.replicateReferrers({ sourceRepo: repo, reference: digest, targetRepo, signal: opts.signal, onLog: opts.log });
+            report.referrersCopied += refs.referrers;
             report.upToDate += 1;
             continue;
           }

@@ -3,7 +3,7 @@
 // decides. Also the timer-driven scheduler (short tick, real sockets, no API call).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { RegistryClient as TestClient, pushImage, buildImage, pushBlobs, pushManifest } from '../../support/oci-http.js';
+import { RegistryClient as TestClient, pushImage, pushArtifact, buildImage, pushBlobs, pushManifest } from '../../support/oci-http.js';
 import { RegistryClient } from '../../../src/client/registry-client.js';
 import { fakeScanner } from './fake-scanner.js';
 import { startInProcess } from './inproc.js';
@@ -16,6 +16,7 @@ describe('full sync and the chain gate', () => {
   let client: TestClient;
   let api: ChainApi;
   let dst: RegistryClient;
+  let goodDigest: string;
   before(async () => {
     reg = await startInProcess({ chains: true, extras: { scanner: fakeScanner(vulnerable), syncTickMs: 50 } });
     target = await startInProcess();
@@ -36,6 +37,7 @@ describe('full sync and the chain gate', () => {
     await pushBlobs(client, 'old/bad', bad.blobs);
     await pushManifest(client, 'old/bad', 'v1', bad.manifest);
     const good = await pushImage(client, 'old/good', { layers: 1, layerSize: 3000, ref: 'v1' });
+    goodDigest = good.manifest.digest;
     // Attached after the pushes: no push ever triggered it.
     const put = await api('PUT', '/late', { repositories: ['old/**'], replicate: { targets: [{ name: 't', url: target.url }], retries: 0 } });
     assert.equal(put.status, 200, JSON.stringify(put.json));
@@ -72,6 +74,26 @@ describe('full sync and the chain gate', () => {
     assert.deepEqual([o.json.replicated, o.json.queued.length], [1, 0]);
     assert.equal((await api('GET', '/_runs?chain=nogate')).json.runs.length, 0, 'no run needed: the gate is off');
     assert.ok((await dst.getManifest('off/old/good', 'v1')).digest);
+  });
+
+  it('a signature pushed after the run goes to every target the run replicated to; the sync copies it to a target that lacks it', async () => {
+    const sig = await pushArtifact(client, 'old/good', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: goodDigest, size: (await dst.getManifest('old/good', 'v1')).body.length } });
+    const has = async (repo: string) => {
+      const res = await dst.send('HEAD', `/v2/${repo}/manifests/${sig.manifest.digest}`);
+      res.body.resume();
+      return res.status === 200;
+    };
+    const deadline = Date.now() + 10_000;
+    while (!(await has('old/good')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(await has('old/good'), 'carried to the target the run replicated to');
+    assert.equal(await has('two/old/good'), false, 'not to a target the run did not replicate to (the sync handles that one)');
+    assert.equal(await has('off/old/good'), false);
+
+    const r = await api('POST', '/late/sync');
+    assert.deepEqual([r.json.referrersCopied, r.json.upToDate, r.json.replicated], [1, 2, 0], JSON.stringify(r.json));
+    assert.ok(await has('two/old/good'), 'the sync compared referrer sets and copied the missing one');
+    const again = await api('POST', '/late/sync');
+    assert.equal(again.json.referrersCopied, 0);
   });
 
   it('the scheduler syncs on its own at the chain\'s interval, through the gate', async () => {
