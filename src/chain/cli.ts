@@ -267,8 +267,19 @@ export function registerChainCommands(program: Command): void {
           chunkSize: parseSize(o.chunkSize),
           concurrency: Number(o.concurrency),
         });
+        // SIGTERM/SIGINT: let the chunk in flight finish and be journaled (the replicator checks the
+        // signal between chunks), so a rerun resumes from it; Distribution cancels an upload that a
+        // client cut off mid-PATCH. A second signal exits at once.
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (stop.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+          console.error(`shoal: ${sig}: finishing the chunk in flight, then stopping; rerun the same command to resume`);
+          stop.abort(new Error(`interrupted by ${sig}`));
+        };
+        process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
         let lastPrint = 0;
         const result = await replicator.replicate({
+          signal: stop.signal,
           sourceRepo: src.repo,
           reference: src.reference,
           targetRepo: dst.repo,
@@ -283,6 +294,10 @@ export function registerChainCommands(program: Command): void {
         });
         console.log(o.json ? JSON.stringify(result) : `replicated ${result.digest}: ${formatBytes(result.bytesSent)} sent`);
       } catch (err) {
+        if (err instanceof Error && /^interrupted by SIG/.test(err.message)) {
+          console.error(`shoal: ${err.message}; upload offsets saved in ${resolve(o.state)}`);
+          process.exit(err.message.endsWith('SIGINT') ? 130 : 143);
+        }
         die(err);
       }
     });

@@ -9,6 +9,8 @@ export interface HttpProxyOptions {
   holdMs?: number;
   /** Answer with `status` instead of forwarding while this returns true. */
   fail?: (req: IncomingMessage) => number | undefined;
+  /** Called as each request arrives (before it is held or forwarded). */
+  onRequest?: (req: IncomingMessage) => void;
 }
 
 export interface HttpProxy {
@@ -27,6 +29,7 @@ export async function startHttpProxy(target: string, opts: HttpProxyOptions = {}
   const seen: string[] = [];
   const server: Server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
+    opts.onRequest?.(req);
     inFlight += 1;
     max = Math.max(max, inFlight);
     res.on('close', () => (inFlight -= 1));
