@@ -69,6 +69,7 @@ export function registerChainCommands(program: Command): void {
     .option('--webhook <url>', 'webhook for chain events (CloudEvents 1.0 JSON); repeatable', collect)
     .option('--webhook-secret <secret>', 'HMAC-SHA256 key for X-Shoal-Signature')
     .option('--off <stages>', `comma-separated stages to switch off (${STAGE_NAMES.join(', ')})`)
+    .option('--gate-unscanned <mode>', 'when a gate policy covers the image but it was not scanned: block (default), fail or pass')
     .option('--sync-interval <ms>', 'full sync of the replication targets this often (milliseconds; 0 = off)', (v) => Number(v))
     .option('--retries <n>', 'retries per stage', (v) => Number(v))
     .option('--timeout <ms>', 'timeout per stage attempt in milliseconds', (v) => Number(v))
@@ -86,6 +87,7 @@ export function registerChainCommands(program: Command): void {
             targets: (o.replicateTo as string[]).map((url, i) => ({ name: `target-${i + 1}`, url, username, password, rewrite: { prefix: o.rewritePrefix ?? '', stripPrefix: o.stripPrefix ?? '' } })),
           };
         }
+        if (o.gateUnscanned !== undefined) def.gate = { ...def.gate, unscanned: o.gateUnscanned };
         if (o.syncInterval !== undefined) def.replicate = { ...def.replicate, syncIntervalMs: o.syncInterval };
         if (o.preheat) def.preheat = { ...def.preheat, clusters: (o.preheat as string[]).map((scheduler, i) => ({ name: `cluster-${i + 1}`, scheduler, registry: o.preheatRegistry })) };
         if (o.webhook) def.notify = { ...def.notify, webhooks: (o.webhook as string[]).map((url) => ({ url, secret: o.webhookSecret })) };
@@ -152,13 +154,13 @@ export function registerChainCommands(program: Command): void {
 
   chain
     .command('sync <name>')
-    .description("Reconcile the chain's replication targets with this registry now: every matching tag that differs is replicated (blocked images never are). Scheduled with replicate.syncIntervalMs.")
+    .description("Reconcile the chain's replication targets with this registry now: every matching tag that differs and that the chain's scan and gate cleared is replicated; for the others a run is started (blocked images never are). Scheduled with replicate.syncIntervalMs.")
     .option('--json', 'print the report as JSON')
     .action(async (name: string, o) => {
       try {
-        const r = await api<{ checked: number; upToDate: number; replicated: number; skippedBlocked: number; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
+        const r = await api<{ checked: number; upToDate: number; replicated: number; referrersCopied: number; skippedBlocked: number; queued: Array<{ image: string; run: string }>; failed: Array<{ image: string; target: string; error: string }>; ms: number }>(reg(), 'POST', `/${encodeURIComponent(name)}/sync`);
         if (o.json) return console.log(JSON.stringify(r));
-        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.skippedBlocked} blocked, ${r.failed.length} failed (${r.ms} ms)`);
+        console.log(`sync ${name}: ${r.checked} checked, ${r.upToDate} up to date, ${r.replicated} replicated, ${r.referrersCopied} referrer(s) added, ${r.skippedBlocked} blocked, ${r.queued.length} queued for the chain's scan and gate, ${r.failed.length} failed (${r.ms} ms)`);
         for (const f of r.failed) console.log(`  ${f.image} → ${f.target}: ${f.error}`);
         if (r.failed.length) process.exit(1);
       } catch (err) {
@@ -265,8 +267,19 @@ export function registerChainCommands(program: Command): void {
           chunkSize: parseSize(o.chunkSize),
           concurrency: Number(o.concurrency),
         });
+        // SIGTERM/SIGINT: let the chunk in flight finish and be journaled (the replicator checks the
+        // signal between chunks), so a rerun resumes from it; Distribution cancels an upload that a
+        // client cut off mid-PATCH. A second signal exits at once.
+        const stop = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (stop.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+          console.error(`shoal: ${sig}: finishing the chunk in flight, then stopping; rerun the same command to resume`);
+          stop.abort(new Error(`interrupted by ${sig}`));
+        };
+        process.on('SIGTERM', onSignal).on('SIGINT', onSignal);
         let lastPrint = 0;
         const result = await replicator.replicate({
+          signal: stop.signal,
           sourceRepo: src.repo,
           reference: src.reference,
           targetRepo: dst.repo,
@@ -281,6 +294,10 @@ export function registerChainCommands(program: Command): void {
         });
         console.log(o.json ? JSON.stringify(result) : `replicated ${result.digest}: ${formatBytes(result.bytesSent)} sent`);
       } catch (err) {
+        if (err instanceof Error && /^interrupted by SIG/.test(err.message)) {
+          console.error(`shoal: ${err.message}; upload offsets saved in ${resolve(o.state)}`);
+          process.exit(err.message.endsWith('SIGINT') ? 130 : 143);
+        }
         die(err);
       }
     });

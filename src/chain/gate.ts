@@ -10,7 +10,7 @@ import { principalOf } from '../auth/principal.js';
 import type { Finding } from '../scan/scanner.js';
 import { severityAtLeast, type BlockedImage, type GatePolicy } from './model.js';
 import { policyFor, type ChainStore } from './store.js';
-import type { StageRunner } from './stage.js';
+import type { StageContext, StageOutcome, StageRunner } from './stage.js';
 import type { ScanOutput } from './stages.js';
 
 /** Findings that block under a policy: at or above its severity and not accepted by id or alias. */
@@ -60,12 +60,14 @@ export function gateStage(store: ChainStore, index: GateIndex): StageRunner {
   return {
     async run(ctx) {
       const scan = ctx.outputOf<ScanOutput>('scan');
-      if (!scan) return { status: 'skipped', reason: 'no scan result (scan stage off or unavailable)' };
       const policy = policyFor(await store.listGatePolicies(), ctx.run.repo);
       if (!policy) {
         ctx.log(`no gate policy covers ${ctx.run.repo}; passing`);
         return { status: 'succeeded', output: { policy: null, blocking: 0 } };
       }
+      // A policy covers the image but nothing was scanned: passing would let an unchecked image
+      // through (and the full sync would then copy it), so the chain's `gate.unscanned` decides.
+      if (!scan) return unscanned(ctx, policy, index);
       const blocking = blockingFindings(policy, scan.findings);
       const digests = new Set<Digest>([ctx.run.digest, ...scan.manifests]);
       if (blocking.length === 0) {
@@ -81,6 +83,22 @@ export function gateStage(store: ChainStore, index: GateIndex): StageRunner {
       return { status: 'blocked', reason, output: { policy: policy.namespace, blocking: blocking.length, findings: list } };
     },
   };
+}
+
+async function unscanned(ctx: StageContext, policy: GatePolicy, index: GateIndex): Promise<StageOutcome> {
+  const why = `${describePolicy(policy)} covers ${ctx.run.repo} but there is no scan result (scan stage off or unavailable)`;
+  switch (ctx.chain.gate.unscanned) {
+    case 'pass':
+      ctx.log(`${why}; passing (gate.unscanned = pass)`);
+      return { status: 'succeeded', output: { policy: policy.namespace, blocking: 0, unscanned: true } };
+    case 'fail':
+      throw new RegistryError('UNAVAILABLE', `${why} (gate.unscanned = fail)`);
+    case 'block': {
+      const reason = 'not scanned';
+      await index.block({ repo: ctx.run.repo, digest: ctx.run.digest, policy: policy.namespace, findings: [], blockedAt: Date.now(), runId: ctx.run.id, reason });
+      return { status: 'blocked', reason: `${why} (gate.unscanned = block)`, output: { policy: policy.namespace, blocking: 0, unscanned: true } };
+    }
+  }
 }
 
 function summarise(list: BlockedImage['findings'], max = 5): string {
@@ -100,7 +118,7 @@ export function gateMiddleware(service: RegistryService, index: GateIndex, onRef
     const blocked = index.lookup(repo, digest);
     if (!blocked) return next();
     onRefused?.();
-    throw new RegistryError('DENIED', `pull of ${repo}@${digest} refused by gate policy "${blocked.policy || '*'}": ${summarise(blocked.findings)}`, {
+    throw new RegistryError('DENIED', `pull of ${repo}@${digest} refused by gate policy "${blocked.policy || '*'}": ${blocked.reason ?? summarise(blocked.findings)}`, {
       detail: { policy: blocked.policy || '*', run: blocked.runId, findings: blocked.findings.slice(0, 50) },
     });
   };

@@ -65,7 +65,17 @@ export const chainSchema = z.object({
   /** Whether pushes trigger it; manual runs work either way. */
   onPush: z.boolean().default(true),
   scan: z.object(stageControl).default(() => ({ enabled: true, retries: 2, backoffMs: 1_000, timeoutMs: 30 * 60_000 })),
-  gate: z.object(stageControl).default(() => ({ enabled: true, retries: 0, backoffMs: 1_000, timeoutMs: 60_000 })),
+  gate: z
+    .object({
+      ...stageControl,
+      /**
+       * What the gate does when a policy covers the repository but there is no scan result (scan
+       * stage off, no scanner in this process): 'block' (default; the image is blocked like a
+       * vulnerable one), 'fail' (the run fails, nothing recorded), 'pass' (fail open, logged).
+       */
+      unscanned: z.enum(['block', 'fail', 'pass']).default('block'),
+    })
+    .default(() => ({ enabled: true, retries: 0, backoffMs: 1_000, timeoutMs: 60_000, unscanned: 'block' as const })),
   replicate: z
     .object({
       ...stageControl,
@@ -117,7 +127,8 @@ export interface Run {
   repo: string;
   digest: Digest;
   tag?: string;
-  trigger: 'push' | 'manual';
+  /** 'sync': started by a full sync for an image no run of the chain had cleared yet. */
+  trigger: 'push' | 'manual' | 'sync';
   status: RunStatus;
   /** Why it was blocked or failed. */
   reason?: string;
@@ -142,6 +153,8 @@ export interface BlockedImage {
   findings: Array<Pick<Finding, 'id' | 'severity'> & { package: string }>;
   blockedAt: number;
   runId: string;
+  /** Why, when it is not the findings (e.g. not scanned while a policy covers the repository). */
+  reason?: string;
 }
 
 export const isFinished = (s: RunStatus) => s === 'succeeded' || s === 'failed' || s === 'blocked';

@@ -16,11 +16,13 @@ import type { StageRunners } from './stage.js';
 import { ReplicatorPool, replicateStage } from '../replicate/stage.js';
 import { syncChain, type SyncReport } from '../replicate/sync.js';
 import { LocalRegistrySource } from '../replicate/local-source.js';
+import { carryLateReferrers } from '../replicate/late-referrers.js';
 import type { ChainDefinition } from './model.js';
 import { notifyProgress, notifyStage } from '../notify/stage.js';
 import type { ChainStore } from './store.js';
 import type { Registry } from 'prom-client';
 import { registerChainMetrics } from './metrics.js';
+import { clearance } from './clearance.js';
 
 export interface ChainRuntimeOptions {
   service: RegistryService;
@@ -32,6 +34,8 @@ export interface ChainRuntimeOptions {
   /** Prometheus registry for the chain's metrics (the process's /metrics). */
   metrics?: Registry;
   authorize?: (req: IncomingMessage) => Promise<void>;
+  /** How often the scheduled full sync checks which chains are due (5 s default). */
+  syncTickMs?: number;
 }
 
 export interface ChainRuntime {
@@ -64,8 +68,9 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
   notifyProgress(engine, store, opts.log);
   const chainLog = opts.log.child({ component: 'chain' });
   const sync = (chain: ChainDefinition): Promise<SyncReport> =>
-    syncChain(chain, { source, pool, isBlocked: (repo, digest) => gate.lookup(repo, digest) !== undefined, log: (m) => chainLog.info(m) });
-  const scheduler = new SyncScheduler(store, sync, chainLog);
+    syncChain(chain, { source, pool, clear: (repo, digest, tag) => clearance({ store, engine, gate }, chain, repo, digest, tag), log: (m) => chainLog.info(m) });
+  const lateReferrers = carryLateReferrers({ store, pool, log: chainLog });
+  const scheduler = new SyncScheduler(store, sync, chainLog, opts.syncTickMs);
   const api = chainApi({ store, engine, gate, service: opts.service, authorize: opts.authorize, sync });
   const metrics = opts.metrics ? registerChainMetrics(opts.metrics, engine) : undefined;
   const pullGate = gateMiddleware(opts.service, gate, () => metrics?.gateRefusals.inc());
@@ -77,12 +82,15 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
     policies: { 'manifest GET': [pullGate], 'manifest HEAD': [pullGate] },
     async start() {
       opts.service.events.on('manifest.pushed', engine.onManifestPushed);
+      opts.service.events.on('manifest.pushed', lateReferrers.onPushed);
       await engine.start();
       scheduler.start();
     },
     async close() {
       scheduler.stop();
       opts.service.events.off('manifest.pushed', engine.onManifestPushed);
+      opts.service.events.off('manifest.pushed', lateReferrers.onPushed);
+      await lateReferrers.drain();
       await engine.stop();
       await store.close();
     },
@@ -90,7 +98,7 @@ export async function createChainRuntime(opts: ChainRuntimeOptions): Promise<Cha
 }
 
 /** Runs each chain's full sync when its replicate.syncIntervalMs is due; one sync at a time. */
-class SyncScheduler {
+export class SyncScheduler {
   private timer: NodeJS.Timeout | undefined;
   private readonly lastRun = new Map<string, number>();
   private busy = false;
@@ -99,7 +107,7 @@ class SyncScheduler {
     private readonly store: ChainStore,
     private readonly sync: (chain: ChainDefinition) => Promise<SyncReport>,
     private readonly log: Logger,
-    private readonly tickMs = 5_000,
+    private readonly tickMs: number = 5_000,
   ) {}
 
   start(): void {

@@ -68,6 +68,7 @@ export class SqliteChainStore implements ChainStore {
     const args: unknown[] = [];
     if (query.chain) (where.push('chain = ?'), args.push(query.chain));
     if (query.repo) (where.push('repo = ?'), args.push(query.repo));
+    if (query.digest) (where.push('digest = ?'), args.push(query.digest));
     if (query.status) (where.push('status = ?'), args.push(query.status));
     const sql = `SELECT body FROM chain_runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, rowid DESC LIMIT ?`;
     const rows = this.db.prepare(sql).all(...args, query.limit ?? 50) as Array<{ body: string }>;

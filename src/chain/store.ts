@@ -7,6 +7,7 @@ import type { BlockedImage, ChainDefinition, GatePolicy, LogLine, Run, RunStatus
 export interface RunQuery {
   chain?: string;
   repo?: string;
+  digest?: string;
   status?: RunStatus;
   /** Newest first; default 50. */
   limit?: number;

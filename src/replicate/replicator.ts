@@ -4,7 +4,7 @@
 // confirmed offset is journaled, so a copy killed halfway resumes from the target's upload status.
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { RegistryClient, readStream, type BlobResponse } from '../client/registry-client.js';
+import { MANIFEST_ACCEPT, RegistryClient, readStream, type BlobResponse } from '../client/registry-client.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryError } from '../oci/errors.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -71,18 +71,46 @@ export class Replicator {
   async replicate(req: ReplicateRequest): Promise<ReplicateResult> {
     const log = req.onLog ?? (() => {});
     const tree = await this.fetchTree(req.sourceRepo, req.reference, 0);
-    const referrers = req.referrers === false ? [] : await this.fetchReferrers(req.sourceRepo, tree.digest);
+    // Every manifest of the tree is a subject: the scanner attaches per-platform SBOMs to an index's children.
+    const referrers = req.referrers === false ? new Map<Digest, Tree[]>() : await this.fetchReferrers(req.sourceRepo, manifestDigests(tree));
+    const result = await this.transfer(req, [tree, ...[...referrers.values()].flat()]);
+    // Children before parents, subject before referrers: the target may check both.
+    const tags = req.tags ?? (req.reference.includes(':') ? [] : [req.reference]);
+    await this.putTree(req, tree, tags, result);
+    await this.putReferrers(req, referrers, () => true, result);
+    log(`${req.sourceRepo}@${tree.digest} → ${this.target.base}/${req.targetRepo}: ${result.blobs.copied} copied (${result.blobs.resumed} resumed), ${result.blobs.mounted} mounted, ${result.blobs.present} present, ${result.referrers} referrer(s), ${result.bytesSent} bytes sent`);
+    return { ...result, digest: tree.digest };
+  }
+
+  /**
+   * Copies the referrers (and theirs) of the image or manifest `reference` that the target lacks:
+   * a signature pushed after the image was replicated, or what the full sync finds missing.
+   * `result.referrers` counts the referrers copied; 0 when the target had them all.
+   */
+  async replicateReferrers(req: Omit<ReplicateRequest, 'tags' | 'referrers'>): Promise<ReplicateResult> {
+    const tree = await this.fetchTree(req.sourceRepo, req.reference, 0);
+    const referrers = await this.fetchReferrers(req.sourceRepo, manifestDigests(tree));
+    const missing = new Set<string>();
+    for (const r of [...referrers.values()].flat()) if (!(await this.targetHasManifest(req.targetRepo, r.digest))) missing.add(r.digest);
+    const result = await this.transfer(req, [...referrers.values()].flat().filter((r) => missing.has(r.digest)));
+    await this.putReferrers(req, referrers, (r) => missing.has(r.digest), result);
+    if (missing.size > 0) req.onLog?.(`${missing.size} referrer(s) of ${req.sourceRepo}@${tree.digest} → ${this.target.base}/${req.targetRepo}, ${result.bytesSent} bytes sent`);
+    return { ...result, digest: tree.digest };
+  }
+
+  /** Copies the blobs of `trees` (with their children) to the target; manifests are put by the caller. */
+  private async transfer(req: Pick<ReplicateRequest, 'sourceRepo' | 'targetRepo' | 'signal' | 'onProgress' | 'onLog'>, trees: Tree[]): Promise<ReplicateResult> {
+    const log = req.onLog ?? (() => {});
     const blobs = new Map<string, Descriptor>();
     const collect = (t: Tree) => {
       for (const b of t.blobs) blobs.set(b.digest, b);
       t.children.forEach(collect);
     };
-    collect(tree);
-    referrers.forEach(collect);
+    trees.forEach(collect);
     const result: ReplicateResult = {
-      digest: tree.digest,
+      digest: trees[0]?.digest ?? ('' as Digest),
       manifests: 0,
-      referrers: referrers.length,
+      referrers: 0,
       blobs: { total: blobs.size, present: 0, mounted: 0, copied: 0, resumed: 0 },
       totalBytes: [...blobs.values()].reduce((a, b) => a + b.size, 0),
       bytesSent: 0,
@@ -97,18 +125,30 @@ export class Replicator {
       const outcome = await this.withRetries(`blob ${b.digest}`, req.signal, log, () => this.copyBlob(req.sourceRepo, req.targetRepo, b, req.signal, progress, result));
       result.blobs[outcome] += 1;
     });
-    // Children before parents, subject before referrers: the target may check both.
-    const putTree = async (t: Tree, tags: string[]) => {
-      for (const c of t.children) await putTree(c, []);
-      await this.withRetries(`manifest ${t.digest}`, req.signal, log, () => this.putManifest(req.targetRepo, t, tags));
-      result.manifests += 1;
-    };
-    const tags = req.tags ?? (req.reference.includes(':') ? [] : [req.reference]);
-    await putTree(tree, tags.length ? tags : []);
-    for (const r of referrers) await putTree(r, []);
-    if (referrers.length > 0) await this.ensureReferrersVisible(req.targetRepo, tree.digest, referrers);
-    log(`${req.sourceRepo}@${tree.digest} → ${this.target.base}/${req.targetRepo}: ${result.blobs.copied} copied (${result.blobs.resumed} resumed), ${result.blobs.mounted} mounted, ${result.blobs.present} present, ${referrers.length} referrer(s), ${result.bytesSent} bytes sent`);
     return result;
+  }
+
+  private async putTree(req: Pick<ReplicateRequest, 'targetRepo' | 'signal' | 'onLog'>, t: Tree, tags: string[], result: ReplicateResult): Promise<void> {
+    for (const c of t.children) await this.putTree(req, c, [], result);
+    await this.withRetries(`manifest ${t.digest}`, req.signal, req.onLog ?? (() => {}), () => this.putManifest(req.targetRepo, t, tags));
+    result.manifests += 1;
+  }
+
+  /** Puts the referrers `pick` selects, then lists all of each subject's under the fallback tag where needed. */
+  private async putReferrers(req: Pick<ReplicateRequest, 'targetRepo' | 'signal' | 'onLog'>, bySubject: Map<Digest, Tree[]>, pick: (r: Tree) => boolean, result: ReplicateResult): Promise<void> {
+    for (const [subject, refs] of bySubject) {
+      const chosen = refs.filter(pick);
+      if (chosen.length === 0) continue;
+      for (const r of chosen) await this.putTree(req, r, [], result);
+      result.referrers += chosen.length;
+      await this.ensureReferrersVisible(req.targetRepo, subject, refs);
+    }
+  }
+
+  private async targetHasManifest(repo: string, digest: Digest): Promise<boolean> {
+    const res = await this.target.send('HEAD', `/v2/${repo}/manifests/${digest}`, { accept: MANIFEST_ACCEPT });
+    res.body.resume();
+    return res.status === 200;
   }
 
   private async fetchTree(repo: string, reference: string, depth: number): Promise<Tree> {
@@ -119,16 +159,34 @@ export class Replicator {
     return { digest: m.digest, mediaType: parsed.mediaType, body: m.body, children, blobs: parsed.blobs };
   }
 
-  /** The subject's referrers (signatures, SBOMs), through the referrers API when the source has one. */
-  private async fetchReferrers(repo: string, subject: Digest): Promise<Tree[]> {
-    const res = await this.source.send('GET', `/v2/${repo}/referrers/${subject}`, { accept: OCI_INDEX });
-    if (res.status !== 200) {
-      res.body.resume();
-      return [];
+  /**
+   * Referrers (signatures, SBOMs) of each subject through the source's referrers API, and theirs
+   * (a signature of an SBOM) two levels down; by subject, in the order they must be put.
+   */
+  private async fetchReferrers(repo: string, subjects: Digest[]): Promise<Map<Digest, Tree[]>> {
+    const out = new Map<Digest, Tree[]>();
+    const seen = new Set<string>(subjects);
+    let level = subjects;
+    for (let depth = 0; depth < 2 && level.length > 0; depth++) {
+      const next: Digest[] = [];
+      for (const subject of level) {
+        const res = await this.source.send('GET', `/v2/${repo}/referrers/${subject}`, { accept: OCI_INDEX });
+        if (res.status !== 200) {
+          res.body.resume();
+          continue;
+        }
+        const index = JSON.parse((await readStream(res.body, 4 * 1024 * 1024)).toString()) as { manifests?: Descriptor[] };
+        const refs: Tree[] = [];
+        for (const d of index.manifests ?? []) {
+          if (seen.has(d.digest)) continue;
+          seen.add(d.digest);
+          refs.push(await this.fetchTree(repo, d.digest, 1));
+          next.push(d.digest);
+        }
+        if (refs.length > 0) out.set(subject, refs);
+      }
+      level = next;
     }
-    const index = JSON.parse((await readStream(res.body, 4 * 1024 * 1024)).toString()) as { manifests?: Descriptor[] };
-    const out: Tree[] = [];
-    for (const d of index.manifests ?? []) out.push(await this.fetchTree(repo, d.digest, 1));
     return out;
   }
 
@@ -301,6 +359,11 @@ export async function* chunks(body: Readable, size: number): AsyncGenerator<Buff
     }
   }
   if (have > 0) yield Buffer.concat(parts, have);
+}
+
+/** The digests of a manifest tree: the image, and an index's platform manifests. */
+function manifestDigests(t: Tree): Digest[] {
+  return [t.digest, ...t.children.flatMap(manifestDigests)];
 }
 
 async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -35,6 +35,8 @@ export interface RunningRegistry {
 export interface RegistryExtras {
   /** Vulnerability scanner for the chain's scan stage (src/scan). */
   scanner?: Scanner;
+  /** How often the chains' scheduled full sync checks what is due (tests shorten it). */
+  syncTickMs?: number;
 }
 
 export async function openStores(config: Pick<ServeConfig, 'data' | 'maxManifestSize' | 'maxBlobSize' | 'manifestCacheSize' | 'manifestCacheTtl' | 'gcGrace'>) {
@@ -82,6 +84,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
         dataDir: config.data,
         log,
         scanner: extras.scanner ?? scan?.scanner,
+        syncTickMs: extras.syncTickMs,
         metrics: metrics.registry,
         authorize: tenancy && config.auth ? chainAdminOnly(tenancy) : undefined,
       })

@@ -3,7 +3,7 @@
 // and resume of a chunked copy that was cut off: the rerun sends only what had not arrived.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { RegistryClient as TestClient, pushImage, pushArtifact, manifestDescriptor, randomBlob } from '../../support/oci-http.js';
+import { RegistryClient as TestClient, pushImage, pushArtifact, pushManifest, buildIndex, manifestDescriptor, randomBlob } from '../../support/oci-http.js';
 import { RegistryClient, readStream } from '../../../src/client/registry-client.js';
 import { Replicator, chunks, confirmedOffset, pathOf } from '../../../src/replicate/replicator.js';
 import { MemoryUploadJournal } from '../../../src/replicate/journal.js';
@@ -25,6 +25,12 @@ describe('replicator', () => {
     await src.stop();
     await dst.stop();
   });
+
+  const referrersOn = async (repo: string, subject: string): Promise<string[]> => {
+    const res = await new RegistryClient(dst.url).send('GET', `/v2/${repo}/referrers/${subject}`);
+    const index = JSON.parse((await readStream(res.body, 1 << 20)).toString()) as { manifests: Array<{ digest: string }> };
+    return index.manifests.map((m) => m.digest);
+  };
 
   it('copies manifest, blobs and referrers with identical digests; a second copy sends nothing', async () => {
     const img = await pushImage(srcClient, 'team/app', { layers: 3, layerSize: 300_000, ref: 'v1' });
@@ -55,6 +61,37 @@ describe('replicator', () => {
     const other = await r.replicate({ sourceRepo: 'team/app', reference: 'v1', targetRepo: 'mirror/other' });
     assert.equal(other.bytesSent, 0, 'blobs in another target repository are mounted, not sent');
     assert.equal(other.blobs.mounted, other.blobs.total);
+  });
+
+  it('carries the referrers of every manifest in an index (per-platform SBOMs) and referrers of referrers', async () => {
+    const amd = await pushImage(srcClient, 'team/multi', { layers: 1, layerSize: 1000, platform: { os: 'linux', architecture: 'amd64' } });
+    const arm = await pushImage(srcClient, 'team/multi', { layers: 1, layerSize: 1000, platform: { os: 'linux', architecture: 'arm64' } });
+    const index = buildIndex([{ manifest: amd.manifest }, { manifest: arm.manifest }]);
+    await pushManifest(srcClient, 'team/multi', 'v1', index);
+    const sbomAmd = await pushArtifact(srcClient, 'team/multi', { artifactType: 'application/spdx+json', subject: manifestDescriptor(amd.manifest) });
+    const sbomArm = await pushArtifact(srcClient, 'team/multi', { artifactType: 'application/spdx+json', subject: manifestDescriptor(arm.manifest) });
+    const sigOfSbom = await pushArtifact(srcClient, 'team/multi', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', subject: manifestDescriptor(sbomAmd.manifest) });
+    const r = new Replicator(new RegistryClient(src.url), new RegistryClient(dst.url), { journal: new MemoryUploadJournal() });
+    const res = await r.replicate({ sourceRepo: 'team/multi', reference: 'v1', targetRepo: 'team/multi' });
+    assert.equal(res.digest, index.digest);
+    assert.equal(res.referrers, 3);
+    assert.deepEqual(await referrersOn('team/multi', amd.manifest.digest), [sbomAmd.manifest.digest]);
+    assert.deepEqual(await referrersOn('team/multi', arm.manifest.digest), [sbomArm.manifest.digest]);
+    assert.deepEqual(await referrersOn('team/multi', sbomAmd.manifest.digest), [sigOfSbom.manifest.digest]);
+  });
+
+  it('replicateReferrers copies only the referrers the target lacks (a signature pushed after the copy)', async () => {
+    const img = await pushImage(srcClient, 'team/signed', { layers: 1, layerSize: 2000, ref: 'v1' });
+    const sbom = await pushArtifact(srcClient, 'team/signed', { artifactType: 'application/spdx+json', subject: manifestDescriptor(img.manifest) });
+    const r = new Replicator(new RegistryClient(src.url), new RegistryClient(dst.url), { journal: new MemoryUploadJournal() });
+    await r.replicate({ sourceRepo: 'team/signed', reference: 'v1', targetRepo: 'team/signed' });
+    const sig = await pushArtifact(srcClient, 'team/signed', { artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', subject: manifestDescriptor(img.manifest) });
+    const late = await r.replicateReferrers({ sourceRepo: 'team/signed', reference: img.manifest.digest, targetRepo: 'team/signed' });
+    assert.equal(late.referrers, 1, 'only the new signature');
+    assert.equal(late.blobs.total, 2, "the signature's config and layer, not the SBOM's or the image's");
+    assert.deepEqual((await referrersOn('team/signed', img.manifest.digest)).sort(), [sbom.manifest.digest, sig.manifest.digest].sort());
+    const again = await r.replicateReferrers({ sourceRepo: 'team/signed', reference: img.manifest.digest, targetRepo: 'team/signed' });
+    assert.deepEqual([again.referrers, again.bytesSent], [0, 0]);
   });
 
   it('resumes a copy cut off halfway from the target\'s upload offset, sending only the rest', async () => {

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RegistryClient as TestClient, pushImage, buildImage, pushBlobs, pushManifest } from '../../support/oci-http.js';
 import { RegistryClient } from '../../../src/client/registry-client.js';
-import type { Finding, Scanner } from '../../../src/scan/scanner.js';
+import { fakeScanner, finding } from './fake-scanner.js';
 import type { Digest } from '../../../src/oci/digest.js';
 import { blockingFindings, gateMiddleware } from '../../../src/chain/gate.js';
 import { policyFor } from '../../../src/chain/store.js';
@@ -16,14 +16,9 @@ import { verifySignature, SIGNATURE_HEADER } from '../../../src/notify/webhook.j
 import type { Run } from '../../../src/chain/model.js';
 import type { RequestContext } from '../../../src/registry/context.js';
 import { startInProcess } from './inproc.js';
+import { chainApiClient, waitForRun, type ChainApi } from './chain-api.js';
 
 const vulnerable = new Set<string>();
-const finding = (id: string, severity: Finding['severity']): Finding => ({ id, aliases: [`ALIAS-${id}`], severity, package: { ecosystem: 'Debian', name: 'openssl', version: '1.0', source: 'var/lib/dpkg/status' } });
-const fakeScanner: Scanner = {
-  async scanImage(_repo: string, digest: Digest) {
-    return { manifestDigest: digest, packages: [], findings: vulnerable.has(digest) ? [finding('CVE-2024-0001', 'CRITICAL'), finding('CVE-2024-0002', 'LOW')] : [], scannedAt: new Date().toISOString() };
-  },
-};
 
 describe('chain runtime in a registry', () => {
   let reg: Awaited<ReturnType<typeof startInProcess>>;
@@ -34,9 +29,11 @@ describe('chain runtime in a registry', () => {
   const received: Array<{ body: string; signature: string | undefined; type: string }> = [];
 
   before(async () => {
-    reg = await startInProcess({ chains: true, extras: { scanner: fakeScanner } });
+    reg = await startInProcess({ chains: true, extras: { scanner: fakeScanner(vulnerable) } });
     target = await startInProcess();
     client = new TestClient(reg.url);
+    api = chainApiClient(reg.url);
+    waitRun = (pred) => waitForRun(api, 'ship', pred);
     hooks = createServer((req, res) => {
       const parts: Buffer[] = [];
       req.on('data', (c: Buffer) => parts.push(c));
@@ -56,21 +53,8 @@ describe('chain runtime in a registry', () => {
     hooks.close();
   });
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${reg.url}/api/v1/chains${path}`, { method, headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, json: text ? JSON.parse(text) : undefined };
-  };
-  const waitRun = async (pred: (r: Run) => boolean): Promise<Run> => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const { json } = await api('GET', '/_runs?chain=ship');
-      const run = (json.runs as Run[]).find(pred);
-      if (run && ['succeeded', 'failed', 'blocked'].includes(run.status)) return run;
-      if (Date.now() > deadline) throw new Error(`no finished run: ${JSON.stringify(json.runs.map((r: Run) => r.status))}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  let api: ChainApi;
+  let waitRun: (pred: (r: Run) => boolean) => Promise<Run>;
 
   it('validates chain definitions at the API', async () => {
     const bad = await api('PUT', '/Bad_Name', { repositories: ['x'] });
@@ -150,19 +134,6 @@ describe('chain runtime in a registry', () => {
     const text = await sse.text();
     assert.match(text, /^event: run\ndata: \{.*"status":"succeeded"/m);
     assert.equal((text.match(/^event: log$/gm) ?? []).length, json.logs.length);
-  });
-
-  it('full sync replicates what differs, skips blocked images, and is idempotent', async () => {
-    assert.equal((await api('PUT', '/later', { repositories: ['team/**'], onPush: false, replicate: { targets: [{ name: 'eu', url: target.url, rewrite: { prefix: 'sync/' } }] } })).status, 200);
-    const web = await new RegistryClient(reg.url).getManifest('team/web', 'v2');
-    await reg.chains!.gate.block({ repo: 'team/web', digest: web.digest, policy: 'team', findings: [], blockedAt: 0, runId: 'test' });
-    const first = await api('POST', '/later/sync');
-    assert.equal(first.status, 200, JSON.stringify(first.json));
-    assert.deepEqual([first.json.replicated, first.json.skippedBlocked, first.json.failed.length], [1, 1, 0]);
-    await reg.chains!.gate.unblock('team/web', web.digest);
-    const second = await api('POST', '/later/sync');
-    assert.deepEqual([second.json.replicated, second.json.upToDate], [1, 1]);
-    assert.equal((await new RegistryClient(target.url).getManifest('sync/team/web', 'v2')).digest, web.digest);
   });
 
   it('policy lookup and allow-lists; the pull gate lets administrators through', async () => {
