@@ -259,9 +259,17 @@ export class SchedulerCore {
   // --- peers and members -------------------------------------------------------------------
 
   private upsertPeer(info: PeerInfo, now: number, interval: number): PeerRec {
-    const clean = normalizePeer(info);
     let peer = this.peers.get(info.id);
-    if (peer && peer.info.role !== info.role) {
+    // Most messages come from a peer whose info has not changed: nothing to normalise or re-file,
+    // and its PeerInfo object stays the same (the reply codec caches its JSON per object).
+    if (!peer || !samePeerInfo(peer.info, info)) peer = this.filePeer(peer, normalizePeer(info), now);
+    peer.deadline = Math.max(peer.deadline, now + Math.max(this.opts.minPeerTtlMs, this.opts.peerTtlIntervals * interval));
+    return peer;
+  }
+
+  /** Registers a new peer, or re-files a known one whose info changed. */
+  private filePeer(peer: PeerRec | undefined, clean: PeerInfo, now: number): PeerRec {
+    if (peer && peer.info.role !== clean.role) {
       // A process that changed role is a different peer as far as swarms are concerned.
       this.removePeer(peer, now);
       peer = undefined;
@@ -275,19 +283,17 @@ export class SchedulerCore {
         this.seedPeers.set(clean.id, peer);
       }
       this.peers.set(clean.id, peer);
-    } else if (!samePeerInfo(peer.info, clean)) {
-      // Unchanged info keeps its object, so the reply codec's per-PeerInfo JSON stays cached.
-      const keys = localityKeys(clean.labels);
-      peer.info = clean;
-      if (keys.rack !== peer.keys.rack || cap !== peer.cap) {
-        // Moved or re-capped: re-file its memberships under the new bucket keys.
-        for (const m of peer.members.values()) dropFromBags(m);
-        peer.keys = keys;
-        peer.cap = cap;
-        for (const m of peer.members.values()) syncBags(m);
-      }
+      return peer;
     }
-    peer.deadline = Math.max(peer.deadline, now + Math.max(this.opts.minPeerTtlMs, this.opts.peerTtlIntervals * interval));
+    const keys = localityKeys(clean.labels);
+    peer.info = clean;
+    if (keys.rack !== peer.keys.rack || cap !== peer.cap) {
+      // Moved or re-capped: re-file its memberships under the new bucket keys.
+      for (const m of peer.members.values()) dropFromBags(m);
+      peer.keys = keys;
+      peer.cap = cap;
+      for (const m of peer.members.values()) syncBags(m);
+    }
     return peer;
   }
 
