@@ -14,9 +14,9 @@ import { RateLimiter, type RequestClass } from '../policy/rate-limit.js';
 import { immutability, networkAcl, quota, rateLimit } from '../policy/middlewares.js';
 import { adminApi } from './admin-api.js';
 import { AuditLog } from './audit.js';
+import { bootstrapAdmin } from './bootstrap.js';
 import { KeyRing } from './keys.js';
 import { authenticate, authorize, writeContext, type ChallengeOptions } from './middlewares.js';
-import { hashPassword } from './password.js';
 import { principalOf } from './principal.js';
 import { SqliteAuthStore } from './sqlite-store.js';
 import type { AuthStore } from './store.js';
@@ -72,13 +72,7 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
   });
   const audit = new AuditLog({ store, log, overloaded: () => limiter.overloaded });
 
-  if (config.adminPassword && !(await store.getUser('admin'))) {
-    await store.putUser({ name: 'admin', passwordHash: await hashPassword(config.adminPassword), isAdmin: true, createdAt: Date.now() });
-    audit.record({ at: Date.now(), actor: 'bootstrap', action: 'user.create', target: 'admin', clientIp: '', outcome: 'ok', detail: { admin: true } });
-    log.info('created user "admin" from SHOAL_ADMIN_PASSWORD');
-  } else if (config.auth && (await store.listUsers()).length === 0) {
-    log.warn('token auth is on but no user exists: restart with SHOAL_ADMIN_PASSWORD=... to create "admin"');
-  }
+  await bootstrapAdmin({ store, audit, log, dataDir, auth: config.auth, adminPassword: config.adminPassword });
 
   const challenge: ChallengeOptions = { service: config.service, realm: config.realm };
   // Refused writes by someone who presented credentials (a client's first, token-less try of

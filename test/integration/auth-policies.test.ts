@@ -4,6 +4,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startShoal, shoalBin, type RunningShoal } from '../support/server.js';
 import { buildBusyboxImage, sha256 } from '../support/image.js';
 import { admin, getToken, http, pushWithToken } from '../support/auth.js';
@@ -52,10 +56,38 @@ describe('tenancy policies', () => {
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: { user: 'admin', password: 'another-password' } })).status, 401);
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: ADMIN })).status, 200);
     assert.equal(reg.output.some((l) => l.includes('created user')), false);
+    const weakDir = await mkdtemp(join(tmpdir(), 'shoal-test-'));
+    const weak = await startShoal({ dataDir: weakDir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: 'short' } }).then(
+      async (r) => (await r.stop(), null),
+      (e: Error) => e,
+    );
+    await rm(weakDir, { recursive: true, force: true });
+    assert.match(String(weak?.message), /SHOAL_ADMIN_PASSWORD is too weak: password must be at least 8 characters/);
+  });
+
+  it('bootstrap without SHOAL_ADMIN_PASSWORD: a generated admin password, printed once and left in a 0600 file; no default password', async () => {
     const fresh = await startShoal({ args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: '' } });
     try {
-      assert.ok(fresh.output.some((l) => l.includes('no user exists')), 'warns that no admin exists');
       assert.equal((await http('GET', `${fresh.url}/auth/token?service=shoal`, { basic: { user: 'admin', password: 'admin' } })).status, 401, 'no default password');
+      const lines = fresh.output.filter((l) => /generated password/.test(l) && !l.startsWith('{'));
+      assert.equal(lines.length, 1, `one plain stderr line: ${fresh.output.join('\n')}`);
+      assert.match(lines[0]!, /change it/);
+      const password = /generated password (\S+)/.exec(lines[0]!)![1]!;
+      assert.ok(password.length >= 20, 'a strong password');
+      const file = join(fresh.dataDir, 'auth', 'initial-admin-password');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(readFileSync(file, 'utf8').trim(), password);
+      const token = await getToken(fresh.url, { user: 'admin', password }, ['registry:catalog:*']);
+      assert.equal((await http('GET', `${fresh.url}/v2/_catalog`, { token })).status, 200, 'the generated admin is an administrator');
+      await fresh.stop({ keepData: true });
+      const again = await startShoal({ dataDir: fresh.dataDir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: '' } });
+      try {
+        assert.equal(again.output.some((l) => /generated password/.test(l)), false, 'nothing generated once a user exists');
+        assert.equal(readFileSync(file, 'utf8').trim(), password);
+        assert.equal((await http('GET', `${again.url}/auth/token?service=shoal`, { basic: { user: 'admin', password } })).status, 200);
+      } finally {
+        await again.stop();
+      }
     } finally {
       await fresh.stop();
     }
