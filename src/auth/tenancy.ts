@@ -1,6 +1,6 @@
 // Wires tenancy into a registry process: the auth store, signing keys, token service, the /v2
-// policy chain (authn → network ACL → rate limit → RBAC → quota → immutability), the token
-// endpoint, the admin API and the audit trail.
+// policy chain (network ACL → per-address rate limit → authn → per-account rate limit → RBAC →
+// quota → immutability), the token endpoint, the admin API and the audit trail.
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -11,7 +11,7 @@ import type { RegistryService } from '../registry/service.js';
 import { ClientIpResolver } from '../policy/client-ip.js';
 import { NetworkAcl } from '../policy/network-acl.js';
 import { RateLimiter, type RequestClass } from '../policy/rate-limit.js';
-import { immutability, networkAcl, quota, rateLimit } from '../policy/middlewares.js';
+import { immutability, networkAcl, principalRateLimit, quota, rateLimit } from '../policy/middlewares.js';
 import { adminApi } from './admin-api.js';
 import { AuditLog } from './audit.js';
 import { bootstrapAdmin } from './bootstrap.js';
@@ -76,7 +76,8 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
 
   const challenge: ChallengeOptions = { service: config.service, realm: config.realm };
   // Refused writes by someone who presented credentials (a client's first, token-less try of
-  // every push is routine and left out).
+  // every push is routine and left out). Refusals before authentication (network ACL, bad token)
+  // have no verified name: "unverified-token".
   const refusedWrites: Middleware = async (ctx, next) => {
     const method = ctx.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
@@ -86,16 +87,18 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
       const p = principalOf(ctx);
       if (err instanceof RegistryError && (err.code === 'DENIED' || err.code === 'UNAUTHORIZED') && (p || ctx.req.headers.authorization)) {
         const target = ctx.route.name === 'manifest' ? `${ctx.route.repo}:${ctx.route.ref}` : ctx.route.repo;
-        audit.record({ at: Date.now(), actor: p?.name ?? 'invalid-token', action: method === 'DELETE' ? 'delete' : 'push', target, clientIp: p?.clientIp ?? ips.resolve(ctx.req), outcome: err.code, detail: { reason: err.message.slice(0, 300) } });
+        audit.record({ at: Date.now(), actor: p?.name ?? 'unverified-token', action: method === 'DELETE' ? 'delete' : 'push', target, clientIp: p?.clientIp ?? ips.resolve(ctx.req), outcome: err.code, detail: { reason: err.message.slice(0, 300) } });
       }
       throw err;
     }
   };
-  const all: Middleware[] = [refusedWrites];
+  // Address checks come first: a disallowed address is refused (403) whatever it presents, and a
+  // flood of forged tokens hits the per-address limit before it costs an ES256 check each.
+  const all: Middleware[] = [refusedWrites, networkAcl(acl, ips)];
   const rbac: Middleware[] = [];
-  if (config.auth) all.push(authenticate(tokens, ips, challenge));
-  all.push(networkAcl(acl, ips));
   if (limiter.enabled) all.push(rateLimit(limiter, ips));
+  if (config.auth) all.push(authenticate(tokens, ips, challenge));
+  if (config.auth && limiter.enabled) all.push(principalRateLimit(limiter));
   if (config.auth) rbac.push(authorize(challenge));
   const pullAudit: Middleware = async (ctx, next) => {
     ctx.res.once('finish', () => {

@@ -1,5 +1,5 @@
-// Policy steps of the /v2 chain after authentication: network ACL, rate limit, quota and tag
-// immutability. Each is a Middleware (src/registry/context.ts) and answers with a typed error.
+// Policy steps of the /v2 chain: network ACL and per-address rate limit (before authentication),
+// per-account rate limit, quota and tag immutability (after it). Each is a Middleware (src/registry/context.ts) and answers with a typed error.
 import { RegistryError } from '../oci/errors.js';
 import { digestOf, type Digest } from '../oci/digest.js';
 import { readBody } from '../registry/respond.js';
@@ -24,9 +24,10 @@ export function networkAcl(acl: NetworkAcl, ips: ClientIpResolver): Middleware {
   };
 }
 
+/** Concurrency budget and per-address limit: before authentication (needs no identity). */
 export function rateLimit(limiter: RateLimiter, ips: ClientIpResolver): Middleware {
   return async (ctx, next) => {
-    const release = limiter.admit(classify(ctx.route.name, ctx.req.method), clientIpOf(ctx, ips), principalOf(ctx)?.name);
+    const release = limiter.admitClient(classify(ctx.route.name, ctx.req.method), clientIpOf(ctx, ips));
     ctx.res.once('close', release);
     try {
       await next();
@@ -37,6 +38,13 @@ export function rateLimit(limiter: RateLimiter, ips: ClientIpResolver): Middlewa
   };
 }
 
+/** Per-account limit ("per token"): after authentication, which names the account. */
+export function principalRateLimit(limiter: RateLimiter): Middleware {
+  return async (ctx, next) => {
+    limiter.admitPrincipal(classify(ctx.route.name, ctx.req.method), principalOf(ctx)?.name);
+    return next();
+  };
+}
 
 /** Quota per namespace, checked where bytes become part of it: upload finish and manifest PUT. */
 export function quota(store: AuthStore, service: RegistryService): Middleware {
