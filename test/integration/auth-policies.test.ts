@@ -4,6 +4,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -29,6 +30,22 @@ function shoal(args: string[], env: Record<string, string> = {}, input?: string)
       resolve({ code, stdout, stderr });
     });
     p.stdin.end(input ?? '');
+  });
+}
+
+/** PUT with Transfer-Encoding: chunked (no Content-Length), as a streaming client sends it. */
+function chunkedPut(url: string, token: string, body: Buffer, contentType: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`timeout: PUT ${url}`)));
+    req.on('error', reject);
+    req.write(body.subarray(0, 10));
+    req.end(body.subarray(10));
   });
 }
 
@@ -125,6 +142,42 @@ describe('tenancy policies', () => {
     assert.equal(head.status, 404);
     await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
     await pushWithToken(reg.url, 'team/big', '1', big, devToken);
+  });
+
+  it('quota: a cross-repository mount and a manifest PUT without Content-Length count their bytes', async () => {
+    const img = buildBusyboxImage({ hello: 'quota bypass ' + Math.random() });
+    await admin(reg.url, ADMIN, 'POST', 'namespaces', { name: 'elsewhere' });
+    const adminToken = await getToken(reg.url, ADMIN, ['repository:elsewhere/src:pull,push', 'repository:team/mounted:pull,push', 'repository:team/chunked:pull,push', 'repository:team/app:pull']);
+    await pushWithToken(reg.url, 'elsewhere/src', '1', img, adminToken);
+    const layer = img.layers[img.layers.length - 1]!;
+    const ns = await admin(reg.url, ADMIN, 'GET', 'namespaces/team');
+    await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: ns.usedBytes });
+    try {
+      const mount = await http('POST', `${reg.url}/v2/team/mounted/blobs/uploads/?mount=${layer.digest}&from=elsewhere/src`, { token: adminToken });
+      assert.equal(mount.status, 403, `mount over quota: ${mount.body}`);
+      assert.equal(mount.json().errors[0].code, 'DENIED');
+      assert.match(mount.json().errors[0].message, /quota of namespace "team" exceeded/);
+      assert.equal((await http('HEAD', `${reg.url}/v2/team/mounted/blobs/${layer.digest}`, { token: adminToken })).status, 404, 'nothing was linked');
+      // A blob the namespace already holds adds nothing: mounting it at the limit is fine.
+      const held = await http('POST', `${reg.url}/v2/team/mounted/blobs/uploads/?mount=${v1.config.digest}&from=team/app`, { token: adminToken });
+      assert.equal(held.status, 201, `mount of a held blob: ${held.body}`);
+
+      // Blobs of a new image first (quota off), then the manifest alone at the limit, sent chunked.
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+      for (const b of [img.config, ...img.layers]) {
+        const up = await http('POST', `${reg.url}/v2/team/chunked/blobs/uploads/?digest=${b.digest}`, { token: adminToken, body: b.data });
+        assert.equal(up.status, 201);
+      }
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: (await admin(reg.url, ADMIN, 'GET', 'namespaces/team')).usedBytes });
+      const put = await chunkedPut(`${reg.url}/v2/team/chunked/manifests/1`, adminToken, img.manifest.data, img.manifest.mediaType);
+      assert.equal(put.status, 403, `chunked manifest PUT over quota: ${put.body}`);
+      assert.match(put.body, new RegExp(`DENIED.*this push adds ${img.manifest.data.length} B`));
+      assert.equal((await http('GET', `${reg.url}/v2/team/chunked/manifests/1`, { token: adminToken })).status, 404, 'the manifest was not stored');
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+      assert.equal((await chunkedPut(`${reg.url}/v2/team/chunked/manifests/1`, adminToken, img.manifest.data, img.manifest.mediaType)).status, 201, 'the same chunked PUT within quota works');
+    } finally {
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+    }
   });
 
   it('OAuth2 token grants: password with refresh token, then refresh_token; bad grants refused', async () => {
