@@ -197,6 +197,20 @@ describe('tenancy policies', () => {
     assert.equal((await http('GET', `${reg.url}/auth/token?service=elsewhere`)).status, 403);
   });
 
+  it('a password change ends the refresh tokens issued under the old password', async () => {
+    const ROTATE = { user: 'rotate', password: 'rotate-password-1' };
+    await admin(reg.url, ADMIN, 'POST', 'users', { name: ROTATE.user, password: ROTATE.password });
+    const form = (f: Record<string, string>) => http('POST', `${reg.url}/auth/token`, { body: new URLSearchParams({ service: 'shoal', ...f }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const { refresh_token } = (await form({ grant_type: 'password', username: ROTATE.user, password: ROTATE.password })).json();
+    assert.equal((await form({ grant_type: 'refresh_token', refresh_token })).status, 200, 'valid before the change');
+    await admin(reg.url, ADMIN, 'PUT', `users/${ROTATE.user}`, { password: 'rotate-password-2' });
+    const stale = await form({ grant_type: 'refresh_token', refresh_token });
+    assert.equal(stale.status, 401);
+    assert.equal(stale.json().errors[0].code, 'UNAUTHORIZED');
+    const fresh = await form({ grant_type: 'password', username: ROTATE.user, password: 'rotate-password-2' });
+    assert.equal((await form({ grant_type: 'refresh_token', refresh_token: fresh.json().refresh_token })).status, 200, 'a new login gets a working one');
+  });
+
   it('admin API: 401 without credentials, 403 DENIED for non-admins, 400 for bad input, 404 for unknown things', async () => {
     const none = await http('GET', `${reg.url}/api/v1/users`);
     assert.equal(none.status, 401);
