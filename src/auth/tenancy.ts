@@ -113,6 +113,8 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
   const policies: Tenancy['policies'] = {
     '*': [...all, ...rbac],
     'manifest GET': [pullAudit],
+    // A HEAD is how docker/containerd check a tag before pulling: it reveals the digest, so it is a pull too.
+    'manifest HEAD': [pullAudit],
     'manifest PUT': [quota(store, service), immutability(store, service)],
     'manifest DELETE': [immutability(store, service)],
     'upload PUT': [quota(store, service)],

@@ -130,6 +130,27 @@ describe('tenancy policies', () => {
     assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/latest`, { token: devToken })).status, 202);
   });
 
+  it('audit: tag and manifest DELETEs and manifest HEADs are recorded with who, what and from where', async () => {
+    const gone = buildBusyboxImage({ hello: 'to be deleted ' + Math.random() });
+    await pushWithToken(reg.url, 'team/app', 'gone', gone, devToken);
+    await pushWithToken(reg.url, 'team/app', 'bye', v1b, devToken);
+    assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/gone`, { token: devToken, localAddress: '127.0.0.3' })).status, 202, 'tag DELETE');
+    assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/${gone.manifest.digest}`, { token: devToken, localAddress: '127.0.0.3' })).status, 202, 'manifest DELETE');
+    assert.equal((await http('HEAD', `${reg.url}/v2/team/app/manifests/bye`, { token: devToken, localAddress: '127.0.0.4', headers: { accept: v1b.manifest.mediaType } })).status, 200);
+    type Rec = { actor: string; action: string; target: string; clientIp: string; outcome: string; at: number };
+    const deletes = (await admin(reg.url, ADMIN, 'GET', 'audit?actor=dev&action=delete')) as Rec[];
+    const find = (target: string) => deletes.find((r) => r.target === target && r.outcome === 'ok');
+    for (const target of ['team/app:gone', `team/app@${gone.manifest.digest}`]) {
+      const rec = find(target);
+      assert.ok(rec, `a delete record for ${target}: ${JSON.stringify(deletes)}`);
+      assert.equal(rec.actor, 'dev');
+      assert.equal(rec.clientIp, '127.0.0.3');
+      assert.ok(rec.at > 0);
+    }
+    const pulls = (await admin(reg.url, ADMIN, 'GET', 'audit?actor=dev&action=pull&target=team/app:bye')) as Rec[];
+    assert.ok(pulls.some((r) => r.clientIp === '127.0.0.4' && r.outcome === 'ok'), `the HEAD is audited as a pull: ${JSON.stringify(pulls)}`);
+  });
+
   it('quota: an upload that would pass the namespace limit is refused with used/limit, and not stored', async () => {
     const ns = await admin(reg.url, ADMIN, 'GET', 'namespaces/team');
     assert.ok(ns.usedBytes > 0);
