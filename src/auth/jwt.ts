@@ -22,6 +22,8 @@ export interface TokenClaims {
   adm?: boolean;
   /** 'refresh' marks a refresh token, which is never accepted as an access token. */
   use?: 'access' | 'refresh';
+  /** Refresh tokens of users: fingerprint of the password hash they were issued under (see TokenService). */
+  pwf?: string;
 }
 
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');

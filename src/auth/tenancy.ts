@@ -1,6 +1,6 @@
 // Wires tenancy into a registry process: the auth store, signing keys, token service, the /v2
-// policy chain (authn → network ACL → rate limit → RBAC → quota → immutability), the token
-// endpoint, the admin API and the audit trail.
+// policy chain (network ACL → per-address rate limit → authn → per-account rate limit → RBAC →
+// quota → immutability), the token endpoint, the admin API and the audit trail.
 import { join } from 'node:path';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -11,12 +11,12 @@ import type { RegistryService } from '../registry/service.js';
 import { ClientIpResolver } from '../policy/client-ip.js';
 import { NetworkAcl } from '../policy/network-acl.js';
 import { RateLimiter, type RequestClass } from '../policy/rate-limit.js';
-import { immutability, networkAcl, quota, rateLimit } from '../policy/middlewares.js';
+import { immutability, networkAcl, principalRateLimit, quota, rateLimit } from '../policy/middlewares.js';
 import { adminApi } from './admin-api.js';
 import { AuditLog } from './audit.js';
+import { bootstrapAdmin } from './bootstrap.js';
 import { KeyRing } from './keys.js';
 import { authenticate, authorize, writeContext, type ChallengeOptions } from './middlewares.js';
-import { hashPassword } from './password.js';
 import { principalOf } from './principal.js';
 import { SqliteAuthStore } from './sqlite-store.js';
 import type { AuthStore } from './store.js';
@@ -72,17 +72,12 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
   });
   const audit = new AuditLog({ store, log, overloaded: () => limiter.overloaded });
 
-  if (config.adminPassword && !(await store.getUser('admin'))) {
-    await store.putUser({ name: 'admin', passwordHash: await hashPassword(config.adminPassword), isAdmin: true, createdAt: Date.now() });
-    audit.record({ at: Date.now(), actor: 'bootstrap', action: 'user.create', target: 'admin', clientIp: '', outcome: 'ok', detail: { admin: true } });
-    log.info('created user "admin" from SHOAL_ADMIN_PASSWORD');
-  } else if (config.auth && (await store.listUsers()).length === 0) {
-    log.warn('token auth is on but no user exists: restart with SHOAL_ADMIN_PASSWORD=... to create "admin"');
-  }
+  await bootstrapAdmin({ store, audit, log, dataDir, auth: config.auth, adminPassword: config.adminPassword });
 
   const challenge: ChallengeOptions = { service: config.service, realm: config.realm };
   // Refused writes by someone who presented credentials (a client's first, token-less try of
-  // every push is routine and left out).
+  // every push is routine and left out). Refusals before authentication (network ACL, bad token)
+  // have no verified name: "unverified-token".
   const refusedWrites: Middleware = async (ctx, next) => {
     const method = ctx.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
@@ -92,16 +87,18 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
       const p = principalOf(ctx);
       if (err instanceof RegistryError && (err.code === 'DENIED' || err.code === 'UNAUTHORIZED') && (p || ctx.req.headers.authorization)) {
         const target = ctx.route.name === 'manifest' ? `${ctx.route.repo}:${ctx.route.ref}` : ctx.route.repo;
-        audit.record({ at: Date.now(), actor: p?.name ?? 'invalid-token', action: method === 'DELETE' ? 'delete' : 'push', target, clientIp: p?.clientIp ?? ips.resolve(ctx.req), outcome: err.code, detail: { reason: err.message.slice(0, 300) } });
+        audit.record({ at: Date.now(), actor: p?.name ?? 'unverified-token', action: method === 'DELETE' ? 'delete' : 'push', target, clientIp: p?.clientIp ?? ips.resolve(ctx.req), outcome: err.code, detail: { reason: err.message.slice(0, 300) } });
       }
       throw err;
     }
   };
-  const all: Middleware[] = [refusedWrites];
+  // Address checks come first: a disallowed address is refused (403) whatever it presents, and a
+  // flood of forged tokens hits the per-address limit before it costs an ES256 check each.
+  const all: Middleware[] = [refusedWrites, networkAcl(acl, ips)];
   const rbac: Middleware[] = [];
-  if (config.auth) all.push(authenticate(tokens, ips, challenge));
-  all.push(networkAcl(acl, ips));
   if (limiter.enabled) all.push(rateLimit(limiter, ips));
+  if (config.auth) all.push(authenticate(tokens, ips, challenge));
+  if (config.auth && limiter.enabled) all.push(principalRateLimit(limiter));
   if (config.auth) rbac.push(authorize(challenge));
   const pullAudit: Middleware = async (ctx, next) => {
     ctx.res.once('finish', () => {
@@ -116,6 +113,8 @@ export async function createTenancy(config: TenancyConfig, dataDir: string, serv
   const policies: Tenancy['policies'] = {
     '*': [...all, ...rbac],
     'manifest GET': [pullAudit],
+    // A HEAD is how docker/containerd check a tag before pulling: it reveals the digest, so it is a pull too.
+    'manifest HEAD': [pullAudit],
     'manifest PUT': [quota(store, service), immutability(store, service)],
     'manifest DELETE': [immutability(store, service)],
     'upload PUT': [quota(store, service)],

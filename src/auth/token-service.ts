@@ -1,5 +1,6 @@
 // Issues Docker registry tokens: authenticates credentials (users by password, robots by secret),
-// grants requested ∩ allowed scopes, signs short-lived JWTs and longer refresh tokens.
+// grants requested ∩ allowed scopes, signs short-lived JWTs and longer refresh tokens (a user's are
+// bound to their current password).
 import { createHash, randomUUID } from 'node:crypto';
 import { Authorizer, type Subject } from './authorizer.js';
 import { signJwt, verifyJwt, type AccessEntry, type TokenClaims } from './jwt.js';
@@ -106,8 +107,9 @@ export class TokenService {
     const token = signJwt(claims, this.opts.keys);
     const issued: IssuedToken = { token, access_token: token, expires_in: this.opts.accessTtlSeconds, issued_at: new Date(iat * 1000).toISOString() };
     if (withRefresh && subject.kind !== 'anonymous') {
+      const pwf = subject.kind === 'user' ? await this.passwordFingerprint(subject.name) : undefined;
       issued.refresh_token = signJwt(
-        { ...claims, jti: randomUUID(), access: [], exp: iat + this.opts.refreshTtlSeconds, use: 'refresh' },
+        { ...claims, jti: randomUUID(), access: [], exp: iat + this.opts.refreshTtlSeconds, use: 'refresh', ...(pwf ? { pwf } : {}) },
         this.opts.keys,
       );
     }
@@ -121,7 +123,9 @@ export class TokenService {
     if (!(await this.subjectActive(claims.sub, claims.kind))) return null;
     if (claims.kind === 'user') {
       const user = await this.opts.store.getUser(claims.sub);
-      return user ? { name: user.name, kind: 'user', isAdmin: user.isAdmin } : null;
+      // A password change (e.g. after a leak) must also end the sessions opened with the old one.
+      if (!user || claims.pwf !== fingerprint(user.passwordHash)) return null;
+      return { name: user.name, kind: 'user', isAdmin: user.isAdmin };
     }
     return { name: claims.sub, kind: 'robot', isAdmin: false };
   }
@@ -174,6 +178,11 @@ export class TokenService {
     this.passwordOk.clear();
   }
 
+  private async passwordFingerprint(name: string): Promise<string | undefined> {
+    const user = await this.opts.store.getUser(name);
+    return user ? fingerprint(user.passwordHash) : undefined;
+  }
+
   private dummy: Promise<string> | undefined;
   private dummyHash(): Promise<string> {
     return (this.dummy ??= hashPassword(randomUUID()));
@@ -182,4 +191,13 @@ export class TokenService {
   private robotActive(robot: { revokedAt: number | null; expiresAt: number | null }): boolean {
     return robot.revokedAt === null && (robot.expiresAt === null || robot.expiresAt > this.now());
   }
+}
+
+/**
+ * Binds a user's refresh tokens to the password they were issued under: a new password means a
+ * new (salted) hash, so every older refresh token stops matching. One-way and short: the token
+ * reveals nothing usable about the hash.
+ */
+function fingerprint(passwordHash: string): string {
+  return createHash('sha256').update(`refresh\0${passwordHash}`).digest('base64url').slice(0, 22);
 }

@@ -7,7 +7,7 @@ import { parseDuration, parseSize, serveDefaults } from '../server/config.js';
 /** Tenancy flags of `shoal serve` (kept here so main.ts only calls this). */
 export function addTenancyServeOptions(cmd: Command): Command {
   return cmd
-    .option('--auth', 'turn on Docker token auth and RBAC (off: anyone may push and pull). With SHOAL_ADMIN_PASSWORD set, creates the user "admin" when missing', false)
+    .option('--auth', 'turn on Docker token auth and RBAC (off: anyone may push and pull). With SHOAL_ADMIN_PASSWORD set, creates the user "admin" when missing; with no user at all and no SHOAL_ADMIN_PASSWORD, creates "admin" with a random password printed once to stderr and left in DATA/auth/initial-admin-password', false)
     .option('--auth-service <name>', 'the token "service" (audience) named in challenges (env SHOAL_AUTH_SERVICE)', serveDefaults.authService)
     .option('--auth-realm <url>', 'token endpoint URL given to clients; default http://<Host header>/auth/token')
     .option('--token-ttl <duration>', 'lifetime of access tokens (env SHOAL_TOKEN_TTL)', serveDefaults.tokenTtl)

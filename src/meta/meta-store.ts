@@ -80,6 +80,8 @@ export interface MetaStore {
   listRepositories(page: PageOptions): Promise<string[]>;
   /** Bytes of distinct live blobs and manifests in repository `namespace` and every `namespace/...` (for quotas). */
   storageUsed(namespace: string): Promise<number>;
+  /** Whether `digest` already counts towards storageUsed(namespace) (a mount of it adds nothing). */
+  namespaceHolds(namespace: string, digest: Digest): Promise<boolean>;
 
   // Upload sessions.
   createUpload(session: UploadSession): Promise<void>;

@@ -42,6 +42,10 @@ export function openSqlite(file: string): Database.Database {
   return db;
 }
 
+/** Digests linked or stored as manifests in repository `ns` or `ns/...` (binds ns, len(prefix), prefix twice). */
+const IN_NAMESPACE = `SELECT digest FROM blob_links WHERE repo = ? OR substr(repo, 1, ?) = ?
+           UNION SELECT digest FROM manifests WHERE repo = ? OR substr(repo, 1, ?) = ?`;
+
 export class SqliteMetaStore implements MetaStore {
   private readonly db: Database.Database;
   private readonly stmt;
@@ -234,12 +238,18 @@ export class SqliteMetaStore implements MetaStore {
     const prefix = `${namespace}/`;
     const row = this.db
       .prepare(
-        `SELECT COALESCE(SUM(size), 0) AS used FROM blobs WHERE state = 'live' AND digest IN (
-           SELECT digest FROM blob_links WHERE repo = ? OR substr(repo, 1, ?) = ?
-           UNION SELECT digest FROM manifests WHERE repo = ? OR substr(repo, 1, ?) = ?)`,
+        `SELECT COALESCE(SUM(size), 0) AS used FROM blobs WHERE state = 'live' AND digest IN (${IN_NAMESPACE})`,
       )
       .get(namespace, prefix.length, prefix, namespace, prefix.length, prefix) as { used: number };
     return row.used;
+  }
+
+  async namespaceHolds(namespace: string, digest: Digest): Promise<boolean> {
+    const prefix = `${namespace}/`;
+    const row = this.db
+      .prepare(`SELECT 1 FROM blobs WHERE state = 'live' AND digest = ? AND digest IN (${IN_NAMESPACE})`)
+      .get(digest, namespace, prefix.length, prefix, namespace, prefix.length, prefix);
+    return row !== undefined;
   }
 
   async createUpload(s: UploadSession): Promise<void> {

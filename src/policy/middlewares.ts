@@ -1,7 +1,7 @@
-// Policy steps of the /v2 chain after authentication: network ACL, rate limit, quota and tag
-// immutability. Each is a Middleware (src/registry/context.ts) and answers with a typed error.
+// Policy steps of the /v2 chain: network ACL and per-address rate limit (before authentication),
+// per-account rate limit, quota and tag immutability (after it). Each is a Middleware (src/registry/context.ts) and answers with a typed error.
 import { RegistryError } from '../oci/errors.js';
-import { digestOf, type Digest } from '../oci/digest.js';
+import { digestOf, isDigest, type Digest } from '../oci/digest.js';
 import { readBody } from '../registry/respond.js';
 import { formatBytes } from '../server/format.js';
 import type { Middleware, RequestContext } from '../registry/context.js';
@@ -24,9 +24,10 @@ export function networkAcl(acl: NetworkAcl, ips: ClientIpResolver): Middleware {
   };
 }
 
+/** Concurrency budget and per-address limit: before authentication (needs no identity). */
 export function rateLimit(limiter: RateLimiter, ips: ClientIpResolver): Middleware {
   return async (ctx, next) => {
-    const release = limiter.admit(classify(ctx.route.name, ctx.req.method), clientIpOf(ctx, ips), principalOf(ctx)?.name);
+    const release = limiter.admitClient(classify(ctx.route.name, ctx.req.method), clientIpOf(ctx, ips));
     ctx.res.once('close', release);
     try {
       await next();
@@ -37,8 +38,18 @@ export function rateLimit(limiter: RateLimiter, ips: ClientIpResolver): Middlewa
   };
 }
 
+/** Per-account limit ("per token"): after authentication, which names the account. */
+export function principalRateLimit(limiter: RateLimiter): Middleware {
+  return async (ctx, next) => {
+    limiter.admitPrincipal(classify(ctx.route.name, ctx.req.method), principalOf(ctx)?.name);
+    return next();
+  };
+}
 
-/** Quota per namespace, checked where bytes become part of it: upload finish and manifest PUT. */
+/**
+ * Quota per namespace, checked where bytes become part of it: upload finish, single-POST uploads,
+ * cross-repository mounts and manifest PUT.
+ */
 export function quota(store: AuthStore, service: RegistryService): Middleware {
   return async (ctx, next) => {
     const { route, req } = ctx;
@@ -46,8 +57,18 @@ export function quota(store: AuthStore, service: RegistryService): Middleware {
     const limit = (await store.getNamespace(ns))?.quotaBytes ?? null;
     if (limit === null) return next();
     let adding = Number(req.headers['content-length'] ?? 0) || 0;
-    if (route.name === 'upload' && req.method === 'PUT') adding += (await service.blobs.uploadSize(route.ref)) ?? 0;
-    else if (route.name === 'upload.start' && !(adding > 0 && ctx.query.has('digest'))) return next(); // only single-POST uploads add bytes here
+    if (route.name === 'manifest') {
+      // The body actually sent, not its declared length: a chunked PUT declares none. Manifests
+      // are small and bounded, and the handler (or immutability) takes the buffer from here.
+      const body = await manifestBody(ctx, service);
+      adding = body.length;
+    } else if (route.name === 'upload' && req.method === 'PUT') adding += (await service.blobs.uploadSize(route.ref)) ?? 0;
+    else if (route.name === 'upload.start' && ctx.query.has('mount')) {
+      const mounted = await mountAdds(service, ns, ctx.query);
+      // null: the mount cannot happen and the request falls back to an ordinary upload (below).
+      if (mounted !== null) adding = mounted;
+      else if (!(adding > 0 && ctx.query.has('digest'))) return next();
+    } else if (route.name === 'upload.start' && !(adding > 0 && ctx.query.has('digest'))) return next(); // only single-POST uploads add bytes here
     const used = await service.meta.storageUsed(ns);
     if (used + adding > limit) {
       throw new RegistryError(
@@ -58,6 +79,25 @@ export function quota(store: AuthStore, service: RegistryService): Middleware {
     }
     return next();
   };
+}
+
+/** Bytes a mount adds to `ns`: the blob's size unless the namespace already holds it; null when there is nothing to mount. */
+async function mountAdds(service: RegistryService, ns: string, query: URLSearchParams): Promise<number | null> {
+  const digest = query.get('mount') ?? '';
+  if (!isDigest(digest)) return null; // the handler answers DIGEST_INVALID
+  const from = query.get('from');
+  const source = from === null ? await service.meta.getLiveBlob(digest) : await service.meta.getBlobLink(from, digest).catch(() => null);
+  if (!source) return null;
+  return (await service.meta.namespaceHolds(ns, digest)) ? 0 : source.size;
+}
+
+/** The manifest body, read once and shared by the policies and the handler (MANIFEST_BODY_KEY). */
+async function manifestBody(ctx: RequestContext, service: RegistryService): Promise<Buffer> {
+  const held = ctx.state[MANIFEST_BODY_KEY] as Buffer | undefined;
+  if (held) return held;
+  const body = await readBody(ctx.req, service.limits.maxManifestBytes, 'manifest');
+  ctx.state[MANIFEST_BODY_KEY] = body;
+  return body;
 }
 
 /** `*` and `?` globs, anchored. */
@@ -88,9 +128,7 @@ export function immutability(store: AuthStore, service: RegistryService): Middle
       if (tags.length === 0) return next();
       const existing = await Promise.all(tags.map(async (t) => [t, await service.meta.resolveTag(route.repo, t)] as const));
       if (existing.every(([, d]) => d === null)) return next();
-      const body = await readBody(req, service.limits.maxManifestBytes, 'manifest');
-      ctx.state[MANIFEST_BODY_KEY] = body;
-      const digest = digestOf(body);
+      const digest = digestOf(await manifestBody(ctx, service));
       for (const [t, d] of existing) if (d !== null && d !== digest) refuse(t, 'overwritten');
       return next();
     }

@@ -49,16 +49,32 @@ export class RateLimiter {
 
   /**
    * Admits one request or throws TOOMANYREQUESTS with Retry-After. On admission returns the
-   * release function to call when the response is finished.
+   * release function to call when the response is finished. The same as admitClient followed by
+   * admitPrincipal, for callers that know both at once.
    */
   admit(cls: RequestClass, clientIp: string, principal: string | undefined): () => void {
+    const release = this.admitClient(cls, clientIp);
+    try {
+      this.admitPrincipal(cls, principal);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return release;
+  }
+
+  /**
+   * The steps that need no identity: the concurrency budget and the per-address bucket. The /v2
+   * chain runs them before authentication, so a flood of forged tokens is stopped here and never
+   * costs a signature check each.
+   */
+  admitClient(cls: RequestClass, clientIp: string): () => void {
     const { maxConcurrent, secondaryShare } = this.opts;
     if (maxConcurrent > 0) {
       const cap = cls === 'primary' ? maxConcurrent : Math.max(1, Math.floor(maxConcurrent * secondaryShare));
       if (this.inFlight >= cap) this.refuse(cls, 1, `the registry is at its concurrency limit for ${cls === 'primary' ? 'pulls' : 'this kind of request'}`);
     }
     this.take(`ip\0${clientIp}\0${cls}`, this.opts.perIp[cls], cls, `client ${clientIp}`);
-    if (principal && principal !== 'anonymous') this.take(`p\0${principal}\0${cls}`, this.opts.perPrincipal[cls], cls, `account ${principal}`);
     if (maxConcurrent === 0) return noop;
     this.inFlight++;
     let released = false;
@@ -68,6 +84,15 @@ export class RateLimiter {
         this.inFlight--;
       }
     };
+  }
+
+  /**
+   * The per-token limit, after authentication. "Per token" means per account (user or robot): all
+   * tokens of one account, from any address, share one bucket per class, so minting fresh tokens
+   * (or spreading them over many nodes) buys no extra budget.
+   */
+  admitPrincipal(cls: RequestClass, principal: string | undefined): void {
+    if (principal && principal !== 'anonymous') this.take(`p\0${principal}\0${cls}`, this.opts.perPrincipal[cls], cls, `account ${principal}`);
   }
 
   private take(key: string, rate: number, cls: RequestClass, who: string): void {

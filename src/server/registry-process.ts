@@ -95,7 +95,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = createLog
     metrics,
     log,
     accessLog: config.accessLog,
-    // Tenancy's chain (authn → ACL → rate limit → RBAC → …) first, then the vulnerability gate.
+    // Tenancy's chain (ACL → rate limit → authn → per-account limit → RBAC → …) first, then the vulnerability gate.
     policies: mergePolicies(tenancy?.policies, chains?.policies),
     extraRoutes: {
       ...tenancy?.extraRoutes,

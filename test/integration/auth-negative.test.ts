@@ -45,9 +45,12 @@ describe('auth negative suite: every route refuses bad credentials and writes no
   const newBlob = Buffer.from('a blob that must not be written');
   const newDigest = sha256(newBlob);
   let uploadPath = '';
+  /** An open upload session in the address-restricted namespace. */
+  let lockedUploadPath = '';
   let storageBefore: string[] = [];
   const tokens: Record<string, string> = {};
 
+  const sessionOf = (repo: string) => (repo === LOCKED ? lockedUploadPath : uploadPath);
   const routes = (): RouteCase[] => [
     { name: 'catalog', method: 'GET', path: () => '/v2/_catalog', write: false },
     { name: 'tags.list', method: 'GET', path: (r) => `/v2/${r}/tags/list`, write: false },
@@ -60,19 +63,20 @@ describe('auth negative suite: every route refuses bad credentials and writes no
     { name: 'blob DELETE', method: 'DELETE', path: (r) => `/v2/${r}/blobs/${image.config.digest}`, write: true },
     { name: 'upload.start POST', method: 'POST', path: (r) => `/v2/${r}/blobs/uploads/?digest=${newDigest}`, body: newBlob, headers: { 'content-type': 'application/octet-stream' }, write: true },
     { name: 'upload.start mount', method: 'POST', path: (r) => `/v2/${r}/blobs/uploads/?mount=${image.config.digest}&from=${REPO}`, write: true },
-    { name: 'upload PATCH', method: 'PATCH', path: () => uploadPath, body: newBlob, headers: { 'content-type': 'application/octet-stream' }, write: true },
-    { name: 'upload PUT', method: 'PUT', path: () => `${uploadPath}?digest=${newDigest}`, write: true },
-    { name: 'upload GET', method: 'GET', path: () => uploadPath, write: true },
-    { name: 'upload DELETE', method: 'DELETE', path: () => uploadPath, write: true },
+    { name: 'upload PATCH', method: 'PATCH', path: (r) => sessionOf(r), body: newBlob, headers: { 'content-type': 'application/octet-stream' }, write: true },
+    { name: 'upload PUT', method: 'PUT', path: (r) => `${sessionOf(r)}?digest=${newDigest}`, write: true },
+    { name: 'upload GET', method: 'GET', path: (r) => sessionOf(r), write: true },
+    { name: 'upload DELETE', method: 'DELETE', path: (r) => sessionOf(r), write: true },
     { name: 'referrers', method: 'GET', path: (r) => `/v2/${r}/referrers/${image.manifest.digest}`, write: false },
   ];
 
   const call = (rc: RouteCase, repo: string, token?: string, localAddress?: string) =>
     http(rc.method, `${reg.url}${rc.path(repo)}`, { token, body: rc.body, headers: rc.headers, localAddress });
 
-  function assertRefused(res: HttpAnswer, status: number, code: string, what: string): void {
+  /** `bearer`: a /v2 route, whose 401 must carry the token challenge (the realm and admin API have none). */
+  function assertRefused(res: HttpAnswer, status: number, code: string, what: string, bearer = !what.startsWith('token endpoint')): void {
     assert.equal(res.status, status, `${what}: status (body ${res.body.toString().slice(0, 300)})`);
-    if (status === 401 && !what.startsWith('token endpoint')) assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/[^"]+\/auth\/token",service="shoal"/, `${what}: challenge`);
+    if (status === 401 && bearer) assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/[^"]+\/auth\/token",service="shoal"/, `${what}: challenge`);
     if (res.body.length > 0) assert.equal(res.json().errors[0].code, code, `${what}: error code`);
   }
 
@@ -101,6 +105,8 @@ describe('auth negative suite: every route refuses bad credentials and writes no
     for (const r of [REPO, OTHER, LOCKED]) await pushWithToken(reg.url, r, 'v1', image, adminToken);
     const post = await http('POST', `${reg.url}/v2/${REPO}/blobs/uploads/`, { token: adminToken });
     uploadPath = String(post.headers.location);
+    lockedUploadPath = String((await http('POST', `${reg.url}/v2/${LOCKED}/blobs/uploads/`, { token: adminToken })).headers.location);
+    assert.ok(lockedUploadPath.startsWith(`/v2/${LOCKED}/blobs/uploads/`), lockedUploadPath);
 
     const robotExpiring = await admin(reg.url, ADMIN, 'POST', 'robots', { name: 'shortlived', permissions: [{ repository: 'team/*', actions: ['pull', 'push', 'delete'] }], expiresInSeconds: 1 });
     const robotRevoked = await admin(reg.url, ADMIN, 'POST', 'robots', { name: 'revoked', permissions: [{ repository: 'team/*', actions: ['pull', 'push', 'delete'] }] });
@@ -185,14 +191,40 @@ describe('auth negative suite: every route refuses bad credentials and writes no
     }
   });
 
-  it('a disallowed source address (127.0.0.2 where only 127.0.0.1 may reach the namespace): 403 DENIED', async () => {
+  it('a disallowed source address (127.0.0.2 where only 127.0.0.1 may reach the namespace): 403 DENIED with a valid token, a bad one or none', async () => {
     for (const rc of routes()) {
-      if (rc.name === 'catalog' || rc.path(LOCKED).includes(REPO + '/blobs/uploads/')) continue; // not in the namespace
-      const res = await call(rc, LOCKED, tokens.alice, '127.0.0.2');
-      assertRefused(res, 403, 'DENIED', `from 127.0.0.2 ${rc.name}`);
+      if (rc.name === 'catalog') continue; // not in the namespace
+      for (const [label, token] of [['valid token', tokens.alice], ['no token', undefined], ['forged token', tokens.forged]] as const) {
+        const res = await call(rc, LOCKED, token, '127.0.0.2');
+        assertRefused(res, 403, 'DENIED', `from 127.0.0.2, ${label}, ${rc.name}`);
+      }
     }
     const allowed = await http('GET', `${reg.url}/v2/${LOCKED}/manifests/v1`, { token: tokens.alice, localAddress: '127.0.0.1' });
     assert.equal(allowed.status, 200, 'the same token from 127.0.0.1 works');
+  });
+
+  it('the token endpoint refuses forged, expired and misused refresh tokens; the admin API refuses bad bearer tokens and writes nothing', async () => {
+    const refresh = (token: string) =>
+      http('POST', `${reg.url}/auth/token`, { body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token, service: 'shoal', scope: `repository:${REPO}:pull` }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const now = Math.floor(Date.now() / 1000);
+    const refreshClaims = { iss: 'shoal', sub: 'admin', aud: 'shoal', iat: now, nbf: now - 1, exp: now + 3600, jti: 'r', kind: 'user', adm: true, access: [], use: 'refresh' };
+    const good = tokens.admin!.split('.');
+    const cases: Array<[string, string]> = [
+      ['expired refresh token', craftToken({ ...refreshClaims, iat: now - 7200, nbf: now - 7200, exp: now - 60 })],
+      ['forged refresh token', `${good[0]}.${Buffer.from(JSON.stringify(refreshClaims)).toString('base64url')}.${good[2]}`],
+      ['access token as refresh token', tokens.admin!],
+      ['expired access token', tokens.expired!],
+      ['garbled', 'not.a.jwt'],
+    ];
+    for (const [label, token] of cases) assertRefused(await refresh(token), 401, 'UNAUTHORIZED', `token endpoint: ${label}`);
+    for (const [label, token] of [['forged', tokens.forged!], ['expired', tokens.expired!], ['garbled', 'not.a.jwt']] as const) {
+      const list = await http('GET', `${reg.url}/api/v1/users`, { token });
+      assertRefused(list, 401, 'UNAUTHORIZED', `admin API GET, ${label} token`, false);
+      const create = await http('POST', `${reg.url}/api/v1/users`, { token, body: JSON.stringify({ name: `intruder-${label}`, password: 'intruder-password-1', admin: true }), headers: { 'content-type': 'application/json' } });
+      assertRefused(create, 401, 'UNAUTHORIZED', `admin API POST, ${label} token`, false);
+    }
+    const users = (await admin(reg.url, ADMIN, 'GET', 'users')) as Array<{ name: string }>;
+    assert.deepEqual(users.map((u) => u.name).filter((n) => n.startsWith('intruder')), [], 'no user was created');
   });
 
   it('path tricks in repository names: NAME_INVALID or NAME_UNKNOWN, never another repository', async () => {
@@ -214,6 +246,17 @@ describe('auth negative suite: every route refuses bad credentials and writes no
     }
     const upload = await http('POST', `${reg.url}/v2/team/../other/app/blobs/uploads/?digest=${newDigest}`, { token: tokens.admin, body: newBlob });
     assert.equal(upload.status, 400);
+    // The same tricks on blob and tag-list routes: never another repository's blob or tags.
+    const tail = [`blobs/${image.config.digest}`, 'tags/list'];
+    for (const t of tail) {
+      for (const p of tricks.map((x) => x.replace(/manifests\/v1$/, t))) {
+        for (const method of t.startsWith('blobs') ? ['GET', 'HEAD', 'DELETE'] : ['GET']) {
+          const res = await http(method, `${reg.url}${p}`, { token: tokens.admin });
+          assert.ok([400, 404].includes(res.status), `${method} ${p}: ${res.status}`);
+          if (method !== 'HEAD') assert.ok(['NAME_INVALID', 'NAME_UNKNOWN'].includes(res.json().errors[0].code), `${method} ${p}: ${res.body}`);
+        }
+      }
+    }
   });
 
   it('afterwards nothing was written: same storage files, same catalog and tags, the upload session untouched', async () => {
@@ -229,5 +272,8 @@ describe('auth negative suite: every route refuses bad credentials and writes no
     const session = await http('GET', `${reg.url}${uploadPath}`, { token: tokens.admin });
     assert.equal(session.status, 204, 'the upload session was not cancelled or written to');
     assert.equal(session.headers.range, '0-0');
+    const locked = await http('GET', `${reg.url}${lockedUploadPath}`, { token: tokens.alice, localAddress: '127.0.0.1' });
+    assert.equal(locked.status, 204, 'the upload session of the locked namespace was not cancelled or written to from 127.0.0.2');
+    assert.equal(locked.headers.range, '0-0');
   });
 });

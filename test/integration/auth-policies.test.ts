@@ -4,6 +4,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
+import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startShoal, shoalBin, type RunningShoal } from '../support/server.js';
 import { buildBusyboxImage, sha256 } from '../support/image.js';
 import { admin, getToken, http, pushWithToken } from '../support/auth.js';
@@ -25,6 +30,22 @@ function shoal(args: string[], env: Record<string, string> = {}, input?: string)
       resolve({ code, stdout, stderr });
     });
     p.stdin.end(input ?? '');
+  });
+}
+
+/** PUT with Transfer-Encoding: chunked (no Content-Length), as a streaming client sends it. */
+function chunkedPut(url: string, token: string, body: Buffer, contentType: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': contentType }, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`timeout: PUT ${url}`)));
+    req.on('error', reject);
+    req.write(body.subarray(0, 10));
+    req.end(body.subarray(10));
   });
 }
 
@@ -52,10 +73,38 @@ describe('tenancy policies', () => {
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: { user: 'admin', password: 'another-password' } })).status, 401);
     assert.equal((await http('GET', `${reg.url}/auth/token?service=shoal`, { basic: ADMIN })).status, 200);
     assert.equal(reg.output.some((l) => l.includes('created user')), false);
+    const weakDir = await mkdtemp(join(tmpdir(), 'shoal-test-'));
+    const weak = await startShoal({ dataDir: weakDir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: 'short' } }).then(
+      async (r) => (await r.stop(), null),
+      (e: Error) => e,
+    );
+    await rm(weakDir, { recursive: true, force: true });
+    assert.match(String(weak?.message), /SHOAL_ADMIN_PASSWORD is too weak: password must be at least 8 characters/);
+  });
+
+  it('bootstrap without SHOAL_ADMIN_PASSWORD: a generated admin password, printed once and left in a 0600 file; no default password', async () => {
     const fresh = await startShoal({ args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: '' } });
     try {
-      assert.ok(fresh.output.some((l) => l.includes('no user exists')), 'warns that no admin exists');
       assert.equal((await http('GET', `${fresh.url}/auth/token?service=shoal`, { basic: { user: 'admin', password: 'admin' } })).status, 401, 'no default password');
+      const lines = fresh.output.filter((l) => /generated password/.test(l) && !l.startsWith('{'));
+      assert.equal(lines.length, 1, `one plain stderr line: ${fresh.output.join('\n')}`);
+      assert.match(lines[0]!, /change it/);
+      const password = /generated password (\S+)/.exec(lines[0]!)![1]!;
+      assert.ok(password.length >= 20, 'a strong password');
+      const file = join(fresh.dataDir, 'auth', 'initial-admin-password');
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.equal(readFileSync(file, 'utf8').trim(), password);
+      const token = await getToken(fresh.url, { user: 'admin', password }, ['registry:catalog:*']);
+      assert.equal((await http('GET', `${fresh.url}/v2/_catalog`, { token })).status, 200, 'the generated admin is an administrator');
+      await fresh.stop({ keepData: true });
+      const again = await startShoal({ dataDir: fresh.dataDir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: '' } });
+      try {
+        assert.equal(again.output.some((l) => /generated password/.test(l)), false, 'nothing generated once a user exists');
+        assert.equal(readFileSync(file, 'utf8').trim(), password);
+        assert.equal((await http('GET', `${again.url}/auth/token?service=shoal`, { basic: { user: 'admin', password } })).status, 200);
+      } finally {
+        await again.stop();
+      }
     } finally {
       await fresh.stop();
     }
@@ -81,6 +130,27 @@ describe('tenancy policies', () => {
     assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/latest`, { token: devToken })).status, 202);
   });
 
+  it('audit: tag and manifest DELETEs and manifest HEADs are recorded with who, what and from where', async () => {
+    const gone = buildBusyboxImage({ hello: 'to be deleted ' + Math.random() });
+    await pushWithToken(reg.url, 'team/app', 'gone', gone, devToken);
+    await pushWithToken(reg.url, 'team/app', 'bye', v1b, devToken);
+    assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/gone`, { token: devToken, localAddress: '127.0.0.3' })).status, 202, 'tag DELETE');
+    assert.equal((await http('DELETE', `${reg.url}/v2/team/app/manifests/${gone.manifest.digest}`, { token: devToken, localAddress: '127.0.0.3' })).status, 202, 'manifest DELETE');
+    assert.equal((await http('HEAD', `${reg.url}/v2/team/app/manifests/bye`, { token: devToken, localAddress: '127.0.0.4', headers: { accept: v1b.manifest.mediaType } })).status, 200);
+    type Rec = { actor: string; action: string; target: string; clientIp: string; outcome: string; at: number };
+    const deletes = (await admin(reg.url, ADMIN, 'GET', 'audit?actor=dev&action=delete')) as Rec[];
+    const find = (target: string) => deletes.find((r) => r.target === target && r.outcome === 'ok');
+    for (const target of ['team/app:gone', `team/app@${gone.manifest.digest}`]) {
+      const rec = find(target);
+      assert.ok(rec, `a delete record for ${target}: ${JSON.stringify(deletes)}`);
+      assert.equal(rec.actor, 'dev');
+      assert.equal(rec.clientIp, '127.0.0.3');
+      assert.ok(rec.at > 0);
+    }
+    const pulls = (await admin(reg.url, ADMIN, 'GET', 'audit?actor=dev&action=pull&target=team/app:bye')) as Rec[];
+    assert.ok(pulls.some((r) => r.clientIp === '127.0.0.4' && r.outcome === 'ok'), `the HEAD is audited as a pull: ${JSON.stringify(pulls)}`);
+  });
+
   it('quota: an upload that would pass the namespace limit is refused with used/limit, and not stored', async () => {
     const ns = await admin(reg.url, ADMIN, 'GET', 'namespaces/team');
     assert.ok(ns.usedBytes > 0);
@@ -93,6 +163,42 @@ describe('tenancy policies', () => {
     assert.equal(head.status, 404);
     await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
     await pushWithToken(reg.url, 'team/big', '1', big, devToken);
+  });
+
+  it('quota: a cross-repository mount and a manifest PUT without Content-Length count their bytes', async () => {
+    const img = buildBusyboxImage({ hello: 'quota bypass ' + Math.random() });
+    await admin(reg.url, ADMIN, 'POST', 'namespaces', { name: 'elsewhere' });
+    const adminToken = await getToken(reg.url, ADMIN, ['repository:elsewhere/src:pull,push', 'repository:team/mounted:pull,push', 'repository:team/chunked:pull,push', 'repository:team/app:pull']);
+    await pushWithToken(reg.url, 'elsewhere/src', '1', img, adminToken);
+    const layer = img.layers[img.layers.length - 1]!;
+    const ns = await admin(reg.url, ADMIN, 'GET', 'namespaces/team');
+    await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: ns.usedBytes });
+    try {
+      const mount = await http('POST', `${reg.url}/v2/team/mounted/blobs/uploads/?mount=${layer.digest}&from=elsewhere/src`, { token: adminToken });
+      assert.equal(mount.status, 403, `mount over quota: ${mount.body}`);
+      assert.equal(mount.json().errors[0].code, 'DENIED');
+      assert.match(mount.json().errors[0].message, /quota of namespace "team" exceeded/);
+      assert.equal((await http('HEAD', `${reg.url}/v2/team/mounted/blobs/${layer.digest}`, { token: adminToken })).status, 404, 'nothing was linked');
+      // A blob the namespace already holds adds nothing: mounting it at the limit is fine.
+      const held = await http('POST', `${reg.url}/v2/team/mounted/blobs/uploads/?mount=${v1.config.digest}&from=team/app`, { token: adminToken });
+      assert.equal(held.status, 201, `mount of a held blob: ${held.body}`);
+
+      // Blobs of a new image first (quota off), then the manifest alone at the limit, sent chunked.
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+      for (const b of [img.config, ...img.layers]) {
+        const up = await http('POST', `${reg.url}/v2/team/chunked/blobs/uploads/?digest=${b.digest}`, { token: adminToken, body: b.data });
+        assert.equal(up.status, 201);
+      }
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: (await admin(reg.url, ADMIN, 'GET', 'namespaces/team')).usedBytes });
+      const put = await chunkedPut(`${reg.url}/v2/team/chunked/manifests/1`, adminToken, img.manifest.data, img.manifest.mediaType);
+      assert.equal(put.status, 403, `chunked manifest PUT over quota: ${put.body}`);
+      assert.match(put.body, new RegExp(`DENIED.*this push adds ${img.manifest.data.length} B`));
+      assert.equal((await http('GET', `${reg.url}/v2/team/chunked/manifests/1`, { token: adminToken })).status, 404, 'the manifest was not stored');
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+      assert.equal((await chunkedPut(`${reg.url}/v2/team/chunked/manifests/1`, adminToken, img.manifest.data, img.manifest.mediaType)).status, 201, 'the same chunked PUT within quota works');
+    } finally {
+      await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/quota', { bytes: null });
+    }
   });
 
   it('OAuth2 token grants: password with refresh token, then refresh_token; bad grants refused', async () => {
@@ -110,6 +216,20 @@ describe('tenancy policies', () => {
     assert.equal((await form({ grant_type: 'refresh_token', refresh_token: 'junk' })).status, 401);
     assert.equal((await form({ grant_type: 'client_credentials' })).status, 400);
     assert.equal((await http('GET', `${reg.url}/auth/token?service=elsewhere`)).status, 403);
+  });
+
+  it('a password change ends the refresh tokens issued under the old password', async () => {
+    const ROTATE = { user: 'rotate', password: 'rotate-password-1' };
+    await admin(reg.url, ADMIN, 'POST', 'users', { name: ROTATE.user, password: ROTATE.password });
+    const form = (f: Record<string, string>) => http('POST', `${reg.url}/auth/token`, { body: new URLSearchParams({ service: 'shoal', ...f }).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const { refresh_token } = (await form({ grant_type: 'password', username: ROTATE.user, password: ROTATE.password })).json();
+    assert.equal((await form({ grant_type: 'refresh_token', refresh_token })).status, 200, 'valid before the change');
+    await admin(reg.url, ADMIN, 'PUT', `users/${ROTATE.user}`, { password: 'rotate-password-2' });
+    const stale = await form({ grant_type: 'refresh_token', refresh_token });
+    assert.equal(stale.status, 401);
+    assert.equal(stale.json().errors[0].code, 'UNAUTHORIZED');
+    const fresh = await form({ grant_type: 'password', username: ROTATE.user, password: 'rotate-password-2' });
+    assert.equal((await form({ grant_type: 'refresh_token', refresh_token: fresh.json().refresh_token })).status, 200, 'a new login gets a working one');
   });
 
   it('admin API: 401 without credentials, 403 DENIED for non-admins, 400 for bad input, 404 for unknown things', async () => {

@@ -146,4 +146,17 @@ describe('token service: granted = requested ∩ allowed', () => {
     assert.equal((await tokens.redeemRefresh(issued.refresh_token!))?.name, 'dev');
     assert.equal(await tokens.redeemRefresh(issued.token), null, 'an access token is not a refresh token');
   });
+
+  it('a password change invalidates the refresh tokens issued under the old password', async () => {
+    await store.putUser({ name: 'pw', passwordHash: await hashPassword('old-password'), isAdmin: false, createdAt: 0 });
+    const before = (await tokens.issue((await tokens.authenticate('pw', 'old-password'))!, [], true)).refresh_token!;
+    assert.equal((await tokens.redeemRefresh(before))?.name, 'pw');
+    const user = (await store.getUser('pw'))!;
+    await store.putUser({ ...user, passwordHash: await hashPassword('new-password') });
+    assert.equal(await tokens.redeemRefresh(before), null, 'issued under the old password');
+    const after = (await tokens.issue((await tokens.authenticate('pw', 'new-password'))!, [], true)).refresh_token!;
+    assert.equal((await tokens.redeemRefresh(after))?.name, 'pw', 'a refresh token issued under the new password works');
+    await store.putUser({ ...user, isAdmin: true, passwordHash: (await store.getUser('pw'))!.passwordHash });
+    assert.equal((await tokens.redeemRefresh(after))?.isAdmin, true, 'other changes to the user leave it valid');
+  });
 });

@@ -38,6 +38,9 @@ export function describeMetaStore(name: string, make: () => Promise<{ meta: Meta
       assert.equal(await meta.storageUsed('team'), 100 + 50 + 100, 'l1 once, l2, the manifest; not teamx');
       assert.equal(await meta.storageUsed('teamx'), 7);
       assert.equal(await meta.storageUsed('none'), 0);
+      assert.equal(await meta.namespaceHolds('team', d('l1')), true);
+      assert.equal(await meta.namespaceHolds('team', d('l3')), false, 'teamx/c is not in team');
+      assert.equal(await meta.namespaceHolds('teamx', d('l3')), true);
     });
 
     it('links blobs per repository', async () => {

@@ -76,11 +76,31 @@ describe('rate limits and shedding', () => {
     now += 1000;
     l.admit('secondary', '1.1.1.1', undefined);
   });
+  it('limits per account across addresses ("per token" = per account), before and after the address step', () => {
+    let now = 0;
+    const l = new RateLimiter({ perIp: { primary: 0, secondary: 0 }, perPrincipal: { primary: 0, secondary: 1 }, maxConcurrent: 0, secondaryShare: 0.5, now: () => now });
+    l.admit('secondary', '10.0.0.1', 'robot$ci');
+    l.admit('secondary', '10.0.0.2', 'robot$ci'); // burst = 2 s worth, spent from two addresses
+    const tooMany = (e: RegistryError) => e.code === 'TOOMANYREQUESTS' && e.status === 429 && e.headers['Retry-After'] === '1' && /account robot\$ci/.test(e.message);
+    assert.throws(() => l.admit('secondary', '10.0.0.3', 'robot$ci'), tooMany, 'a third address does not buy a fresh budget');
+    assert.throws(() => l.admitPrincipal('secondary', 'robot$ci'), tooMany);
+    l.admit('secondary', '10.0.0.1', 'alice'); // another account from the same address is unaffected
+    l.admit('secondary', '10.0.0.1', undefined);
+    l.admit('primary', '10.0.0.1', 'robot$ci'); // pulls have their own (here unlimited) bucket
+    now += 1000;
+    l.admit('secondary', '10.0.0.3', 'robot$ci');
+  });
+  it('a refused per-account step gives its concurrency slot back', () => {
+    const l = new RateLimiter({ perIp: { primary: 0, secondary: 0 }, perPrincipal: { primary: 0, secondary: 0.5 }, maxConcurrent: 2, secondaryShare: 0.5, now: () => 0 });
+    l.admit('secondary', 'a', 'bob')();
+    assert.throws(() => l.admit('secondary', 'a', 'bob'), /account bob/);
+    l.admit('secondary', 'a', 'carol'); // the slot the refused request took was released
+  });
   it('sheds secondary work at its share of the concurrency budget while pulls still fit', () => {
     const l = new RateLimiter({ perIp: { primary: 0, secondary: 0 }, perPrincipal: { primary: 0, secondary: 0 }, maxConcurrent: 4, secondaryShare: 0.5, now: () => 0 });
     const r1 = l.admit('secondary', 'a', undefined);
     l.admit('secondary', 'a', undefined);
-    assert.throws(() => l.admit('secondary', 'a', undefined), /concurrency/);
+    assert.throws(() => l.admit('secondary', 'a', undefined), (e: RegistryError) => e.code === 'TOOMANYREQUESTS' && e.status === 429 && e.headers['Retry-After'] === '1' && /concurrency/.test(e.message));
     assert.ok(l.overloaded);
     l.admit('primary', 'a', undefined);
     l.admit('primary', 'a', undefined);
