@@ -8,7 +8,7 @@ import { RegistryError } from '../oci/errors.js';
 export type RequestClass = 'primary' | 'secondary';
 
 export interface RateLimitOptions {
-  /** Requests per second per client IP; 0 = unlimited. Burst = 2 s worth. */
+  /** Requests per second per client IP; 0 = unlimited. Burst = 2 s worth (at least 1). */
   perIp: Record<RequestClass, number>;
   /** Requests per second per authenticated principal; 0 = unlimited. */
   perPrincipal: Record<RequestClass, number>;
@@ -97,7 +97,8 @@ export class RateLimiter {
 
   private take(key: string, rate: number, cls: RequestClass, who: string): void {
     if (rate <= 0) return;
-    const burst = rate * 2;
+    // Two seconds of requests, and at least one: a rate under 0.5/s must still admit a request.
+    const burst = Math.max(1, rate * 2);
     const now = this.now();
     let b = this.buckets.get(key);
     if (!b) {

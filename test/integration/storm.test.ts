@@ -167,8 +167,8 @@ describe('storm: per-token limits (--rate-limit-token) follow the account across
   const OPS = { user: 'ops', password: 'ops-password-1' };
 
   before(async () => {
-    // Pulls 0.5/s per account (burst 1): the second pull of one account within 2 s is refused.
-    reg = await startShoal({ args: ['--auth', '--rate-limit-token', '0.5,0', '--access-log', 'off'], env: { SHOAL_ADMIN_PASSWORD: ADMIN.password } });
+    // Pulls 0.05/s per account (burst 1): the second pull of one account within 20 s is refused.
+    reg = await startShoal({ args: ['--auth', '--rate-limit-token', '0.05,0', '--access-log', 'off'], env: { SHOAL_ADMIN_PASSWORD: ADMIN.password } });
     await admin(reg.url, ADMIN, 'POST', 'namespaces', { name: 'team' });
     for (const u of [DEV, OPS]) {
       await admin(reg.url, ADMIN, 'POST', 'users', { name: u.user, password: u.password });
@@ -183,7 +183,7 @@ describe('storm: per-token limits (--rate-limit-token) follow the account across
     const dev = await getToken(reg.url, DEV, ['repository:team/app:pull']);
     const ops = await getToken(reg.url, OPS, ['repository:team/app:pull']);
     const fresh = await getToken(reg.url, DEV, ['repository:team/app:pull']);
-    // The four pulls below take milliseconds; the bucket needs 2 s to earn the next pull.
+    // The four pulls below take milliseconds; the bucket needs 20 s to earn the next pull.
     assert.equal((await pull(dev, '127.0.0.1')).status, 200);
     const second = await pull(dev, '127.0.0.2');
     assert.equal(second.status, 429, 'the same account from another address');

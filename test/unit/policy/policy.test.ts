@@ -76,6 +76,14 @@ describe('rate limits and shedding', () => {
     now += 1000;
     l.admit('secondary', '1.1.1.1', undefined);
   });
+  it('a rate under 0.5/s still admits one request, then one per 1/rate seconds', () => {
+    let now = 0;
+    const l = new RateLimiter({ perIp: { primary: 0.05, secondary: 0 }, perPrincipal: { primary: 0, secondary: 0 }, maxConcurrent: 0, secondaryShare: 0.5, now: () => now });
+    l.admit('primary', '1.1.1.1', undefined);
+    assert.throws(() => l.admit('primary', '1.1.1.1', undefined), (e: RegistryError) => e.headers['Retry-After'] === '20');
+    now += 20_000;
+    l.admit('primary', '1.1.1.1', undefined);
+  });
   it('limits per account across addresses ("per token" = per account), before and after the address step', () => {
     let now = 0;
     const l = new RateLimiter({ perIp: { primary: 0, secondary: 0 }, perPrincipal: { primary: 0, secondary: 1 }, maxConcurrent: 0, secondaryShare: 0.5, now: () => now });
