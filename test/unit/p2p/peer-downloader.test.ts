@@ -87,7 +87,7 @@ for (const streaming of [false, true]) {
       assert.equal(res.stats.bytesFromPeers + res.stats.bytesFromSeed, blob.length);
       assert.ok(res.stats.parentsUsed >= 2, `used ${res.stats.parentsUsed} parents`);
       assert.equal(sched.seen[0]!.state, 'started');
-      assert.equal(sched.seen[0]!.wantParents, 10);
+      assert.equal(sched.seen[0]!.wantParents, 16);
       assert.equal(sched.seen.at(-1)!.state, 'done');
       assert.equal(sched.seen.at(-1)!.completedPieces, 41);
     });

@@ -14,7 +14,7 @@ image:
   layers: [24MiB, 8MiB]
 topology: {dcs: 1, zonesPerDc: 2, racksPerZone: 2, rackOversubscription: 2}
 nic: 1Gbit
-seeds: {perDc: 1, nic: 10Gbit}
+seeds: {perDc: 1, nic: 2Gbit}
 registry: {egress: 10Gbit}
 failure: {fraction: 0.2, atBoundFraction: 0.8, mode: crash}
 variants:
