@@ -83,6 +83,14 @@ export class Bitfield {
     return new Bitfield(this.size, this.bytes);
   }
 
+  /**
+   * The live bytes, not a copy: for hot loops that read many bitfields a byte at a time (the
+   * piece picker's availability count). Callers must not write to it.
+   */
+  rawBytes(): Readonly<Uint8Array> {
+    return this.bytes;
+  }
+
   toBytes(): Uint8Array {
     return Uint8Array.from(this.bytes);
   }

@@ -5,6 +5,8 @@
 // (duplicate the last requests on other parents and cancel the losers, so one slow parent does
 // not hold the whole download back).
 
+import { Bitfield } from './bitfield.js';
+
 /** Anything that answers "is piece i held?" (Bitfield does). */
 export interface PieceSet {
   has(index: number): boolean;
@@ -101,6 +103,7 @@ export class PiecePicker {
     // entries of `fresh` are written and only those are read.
     if (this.availability.length < numPieces) this.availability = new Uint32Array(numPieces);
     const availability = this.availability;
+    const counted = countAvailability(numPieces, have, parents, availability);
     let missing = 0;
     let maxAvail = 0;
     const fresh: number[] = [];
@@ -109,7 +112,8 @@ export class PiecePicker {
       missing++;
       if ((inFlight.get(i)?.size ?? 0) > 0) continue;
       let a = 0;
-      for (const p of parents) if (p.pieces.has(i)) a++;
+      if (counted) a = availability[i]!;
+      else for (const p of parents) if (p.pieces.has(i)) a++;
       if (a === 0) continue;
       availability[i] = a;
       if (a > maxAvail) maxAvail = a;
@@ -203,6 +207,32 @@ export class PiecePicker {
     }
     return best;
   }
+}
+
+/**
+ * Counts, for every piece we lack, how many parents hold it, a byte of bitfield at a time, when
+ * every set involved is a Bitfield (the downloader's and the simulator's are): O(parents x
+ * pieces / 8 + pieces held by parents that we lack) instead of a has() call per piece and parent,
+ * which at 16 parents was the simulator's hottest loop. False (nothing written) otherwise.
+ */
+function countAvailability(numPieces: number, have: PieceSet, parents: readonly PickerParent[], out: Uint32Array): boolean {
+  if (!(have instanceof Bitfield) || have.size !== numPieces) return false;
+  for (const p of parents) if (!(p.pieces instanceof Bitfield) || p.pieces.size !== numPieces) return false;
+  const mine = have.rawBytes();
+  out.fill(0, 0, numPieces);
+  for (const p of parents) {
+    const theirs = (p.pieces as Bitfield).rawBytes();
+    for (let j = 0; j < mine.length; j++) {
+      // Pieces 8j..8j+7, piece 8j in the high bit (the wire order, see bitfield.ts).
+      let b = theirs[j]! & ~mine[j]! & 0xff;
+      while (b !== 0) {
+        const k = Math.clz32(b) - 24;
+        out[(j << 3) + k]!++;
+        b &= ~(0x80 >>> k);
+      }
+    }
+  }
+  return true;
 }
 
 /** The other requests for a piece that just landed: cancel them (endgame losers). */

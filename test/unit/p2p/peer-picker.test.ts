@@ -173,4 +173,30 @@ describe('PiecePicker', () => {
       { numRuns: 200 },
     );
   });
+
+  it('the byte-wise availability count picks exactly what the per-piece count picks', () => {
+    const asSet = (b: Bitfield) => ({ has: (i: number) => b.has(i) });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 70 }),
+        fc.array(fc.array(fc.nat(69), { maxLength: 70 }), { minLength: 1, maxLength: 16 }),
+        fc.array(fc.nat(69), { maxLength: 40 }),
+        fc.array(fc.nat(69), { maxLength: 6 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.nat(),
+        (n, parentHeld, held, flying, budget, seed) => {
+          const clip = (xs: number[]) => xs.filter((i) => i < n);
+          const have = bits(n, clip(held));
+          const parents: PickerParent[] = parentHeld.map((h, k) => ({ id: `p${k}`, pieces: bits(n, clip(h)) }));
+          const inFlight = new Map<number, Set<string>>();
+          for (const i of clip(flying)) if (!have.has(i)) inFlight.set(i, new Set(['p0']));
+          const input = { numPieces: n, have, haveCount: have.count, parents, inFlight, maxAssignments: budget };
+          const fast = new PiecePicker({ rng: rng(seed) }).pick(input);
+          const slow = new PiecePicker({ rng: rng(seed) }).pick({ ...input, have: asSet(have), parents: parents.map((p) => ({ ...p, pieces: asSet(p.pieces as Bitfield) })) });
+          assert.deepEqual(fast, slow);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
