@@ -100,24 +100,33 @@ export class PiecePicker {
 
     // Availability of each missing, not-yet-requested piece over the parents we know.
     // Scratch reused across turns (allocating it was the costliest line of a turn); only the
-    // entries of `fresh` are written and only those are read.
+    // entries of `fresh` are read, so stale entries from an earlier turn do no harm.
     if (this.availability.length < numPieces) this.availability = new Uint32Array(numPieces);
     const availability = this.availability;
-    const counted = countAvailability(numPieces, have, parents, availability);
     let missing = 0;
     let maxAvail = 0;
     const fresh: number[] = [];
-    for (let i = 0; i < numPieces; i++) {
-      if (have.has(i)) continue;
-      missing++;
-      if ((inFlight.get(i)?.size ?? 0) > 0) continue;
-      let a = 0;
-      if (counted) a = availability[i]!;
-      else for (const p of parents) if (p.pieces.has(i)) a++;
-      if (a === 0) continue;
-      availability[i] = a;
-      if (a > maxAvail) maxAvail = a;
-      fresh.push(i);
+    if (countAvailability(numPieces, have, parents, availability)) {
+      // Held pieces count 0 there, so only pieces some parent can give are looked at further.
+      missing = numPieces - (have as Bitfield).count;
+      for (let i = 0; i < numPieces; i++) {
+        const a = availability[i]!;
+        if (a === 0 || (inFlight.get(i)?.size ?? 0) > 0) continue;
+        if (a > maxAvail) maxAvail = a;
+        fresh.push(i);
+      }
+    } else {
+      for (let i = 0; i < numPieces; i++) {
+        if (have.has(i)) continue;
+        missing++;
+        if ((inFlight.get(i)?.size ?? 0) > 0) continue;
+        let a = 0;
+        for (const p of parents) if (p.pieces.has(i)) a++;
+        if (a === 0) continue;
+        availability[i] = a;
+        if (a > maxAvail) maxAvail = a;
+        fresh.push(i);
+      }
     }
     if (missing === 0) return [];
 
