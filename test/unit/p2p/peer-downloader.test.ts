@@ -103,7 +103,8 @@ for (const streaming of [false, true]) {
         },
       });
       const sched = new FakeScheduler(() => answer([peer('liar'), peer('seed', 'seed')]));
-      const dl = new TaskDownloader(options({ scheduler: sched, transport: t, store: await emptyStore(), rng: () => 0.01 }));
+      // More requests in flight than the seed takes (5), so the liar is always asked too.
+      const dl = new TaskDownloader(options({ scheduler: sched, transport: t, store: await emptyStore(), rng: () => 0.01, maxInFlight: 6 }));
       const dropped: string[] = [];
       dl.on('parent', (e) => e.change === 'dropped' && dropped.push(`${e.parentId}:${e.reason}`));
       const res = await dl.run();
