@@ -146,6 +146,7 @@ export function registerP2pCommands(program: Command): void {
       .option('--download-limit <rate>', 'cap on bytes received from peers', '0')
       .option('--auth-ttl <duration>', 'how long a registry authorisation decision is reused', '30s')
       .option('--swarm-start-timeout <duration>', 'a client waits this long for the swarm to start before the registry serves it', '30s')
+      .option('--no-prefetch-layers', "don't start swarm downloads of all of an image's layers when its manifest passes through (containerd fetches 3 at a time)")
       .addOption(new Option('--fault-corrupt-pieces', 'chaos testing: corrupt every piece served to peers').hideHelp()),
   ).action(async (opts) => {
     try {
@@ -165,6 +166,7 @@ export function registerP2pCommands(program: Command): void {
         quotaBytes: parseSize(opts.quota),
         authTtlMs: parseDuration(opts.authTtl),
         swarmStartTimeoutMs: parseDuration(opts.swarmStartTimeout),
+        prefetchLayers: opts.prefetchLayers !== false,
         corruptPieces: Boolean(opts.faultCorruptPieces),
         log,
       });

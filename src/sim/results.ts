@@ -39,6 +39,7 @@ export function collect(s: Scenario, results: VariantResult[], totalWallS: numbe
       topology: s.topology,
       network: s.network,
       layer_concurrency: s.layerConcurrency,
+      prefetch_layers: s.prefetchLayers,
       start_spread_ms: s.startSpreadMs,
       scheduler_overrides: s.scheduler,
       downloader_overrides: s.downloader,

@@ -39,6 +39,8 @@ export interface Variant {
   maxConcurrentUploads?: number;
   /** Overrides startSpread (ms). */
   startSpreadMs?: number;
+  /** Overrides prefetchLayers. */
+  prefetchLayers?: boolean;
 }
 
 export interface Scenario {
@@ -71,8 +73,13 @@ export interface Scenario {
   network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
-  /** Blobs an agent pulls at once (containerd's max_concurrent_downloads, default 3). */
+  /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
   layerConcurrency: number;
+  /**
+   * The agent starts every layer of the image when the manifest passes through it (its default,
+   * src/p2p/agent/layer-prefetch.ts), so layerConcurrency no longer orders the swarm. Default true.
+   */
+  prefetchLayers: boolean;
   /** Agents announce their upload capacity (the scheduler then caps their children by it). */
   announceUploadBps: boolean;
   agentHeartbeatMs: number;
@@ -130,7 +137,7 @@ function checkKeys(o: Record<string, Yaml>, allowed: string[], what: string): vo
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`${what}: unknown key "${k}" (known: ${allowed.join(', ')})`);
 }
 
-const TOP_KEYS = ['name', 'description', 'seed', 'nodes', 'image', 'topology', 'nic', 'nicUp', 'nicDown', 'seeds', 'registry', 'network', 'startSpread', 'layerConcurrency', 'announceUploadBps', 'heartbeats', 'engine', 'scheduler', 'downloader', 'variants', 'failure', 'slowTail', 'maxVirtual', 'compare'];
+const TOP_KEYS = ['name', 'description', 'seed', 'nodes', 'image', 'topology', 'nic', 'nicUp', 'nicDown', 'seeds', 'registry', 'network', 'startSpread', 'layerConcurrency', 'prefetchLayers', 'announceUploadBps', 'heartbeats', 'engine', 'scheduler', 'downloader', 'variants', 'failure', 'slowTail', 'maxVirtual', 'compare'];
 
 export function loadScenario(file: string): Scenario {
   return parseScenario(readFileSync(file, 'utf8'), file);
@@ -209,6 +216,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),
+    prefetchLayers: bool(root.prefetchLayers, 'prefetchLayers', true),
     announceUploadBps: root.announceUploadBps === true,
     agentHeartbeatMs: num(hb.agentMs, 'heartbeats.agentMs', 5000, 100),
     seedHeartbeatMs: num(hb.seedMs, 'heartbeats.seedMs', 2000, 100),
@@ -271,7 +279,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'startSpread'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'startSpread', 'prefetchLayers'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -290,5 +298,12 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.downloader !== undefined ? { downloader: numbers(o.downloader, `${what}.downloader`) } : {}),
     ...(o.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(o.maxConcurrentUploads, `${what}.maxConcurrentUploads`, 32, 1, 100_000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
+    ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
   };
+}
+
+function bool(v: Yaml | undefined, what: string, dflt: boolean): boolean {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw new Error(`${what} must be true or false`);
+  return v;
 }

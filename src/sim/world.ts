@@ -300,10 +300,15 @@ export class World {
 
   // --- agents --------------------------------------------------------------------------------
 
-  /** Starts an agent's pull at host.startAt: up to layerConcurrency layers at once, in order. */
+  /**
+   * Starts an agent's pull at host.startAt: up to layerConcurrency layers at once, in order, as
+   * containerd asks for them; or every layer at once when the agent prefetches the image's layers.
+   */
   startAgent(h: SimHost): void {
+    const prefetch = this.variant.prefetchLayers ?? this.scenario.prefetchLayers;
+    const atOnce = prefetch ? this.layers.length : this.scenario.layerConcurrency;
     this.time.at(h.startAt, () => {
-      for (let k = 0; k < this.scenario.layerConcurrency; k++) this.nextLayer(h);
+      for (let k = 0; k < atOnce; k++) this.nextLayer(h);
     });
   }
 

@@ -148,6 +148,30 @@ describe('p2p fleet: registry + scheduler + seed + 10 agents as processes', () =
     await Promise.all([liar, ...victims].map((p) => p.kill()));
   });
 
+  it('an image manifest pulled through an agent starts swarm downloads of all its blobs (layer prefetch)', async () => {
+    const img = buildBusyboxImage({ hello: `prefetch ${randomBytes(8).toString('hex')}\n` });
+    await pushImage(registry.url, 'p2p/prefetch', 'v1', img);
+    const blobs = allBlobs(img);
+    // The busybox layer is shared with the first test's image, which every agent already holds.
+    const held = new Set(allBlobs(image).map((b) => b.digest));
+    const fresh = blobs.filter((b) => !held.has(b.digest));
+    assert.ok(fresh.length >= 2 && fresh.length < blobs.length);
+    const a = agents[7]!;
+    const before = await metric(a.url, 'shoal_agent_prefetched_blobs_total');
+    const done0 = (await agentStatus(a)).totals.completed!;
+    const res = await request(`${a.url}/v2/p2p/prefetch/manifests/v1`, { headers: { accept: img.manifest.mediaType } });
+    assert.equal(res.statusCode, 200);
+    await res.body.arrayBuffer();
+    assert.equal((await metric(a.url, 'shoal_agent_prefetched_blobs_total')) - before, fresh.length, 'config and every layer it lacks started');
+    // Without any blob request, the agent ends up holding every blob: served from its disk.
+    const deadline = Date.now() + 60_000;
+    while ((await agentStatus(a)).totals.completed! - done0 < fresh.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const cached = await metric(a.url, 'shoal_agent_bytes_total{source="cache"}');
+    for (const b of blobs) assert.equal((await getVia(a, 'p2p/prefetch', b.digest)).digest, b.digest);
+    assert.equal((await metric(a.url, 'shoal_agent_bytes_total{source="cache"}')) - cached, blobs.reduce((n, b) => n + b.size, 0), 'every blob came from the prefetched copy');
+    for (const b of blobs) assert.equal(registryBlobGets(registry.output, b.digest), 1, 'the seed fetched each blob once; the agent none');
+  });
+
   it('peers killed mid-transfer do not stop the others', async () => {
     const blob = randomBlob(48 * 1024 * 1024);
     await pushBlob(registry.url, 'p2p/app', blob);

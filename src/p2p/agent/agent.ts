@@ -20,6 +20,7 @@ import { AGENT_PREFETCH_PATH } from '../preheat/preheat.js';
 import { BlobAuthorizer } from './authorizer.js';
 import { forwardedHeaders, originAgent, proxyToRegistry } from './proxy.js';
 import { SwarmJobs } from './swarm-jobs.js';
+import { blobsToPrefetch, PREFETCH_MANIFEST_LIMIT } from './layer-prefetch.js';
 import { request } from 'undici';
 
 export interface AgentOptions {
@@ -38,6 +39,8 @@ export interface AgentOptions {
   authTtlMs?: number;
   /** How long a client waits for the swarm to start (piece manifest known) before the registry serves it. */
   swarmStartTimeoutMs?: number;
+  /** Start swarm downloads of every blob of an image manifest that passes through (default true; ./layer-prefetch.ts). */
+  prefetchLayers?: boolean;
   /** Fault injection for tests and chaos drills: corrupt every piece this agent serves. */
   corruptPieces?: boolean;
   log: Logger;
@@ -102,6 +105,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
 
   const fallbackCounter = new Counter({ name: 'shoal_agent_fallbacks_total', help: 'Blob requests served from the registry because the swarm could not', labelNames: ['reason'], registers: [node.metrics] });
   const blobSeconds = new Histogram({ name: 'shoal_agent_blob_request_seconds', help: 'Time to serve a blob to a client, by how', labelNames: ['via'], buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers: [node.metrics] });
+  const prefetched = new Counter({ name: 'shoal_agent_prefetched_blobs_total', help: 'Blob downloads started because an image manifest that lists them passed through the agent', registers: [node.metrics] });
   const authDenied = new Counter({ name: 'shoal_agent_auth_denied_total', help: 'Blob requests the registry did not authorise for the caller', labelNames: ['status'], registers: [node.metrics] });
 
   function noteFallback(digest: string, repo: string, reason: string, err?: unknown) {
@@ -151,12 +155,28 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
         await serveBlob(req, res, route.repo, route.ref as Digest);
         return;
       }
-      await proxyToRegistry(req, res, o.registryUrl, { onBytes: (n) => node.bytes.inc({ source: 'origin' }, n) });
+      const prefetch = route?.name === 'manifest' && req.method === 'GET' && o.prefetchLayers !== false;
+      await proxyToRegistry(req, res, o.registryUrl, {
+        onBytes: (n) => node.bytes.inc({ source: 'origin' }, n),
+        ...(prefetch ? { capture: { limit: PREFETCH_MANIFEST_LIMIT, onBody: (body, type) => prefetchImage(route!.repo, body, type) } } : {}),
+      });
     } catch (err) {
       o.log.warn({ path, err: (err as Error).message }, 'registry request failed');
       if (!res.headersSent) sendJson(res, 502, { errors: [{ code: 'UNAVAILABLE', message: `registry ${o.registryUrl} unreachable from agent: ${(err as Error).message}` }] });
       else res.destroy();
     }
+  }
+
+  /** Swarm downloads of every blob of an image manifest the registry just served a client. */
+  function prefetchImage(repo: string, body: Buffer, contentType: string | undefined) {
+    let started = 0;
+    for (const b of blobsToPrefetch(body, contentType)) {
+      if (b.size === 0 || node.store.hasComplete(b.digest)) continue;
+      jobs.get(b.digest, repo, b.size).result.catch(() => undefined);
+      prefetched.inc();
+      started++;
+    }
+    if (started > 0) o.log.info({ repo, blobs: started }, 'prefetching the image\'s blobs through the swarm');
   }
 
   async function serveBlob(req: IncomingMessage, res: ServerResponse, repo: string, digest: Digest) {

@@ -35,7 +35,12 @@ export async function proxyToRegistry(
   req: IncomingMessage,
   res: ServerResponse,
   registry: string,
-  opts: { dispatcher?: Dispatcher; onBytes?: (n: number) => void } = {},
+  opts: {
+    dispatcher?: Dispatcher;
+    onBytes?: (n: number) => void;
+    /** A copy of a 200 body of at most `limit` bytes, after it was sent on (the agent reads manifests). */
+    capture?: { limit: number; onBody(body: Buffer, contentType: string | undefined): void };
+  } = {},
 ): Promise<number> {
   const upstream = await request(`${registry}${stripMirrorQuery(req.url ?? '/')}`, {
     method: req.method as Dispatcher.HttpMethod,
@@ -49,6 +54,14 @@ export async function proxyToRegistry(
   for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
   res.writeHead(upstream.statusCode, headers);
   if (opts.onBytes) upstream.body.on('data', (c: Buffer) => opts.onBytes!(c.length));
+  const capture = opts.capture;
+  const declared = Number(upstream.headers['content-length'] ?? NaN);
+  const chunks: Buffer[] | null = capture && upstream.statusCode === 200 && declared <= capture.limit ? [] : null;
+  if (chunks) upstream.body.on('data', (c: Buffer) => chunks.push(c));
   await pipeline(upstream.body, res);
+  if (chunks && capture) {
+    const type = upstream.headers['content-type'];
+    capture.onBody(Buffer.concat(chunks), Array.isArray(type) ? type[0] : type);
+  }
   return upstream.statusCode;
 }
