@@ -58,6 +58,7 @@ export class SwarmJobs extends EventEmitter {
       transport: node.transport,
       store: node.store,
       limiter: node.limits.download,
+      concurrentDownloads: () => this.jobs.size,
       log: this.log,
     });
     let resolveTask!: (t: PieceTask | null) => void;

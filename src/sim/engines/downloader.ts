@@ -63,6 +63,7 @@ export class DownloaderEngine implements PeerEngine {
       transport: this.transport(host),
       store: { openTask: async () => target },
       clock: w.time,
+      concurrentDownloads: () => set!.size,
       rng: seededRandom((w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0),
       signal: ctl.signal,
     });

@@ -14,6 +14,7 @@
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
 import type { AnnounceResponse, BadPeerReport, PeerInfo, TaskState } from '../../p2p/protocol.js';
 import { PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
+import { inFlightShare } from '../../p2p/peer/downloader.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
 import type { Bitfield } from '../../p2p/peer/bitfield.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
@@ -68,6 +69,11 @@ export class ThinEngine implements PeerEngine {
     const children = holding.listeners as Set<ThinDownload> | null;
     if (!children) return;
     for (const c of children) c.parentHas(index, holding);
+  }
+
+  /** Downloads the host runs now (they share its maxInFlight, as in TaskDownloader). */
+  downloads(host: SimHost): number {
+    return this.running.get(host)?.size ?? 1;
   }
 
   kill(host: SimHost, crash: boolean): void {
@@ -266,7 +272,7 @@ class ThinDownload {
   // --- pieces --------------------------------------------------------------------------------
 
   private budget(): number {
-    const byCount = this.k.maxInFlight - this.nReq;
+    const byCount = inFlightShare(this.k.maxInFlight, this.eng.downloads(this.host)) - this.nReq;
     const byBytes = Math.max(this.nReq === 0 ? 1 : 0, Math.floor((this.k.maxInFlightBytes - this.nBytes) / this.layer.pieceSize));
     return Math.min(byCount, byBytes);
   }
