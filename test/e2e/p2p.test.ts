@@ -133,7 +133,8 @@ describe('p2p fleet: registry + scheduler + seed + 10 agents as processes', () =
   });
 
   it('a lying agent is caught: pieces verified, the liar blocklisted, the download completes', async () => {
-    const blob = randomBlob(20 * 1024 * 1024);
+    // 10 pieces: more than a child asks of the seed at once (5), so the rest go to the liar.
+    const blob = randomBlob(40 * 1024 * 1024);
     await pushBlob(registry.url, 'p2p/app', blob);
     const liar = await startRole('agent', '127.0.0.40:0', ['--scheduler', scheduler.url, '--registry', registry.url, '--fault-corrupt-pieces']);
     assert.equal((await getVia(liar, 'p2p/app', blob.digest)).digest, blob.digest, 'the liar downloads honestly');
