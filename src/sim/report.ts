@@ -150,14 +150,14 @@ function findingsSection(all: ScenarioResults[], knobs: ScenarioResults | undefi
     out.push('');
   }
   out.push(
-    'The policy (src/p2p/peer/parent-policy.ts, downloader.ts, scheduler/swarm.ts): a downloader asks for 10 parents; a parent it has not used for 2 s (or three piece-times on slow links) that has nothing it lacks is released — `releasedParents` in the next announce, no fault, its child slot freed — and replaced at an announce half an interval later; the scheduler ranks candidates by locality and by how far they are ahead of the child (a peer with no piece yet counts as half a blob behind), so a replacement is one that has something; agents serve at most 8 pieces at once (a piece a peer just got reaches its children in a quarter of a second at 1 Gbit/s instead of a second), and a child told "busy" leaves that parent alone for 100 ms (a tenth of a piece-time on slow links), doubled for each "busy" in a row up to 4×; a piece timeout is reported `slow` (the parent is excluded for that child only, never cooled down for everyone); an agent that advertises a slow uplink still gets at least 4 children.',
+    'The policy (src/p2p/peer/parent-policy.ts, downloader.ts, scheduler/swarm.ts, agent/layer-prefetch.ts): when an image manifest passes through an agent, the agent starts every layer at once (containerd asks for 3 at a time, and a 4th layer started last is a second cold swarm); a downloader asks for 16 parents; an agent keeps 8 piece requests in flight, shared evenly by its concurrent downloads (fewer and a child whose parents split their uplinks cannot fill its downlink; more and each piece lands, and is passed on, later); a parent it has not used for 2 s (or three piece-times on slow links) that has nothing it lacks is released — `releasedParents` in the next announce, no fault, its child slot freed — and replaced at an announce half an interval later; the scheduler ranks candidates by locality and by how far they are ahead of the child (a peer with no piece yet counts as half a blob behind), so a replacement is one that has something, gives a seed up to 48 children, and spaces announces so that it takes at most 8,000 a second (at 10,000 agents x 4 layers that is a 5 s interval: how soon a child replaces idle parents); agents serve at most 8 pieces at once, and a child told "busy" leaves that parent alone for 100 ms (a tenth of a piece-time on slow links), doubled for each "busy" in a row up to 4×; a piece timeout is reported `slow` (the parent is excluded for that child only, never cooled down for everyone); an agent that advertises a slow uplink still gets at least 4 children.',
   );
   out.push('');
   const head = all.find((r) => r.scenario === HEADLINE)?.results.find((x) => x.mode !== 'direct' && x.timeline?.length);
   const tl = head?.timeline ?? [];
   if (head && tl.length) {
     out.push(
-      `Where the rest goes, second by second in the headline run (share of the agents' upload capacity used / share of agents uploading nothing at the sample): ${tl.map((x) => `${x.t} s ${Math.round(x.upload_used * 100)} %/${Math.round(x.idle_uploaders * 100)} %`).join(', ')}. The first seconds are the ramp (only the seeds hold pieces; each hop costs a piece-time), the middle is steady state, and the tail is containerd's layer order: an agent pulls 3 layers at once, so the 4th starts only when one of the first three is done, and the last agents wait on pieces few others still need to send.`,
+      `Where the rest goes, second by second in the headline run (share of the agents' upload capacity used / share of agents uploading nothing at the sample): ${tl.map((x) => `${x.t} s ${Math.round(x.upload_used * 100)} %/${Math.round(x.idle_uploaders * 100)} %`).join(', ')}. The first seconds are the ramp (only the seeds hold pieces; each hop costs a piece-time), the middle is steady state, and the tail is the last agents waiting on pieces few others still need to send, with parents replaced only at their next announce.`,
     );
     out.push('');
   }
@@ -172,6 +172,7 @@ function knobText(x: VariantResult, base: VariantResult): string {
   for (const [k, v] of Object.entries(x.scheduler_options ?? {})) diffs.push(`scheduler ${k} ${v}`);
   if (x.upload_slots !== base.upload_slots) diffs.push(`upload slots ${x.upload_slots}`);
   if (x.start_spread_ms !== base.start_spread_ms) diffs.push(`start spread ${x.start_spread_ms / 1000} s`);
+  if (x.prefetch_layers !== base.prefetch_layers) diffs.push(x.prefetch_layers ? 'layer prefetch' : 'no layer prefetch (containerd: 3 layers at a time)');
   return diffs.length ? diffs.join(', ') : 'defaults';
 }
 

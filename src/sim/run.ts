@@ -62,6 +62,8 @@ export interface VariantResult {
   /** Upload slots of an agent's peer server (maxConcurrentUploads). */
   upload_slots: number;
   start_spread_ms: number;
+  /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
+  prefetch_layers?: boolean;
   scheduler: (SchedulerLoad & { cpu_share: number; headroom: number; codec_cpu_share: number }) | null;
   scheduler_peak_msgs_per_s: number;
   scheduler_cpu_share: number;
@@ -243,6 +245,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       scheduler_options: { ...s.scheduler, ...v.scheduler },
       upload_slots: world.agents[0]?.slots ?? 0,
       start_spread_ms: spread,
+      prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       virtual_s: virtualS,
       events: time.events,
       flows: world.net.stats.flowsStarted,
