@@ -3,9 +3,10 @@
 // user at all, a random one is generated, printed once to stderr and left in
 // <data>/auth/initial-admin-password (0600) for the operator to read and then change.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { writeFileAtomic } from '../storage/durable-file.js';
 import type { AuditLog } from './audit.js';
 import { checkPasswordStrength, hashPassword } from './password.js';
 import type { AuthStore } from './store.js';
@@ -41,7 +42,9 @@ export async function bootstrapAdmin(opts: BootstrapOptions): Promise<void> {
   const file = join(opts.dataDir, 'auth', INITIAL_PASSWORD_FILE);
   // The file is written before the user exists: a crash in between leaves no admin, so the next
   // start generates (and writes) a new password; the other order could lose the only password.
-  await writeSecretFile(file, `${password}\n`);
+  await mkdir(join(file, '..'), { recursive: true, mode: 0o700 });
+  // 0600, and the directory synced: the file is either absent or whole, and never world-readable.
+  await writeFileAtomic(file, `${password}\n`, { mode: 0o600, syncDir: true });
   await createAdmin(store, password, audit, 'generated');
   (opts.announce ?? ((l) => process.stderr.write(`${l}\n`)))(
     `shoal: created user "admin" with generated password ${password} (also in ${file}); log in and change it now: shoal user passwd admin`,
@@ -52,26 +55,4 @@ export async function bootstrapAdmin(opts: BootstrapOptions): Promise<void> {
 async function createAdmin(store: AuthStore, password: string, audit: AuditLog, source: string): Promise<void> {
   await store.putUser({ name: 'admin', passwordHash: await hashPassword(password), isAdmin: true, createdAt: Date.now() });
   audit.record({ at: Date.now(), actor: 'bootstrap', action: 'user.create', target: 'admin', clientIp: '', outcome: 'ok', detail: { admin: true, password: source } });
-}
-
-/** tmp (0600) → fsync → rename → fsync dir: the file is either absent or whole, and never world-readable. */
-async function writeSecretFile(file: string, content: string): Promise<void> {
-  const dir = join(file, '..');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', 0o600);
-  try {
-    await fh.chmod(0o600); // a tmp file left by a crash keeps its old mode: open() applies mode only on create
-    await fh.writeFile(content);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, file);
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
 }

@@ -2,8 +2,9 @@
 // confirmed. Written after every acknowledged chunk, crash-safely (tmp → fsync → rename), so a
 // replicator killed mid-blob resumes from the target's status instead of re-sending.
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../storage/durable-file.js';
 
 export interface UploadState {
   /** Upload URL as the target last returned it (Distribution rotates its `_state` per chunk). */
@@ -42,16 +43,7 @@ export class FileUploadJournal implements UploadJournal {
   async put(key: string, state: UploadState): Promise<void> {
     this.ready ??= mkdir(this.dir, { recursive: true });
     await this.ready;
-    const target = this.file(key);
-    const tmp = `${target}.${process.pid}.tmp`;
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(JSON.stringify({ key, ...state }));
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
+    await writeFileAtomic(this.file(key), JSON.stringify({ key, ...state }));
   }
 
   async delete(key: string): Promise<void> {

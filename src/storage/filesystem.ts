@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../oci/errors.js';
 import { digestOf, newHash, parseDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import type { AppendOptions, BlobInfo, BlobStore, ByteRange, UploadInfo } from './blob-store.js';
+import { fsyncDir } from './durable-file.js';
 
 const READ_CHUNK = 1024 * 1024;
 const uploadIdPattern = /^[A-Za-z0-9_-]{8,128}$/;
@@ -271,15 +272,6 @@ async function hashFile(file: string, algorithm: DigestAlgorithm): Promise<Diges
     for await (const chunk of src) hash.update(chunk as Buffer);
   });
   return `${algorithm}:${hash.digest('hex')}`;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -136,7 +136,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       const parsed = prefetchSchema.safeParse(await readJson(req));
       if (!parsed.success) return sendJson(res, 400, { error: 'invalid prefetch request', detail: parsed.error.issues.map((i) => i.message) });
       const digest = parsed.data.digest as Digest;
-      if (!node.store.hasComplete(digest)) jobs.get(digest, parsed.data.repo).result.catch(() => undefined);
+      warm(digest, parsed.data.repo);
       sendJson(res, 202, { accepted: digest });
     } catch (err) {
       sendJson(res, 400, { error: (err as Error).message });
@@ -167,12 +167,18 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     }
   }
 
+  /** Starts (or joins) a background swarm download unless the blob is here; true if one runs. */
+  function warm(digest: Digest, repo: string, size?: number): boolean {
+    if (node.store.hasComplete(digest)) return false;
+    jobs.get(digest, repo, size).result.catch(() => undefined);
+    return true;
+  }
+
   /** Swarm downloads of every blob of an image manifest the registry just served a client. */
   function prefetchImage(repo: string, body: Buffer, contentType: string | undefined) {
     let started = 0;
     for (const b of blobsToPrefetch(body, contentType)) {
-      if (b.size === 0 || node.store.hasComplete(b.digest)) continue;
-      jobs.get(b.digest, repo, b.size).result.catch(() => undefined);
+      if (b.size === 0 || !warm(b.digest, repo, b.size)) continue;
       prefetched.inc();
       started++;
     }

@@ -99,34 +99,19 @@ export class PiecePicker {
     if (open.length === 0) return [];
 
     // Availability of each missing, not-yet-requested piece over the parents we know.
-    // Scratch reused across turns (allocating it was the costliest line of a turn); only the
-    // entries of `fresh` are read, so stale entries from an earlier turn do no harm.
+    // Scratch reused across turns (allocating it was the costliest line of a turn); both counts
+    // write every entry below numPieces.
     if (this.availability.length < numPieces) this.availability = new Uint32Array(numPieces);
     const availability = this.availability;
-    let missing = 0;
+    const missing = countAvailabilityByBytes(numPieces, have, parents, availability) ?? countAvailability(numPieces, have, parents, availability);
     let maxAvail = 0;
     const fresh: number[] = [];
-    if (countAvailability(numPieces, have, parents, availability)) {
-      // Held pieces count 0 there, so only pieces some parent can give are looked at further.
-      missing = numPieces - (have as Bitfield).count;
-      for (let i = 0; i < numPieces; i++) {
-        const a = availability[i]!;
-        if (a === 0 || (inFlight.get(i)?.size ?? 0) > 0) continue;
-        if (a > maxAvail) maxAvail = a;
-        fresh.push(i);
-      }
-    } else {
-      for (let i = 0; i < numPieces; i++) {
-        if (have.has(i)) continue;
-        missing++;
-        if ((inFlight.get(i)?.size ?? 0) > 0) continue;
-        let a = 0;
-        for (const p of parents) if (p.pieces.has(i)) a++;
-        if (a === 0) continue;
-        availability[i] = a;
-        if (a > maxAvail) maxAvail = a;
-        fresh.push(i);
-      }
+    // Held pieces count 0, so only pieces some parent can give are looked at further.
+    for (let i = 0; i < numPieces; i++) {
+      const a = availability[i]!;
+      if (a === 0 || (inFlight.get(i)?.size ?? 0) > 0) continue;
+      if (a > maxAvail) maxAvail = a;
+      fresh.push(i);
     }
     if (missing === 0) return [];
 
@@ -219,14 +204,29 @@ export class PiecePicker {
 }
 
 /**
- * Counts, for every piece we lack, how many parents hold it, a byte of bitfield at a time, when
- * every set involved is a Bitfield (the downloader's and the simulator's are): O(parents x
- * pieces / 8 + pieces held by parents that we lack) instead of a has() call per piece and parent,
- * which at 16 parents was the simulator's hottest loop. False (nothing written) otherwise.
+ * Writes, for every piece, how many parents hold it if we lack it (0 if we hold it), and returns
+ * how many pieces we lack.
  */
-function countAvailability(numPieces: number, have: PieceSet, parents: readonly PickerParent[], out: Uint32Array): boolean {
-  if (!(have instanceof Bitfield) || have.size !== numPieces) return false;
-  for (const p of parents) if (!(p.pieces instanceof Bitfield) || p.pieces.size !== numPieces) return false;
+function countAvailability(numPieces: number, have: PieceSet, parents: readonly PickerParent[], out: Uint32Array): number {
+  let missing = 0;
+  for (let i = 0; i < numPieces; i++) {
+    out[i] = 0;
+    if (have.has(i)) continue;
+    missing++;
+    for (const p of parents) if (p.pieces.has(i)) out[i]!++;
+  }
+  return missing;
+}
+
+/**
+ * countAvailability a byte of bitfield at a time, when every set involved is a Bitfield (the
+ * downloader's and the simulator's are): O(parents x pieces / 8 + pieces held by parents that we
+ * lack) instead of a has() call per piece and parent, which at 16 parents was the simulator's
+ * hottest loop. Null (nothing written) for other sets.
+ */
+function countAvailabilityByBytes(numPieces: number, have: PieceSet, parents: readonly PickerParent[], out: Uint32Array): number | null {
+  if (!(have instanceof Bitfield) || have.size !== numPieces) return null;
+  for (const p of parents) if (!(p.pieces instanceof Bitfield) || p.pieces.size !== numPieces) return null;
   const mine = have.rawBytes();
   out.fill(0, 0, numPieces);
   for (const p of parents) {
@@ -241,7 +241,7 @@ function countAvailability(numPieces: number, have: PieceSet, parents: readonly 
       }
     }
   }
-  return true;
+  return numPieces - have.count;
 }
 
 /** The other requests for a piece that just landed: cancel them (endgame losers). */

@@ -143,6 +143,16 @@ function heartbeat(v: unknown): HeartbeatRequest {
   return out;
 }
 
+/** The fast path alone: its own first complaint, or the value. */
+function attempt<T>(fn: (v: unknown) => T, value: unknown): Parsed<T> {
+  try {
+    return { ok: true, value: fn(value) };
+  } catch (err) {
+    if (err instanceof Invalid) return { ok: false, message: err.message };
+    throw err;
+  }
+}
+
 /**
  * The fast parser for valid bodies; a body it rejects goes through the zod schema, so the 400
  * names every bad field in zod's words (and, should the two ever disagree, zod's verdict holds).
@@ -150,25 +160,17 @@ function heartbeat(v: unknown): HeartbeatRequest {
 function parser<T>(fn: (v: unknown) => T, reference: z.ZodType<T, unknown>): BodyParser<T> {
   return {
     parse(value) {
-      try {
-        return { ok: true, value: fn(value) };
-      } catch (err) {
-        if (!(err instanceof Invalid)) throw err;
-        const ref = reference.safeParse(value);
-        return ref.success ? { ok: true, value: ref.data } : { ok: false, message: describeIssues(ref.error) };
-      }
+      const fast = attempt(fn, value);
+      if (fast.ok) return fast;
+      const ref = reference.safeParse(value);
+      return ref.success ? { ok: true, value: ref.data } : { ok: false, message: describeIssues(ref.error) };
     },
   };
 }
 
 /** Only the fast path, for tests that compare it with the schemas. */
 export function fastParse<T>(kind: 'announce' | 'heartbeat', value: unknown): Parsed<T> {
-  try {
-    return { ok: true, value: (kind === 'announce' ? announce : heartbeat)(value) as T };
-  } catch (err) {
-    if (err instanceof Invalid) return { ok: false, message: err.message };
-    throw err;
-  }
+  return attempt((kind === 'announce' ? announce : heartbeat) as (v: unknown) => T, value);
 }
 
 export const announceParser = parser(announce, announceSchema);

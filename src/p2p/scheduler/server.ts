@@ -342,12 +342,12 @@ async function readJson<T>(req: IncomingMessage, limit: number, schema: z.ZodTyp
   } catch (err) {
     throw new SchedulerError('BAD_REQUEST', `body is not valid JSON: ${(err as Error).message}`);
   }
-  if ('parse' in schema && !('safeParse' in schema)) {
-    const r = schema.parse(value);
-    if (!r.ok) throw new SchedulerError('BAD_REQUEST', r.message);
-    return r.value;
+  if ('safeParse' in schema) {
+    const parsed = schema.safeParse(value);
+    if (!parsed.success) throw new SchedulerError('BAD_REQUEST', describeIssues(parsed.error));
+    return parsed.data;
   }
-  const parsed = (schema as z.ZodType<T, unknown>).safeParse(value);
-  if (!parsed.success) throw new SchedulerError('BAD_REQUEST', describeIssues(parsed.error));
-  return parsed.data;
+  const r = schema.parse(value);
+  if (!r.ok) throw new SchedulerError('BAD_REQUEST', r.message);
+  return r.value;
 }
