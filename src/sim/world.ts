@@ -62,6 +62,8 @@ export class PieceRequest {
   settled = false;
   /** Holds one of the parent's upload slots. */
   uploading = false;
+  /** Told when no more bytes will come (the parent hung): the child's transport times out later. */
+  onStall: (() => void) | null = null;
   constructor(
     readonly child: SimHost,
     readonly parent: SimHost | null,
@@ -196,6 +198,7 @@ export class World {
       if (!parent.alive) {
         // A crashed host resets the connection; a hung one never answers (the child times out).
         if (this.crash) this.answer(req, 'unreachable', half);
+        else req.onStall?.();
         return;
       }
       const x = parent.holdings[layer.index];
@@ -376,10 +379,13 @@ export class World {
         if (this.crash) {
           this.finish(req);
           req.cb('unreachable');
-        } else if (req.uploading) {
-          // Hung: the bytes stop and nobody is told; the child's piece timeout will notice.
-          req.uploading = false;
-          h.uploads--;
+        } else {
+          // Hung: the bytes stop and nobody is told; the child's transport notices the silence.
+          if (req.uploading) {
+            req.uploading = false;
+            h.uploads--;
+          }
+          req.onStall?.();
         }
       }
     }

@@ -101,7 +101,10 @@ export interface TaskDownloaderOptions {
   seedParentLimit?: number;
   /** Long-poll wait asked of parents' bitfield endpoint. Default 5000 ms. */
   bitfieldWaitMs?: number;
-  /** Piece timeout = base + size / minBps. Defaults 5000 ms and 128 KiB/s: a parent sharing a capped uplink among many children is slow, not dead (Kraken allows 4 s/MB). */
+  /**
+   * Piece timeout = base + size / (minBps / maxInFlight): minBps is the slowest the whole download
+   * may go, shared by its requests in flight (see pieceTimeoutMs). Defaults 5000 ms and 128 KiB/s.
+   */
   pieceTimeoutBaseMs?: number;
   pieceTimeoutMinBps?: number;
   /** Fail with STALLED when no piece lands for this long (at least two piece timeouts). Default 120 s. */
@@ -136,6 +139,28 @@ export type DownloaderTuning = Required<
 /** Requests one of `downloads` concurrent downloads of a peer may have in flight: an even share of maxInFlight, rounded up. */
 export function inFlightShare(maxInFlight: number, downloads: number): number {
   return Math.max(1, Math.ceil(maxInFlight / Math.max(1, downloads)));
+}
+
+/**
+ * How long one piece request may take: base + its bytes at the slowest rate tolerated for one
+ * request. pieceTimeoutMinBps is the slowest the whole download may go (an in-process download
+ * cap lowers it); up to maxInFlight requests share the downlink, so one request is owed
+ * 1/maxInFlight of it. Holding each request to the whole rate dropped every parent of an agent on
+ * a 6 Mbit/s link (8 requests at 94 KB/s each, a 4 MiB piece timed out at 37 s), and the agent
+ * fell back to the registry. A parent that stops sending altogether is caught sooner by the
+ * transport's body timeout (15 s of silence).
+ */
+export function pieceTimeoutMs(length: number, t: Pick<DownloaderTuning, 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'maxInFlight'>, limiterBps?: number): number {
+  return t.pieceTimeoutBaseMs + ((length * t.maxInFlight) / slowestWholeBps(t, limiterBps)) * 1000;
+}
+
+/** No piece has landed for this long: the download stalled. stallTimeoutMs, or two pieces' time at the slowest whole-download rate. */
+export function stallLimitMs(pieceSize: number, t: Pick<DownloaderTuning, 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'stallTimeoutMs'>, limiterBps?: number): number {
+  return Math.max(t.stallTimeoutMs, 2 * (t.pieceTimeoutBaseMs + (pieceSize / slowestWholeBps(t, limiterBps)) * 1000));
+}
+
+function slowestWholeBps(t: Pick<DownloaderTuning, 'pieceTimeoutMinBps'>, limiterBps?: number): number {
+  return Math.min(t.pieceTimeoutMinBps, limiterBps && limiterBps > 0 ? limiterBps : Infinity);
 }
 
 /** Resolves the tuning exactly as a TaskDownloader does; the fleet simulator uses it to follow the real defaults. */
@@ -652,14 +677,12 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   }
 
   /**
-   * Base + size at the slowest rate we tolerate. Tokens are taken before the request starts, so
-   * the cap does not slow the transfer itself; a tight cap (shared by concurrent requests) still
-   * lowers the rate we expect, so the timeout grows with it rather than dropping good parents.
+   * Tokens are taken before the request starts, so the cap does not slow the transfer itself; a
+   * tight cap still lowers the rate we expect, so the timeout grows with it rather than dropping
+   * good parents.
    */
   private pieceTimeoutMs(length: number): number {
-    const capped = this.opts.limiter?.rate ? this.opts.limiter.rate / this.o.maxInFlight : Infinity;
-    const bps = Math.min(this.o.pieceTimeoutMinBps, capped);
-    return this.o.pieceTimeoutBaseMs + (length / bps) * 1000;
+    return pieceTimeoutMs(length, this.o, this.opts.limiter?.rate);
   }
 
   private startFetch(piece: number, p: ParentState): void {
@@ -824,7 +847,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   }
 
   private stallLimitMs(): number {
-    return Math.max(this.o.stallTimeoutMs, 2 * this.pieceTimeoutMs(this.manifest?.pieceSize ?? 0));
+    return stallLimitMs(this.manifest?.pieceSize ?? 0, this.o, this.opts.limiter?.rate);
   }
 
   private nextDeadline(): number {

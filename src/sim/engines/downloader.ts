@@ -15,7 +15,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { AnnounceRequest, AnnounceResponse, BitfieldResponse, PeerInfo } from '../../p2p/protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, SimHost, World } from '../world.js';
-import { checkDownloaderOptions } from './knobs.js';
+import { checkDownloaderOptions, TRANSPORT_IDLE_TIMEOUT_MS } from './knobs.js';
 
 interface Waiter {
   since: number;
@@ -112,6 +112,14 @@ export class DownloaderEngine implements PeerEngine {
             if (err) reject(fail(err, `${parent.id}: piece ${index}: ${err}`));
             else resolve(this.zero.subarray(0, length));
           });
+          // The transport's body timeout: a parent that went silent fails the request later.
+          req.onStall = () =>
+            this.later(TRANSPORT_IDLE_TIMEOUT_MS, () => {
+              if (req.settled) return;
+              w.cancel(req);
+              signal.removeEventListener('abort', onAbort);
+              reject(fail('timeout', `${parent.id}: piece ${index}: no body bytes for ${TRANSPORT_IDLE_TIMEOUT_MS} ms`));
+            });
           // The downloader aborts losers, dropped parents and timeouts: stop their bytes too.
           if (signal.aborted) onAbort();
           else signal.addEventListener('abort', onAbort, { once: true });

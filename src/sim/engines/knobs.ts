@@ -16,3 +16,9 @@ export function downloaderDefaults(over: Record<string, number>): DownloaderKnob
   checkDownloaderOptions(over);
   return resolveDownloaderTuning(over);
 }
+
+/**
+ * The real piece transport's body timeout (http-transport.ts: longest silence between body
+ * bytes, 15 s by default): how long a child keeps waiting on a parent that stopped sending.
+ */
+export const TRANSPORT_IDLE_TIMEOUT_MS = 15_000;

@@ -14,13 +14,13 @@
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
 import type { AnnounceResponse, BadPeerReport, PeerInfo, TaskState } from '../../p2p/protocol.js';
 import { PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
-import { inFlightShare } from '../../p2p/peer/downloader.js';
+import { inFlightShare, pieceTimeoutMs, stallLimitMs } from '../../p2p/peer/downloader.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
 import type { Bitfield } from '../../p2p/peer/bitfield.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
-import { downloaderDefaults, type DownloaderKnobs } from './knobs.js';
+import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
 import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
@@ -304,10 +304,12 @@ class ThinDownload {
     p.usedAt = now;
     this.nReq++;
     this.nBytes += length;
-    const deadline = now + this.k.pieceTimeoutBaseMs + (length / this.k.pieceTimeoutMinBps) * 1000;
+    const deadline = now + pieceTimeoutMs(length, this.k);
     const entry: Live = { req: null as unknown as PieceRequest, parent: p, deadline, startedAt: now };
     this.live.get(piece)!.set(p.id, entry);
     entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, (err) => this.landed(piece, p, entry, err));
+    // A parent that stops sending (hung) is caught by the transport's body timeout.
+    entry.req.onStall = () => this.stalledRequest(entry);
     if (deadline < this.reqDeadline) this.reqDeadline = deadline;
     if (deadline < this.timerAt) this.arm(deadline);
   }
@@ -353,6 +355,15 @@ class ThinDownload {
     if (cancel) this.w.cancel(entry.req);
   }
 
+  private stalledRequest(entry: Live): void {
+    if (this.ended) return;
+    const at = this.w.time.now() + TRANSPORT_IDLE_TIMEOUT_MS;
+    if (at >= entry.deadline) return;
+    entry.deadline = at;
+    if (at < this.reqDeadline) this.reqDeadline = at;
+    if (at < this.timerAt) this.arm(at);
+  }
+
   private expireRequests(now: number): void {
     for (const reqs of this.live.values()) {
       for (const e of reqs.values()) {
@@ -364,7 +375,7 @@ class ThinDownload {
   // --- timing and the end --------------------------------------------------------------------
 
   private stallLimit(): number {
-    return Math.max(this.k.stallTimeoutMs, 2 * (this.k.pieceTimeoutBaseMs + (this.layer.pieceSize / this.k.pieceTimeoutMinBps) * 1000));
+    return stallLimitMs(this.layer.pieceSize, this.k);
   }
 
   private stalled(now: number): boolean {

@@ -11,7 +11,7 @@ import { digestOf, type Digest } from '../../../src/oci/digest.js';
 import type { AnnounceRequest, AnnounceResponse, PeerInfo, PieceManifest } from '../../../src/p2p/protocol.js';
 import { PieceStore } from '../../../src/p2p/peer/piece-store.js';
 import { LocalTransport } from '../../../src/p2p/peer/local-transport.js';
-import { DownloadError, TaskDownloader, type DownloadTarget, type PeerTransport, type SchedulerClient, type TaskDownloaderOptions } from '../../../src/p2p/peer/downloader.js';
+import { DownloadError, TaskDownloader, pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, type DownloadTarget, type PeerTransport, type SchedulerClient, type TaskDownloaderOptions } from '../../../src/p2p/peer/downloader.js';
 import { PeerError, PeerTransportError } from '../../../src/p2p/peer/errors.js';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
 import type { Clock } from '../../../src/p2p/peer/clock.js';
@@ -382,5 +382,24 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     assert.equal(announces[0], '0:started');
     assert.ok(announces.at(-1)!.endsWith(':done'));
     assert.ok(performance.now() - t0 < 3000, 'virtual time, not real time');
+  });
+});
+
+describe('piece timeouts', () => {
+  const MiB4 = 4 * 1024 * 1024;
+  it('owe each request in flight its share of the slowest whole-download rate', () => {
+    const t = resolveDownloaderTuning({});
+    // 8 requests sharing 128 KiB/s: a 4 MiB piece may take 5 s + 256 s.
+    assert.equal(pieceTimeoutMs(MiB4, t), 5000 + 256_000);
+    // A 6 Mbit/s downlink shared by 8 requests moves a 4 MiB piece in ~45 s: well inside.
+    assert.ok(pieceTimeoutMs(MiB4, t) > (MiB4 / (750_000 / 8)) * 1000);
+    assert.equal(pieceTimeoutMs(MiB4, { ...t, maxInFlight: 1 }), 5000 + 32_000);
+  });
+  it('grow with a download cap tighter than pieceTimeoutMinBps, and the stall limit with them', () => {
+    const t = resolveDownloaderTuning({ maxInFlight: 2 });
+    assert.equal(pieceTimeoutMs(MiB4, t, 64 * 1024), 5000 + 128_000);
+    assert.equal(pieceTimeoutMs(MiB4, t, 10 * 1024 * 1024), pieceTimeoutMs(MiB4, t));
+    assert.equal(stallLimitMs(MiB4, t), 120_000);
+    assert.equal(stallLimitMs(MiB4, t, 16 * 1024), 2 * (5000 + 256_000));
   });
 });

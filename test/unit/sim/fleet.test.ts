@@ -90,3 +90,36 @@ test('the thin engine agrees with the real TaskDownloader on the same fleet', as
   assert.ok(Math.abs(thin.max_s - real.max_s) / real.max_s < 0.25, `max ${thin.max_s} vs ${real.max_s}`);
   assert.ok(Math.abs(thin.p50_s - real.p50_s) / real.p50_s < 0.25, `p50 ${thin.p50_s} vs ${real.p50_s}`);
 });
+
+// Slow links: 8 requests in flight share a 6 Mbit/s downlink (94 KB/s each, 45 s per 4 MiB
+// piece). Piece timeouts that held every request to the whole download's slowest rate (37 s)
+// dropped every parent and sent the agents back to the registry.
+const SLOW = `
+name: slow-links
+seed: 7
+nodes: 12
+image: {layers: [32MiB]}
+topology: {dcs: 1, zonesPerDc: 1, racksPerZone: 2}
+nic: 6Mbit
+seeds: {perDc: 1, up: 24Mbit, down: 1Gbit}
+registry: {egress: 1Gbit}
+network: {rttMs: 0.1}
+variants:
+  - {name: p2p, mode: p2p}
+  - {name: thin, mode: p2p, engine: thin}
+  - {name: per-request-timeout, mode: p2p, engine: thin, downloader: {pieceTimeoutMinBps: 1048576}}
+`;
+
+test('slow links: pieces shared by 8 requests in flight do not time out, nobody falls back to the registry', async () => {
+  const slow = parseScenario(SLOW);
+  const byName = async (name: string) => runVariant(slow, slow.variants.find((v) => v.name === name)!);
+  for (const name of ['p2p', 'thin']) {
+    const r = await byName(name);
+    assert.equal(r.completed, 12, name);
+    assert.equal(r.fallbacks, 0, name);
+    assert.equal(r.origin_ratio, 1, `${name}: one copy from the registry`);
+  }
+  // The old rule (each request held to 128 KiB/s) is what made agents fall back.
+  const old = await byName('per-request-timeout');
+  assert.ok(old.fallbacks > 0, `per-request timeout: ${old.fallbacks} fallbacks`);
+});
