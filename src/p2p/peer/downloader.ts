@@ -107,7 +107,7 @@ export interface TaskDownloaderOptions {
    */
   pieceTimeoutBaseMs?: number;
   pieceTimeoutMinBps?: number;
-  /** Fail with STALLED when no piece lands for this long (at least two piece timeouts). Default 120 s. */
+  /** Fail with STALLED when no piece lands for this long (at least two piece timeouts, see stallLimitMs). Default 120 s. */
   stallTimeoutMs?: number;
   /** Fail with STALLED when the scheduler has no manifest for this long. Default 120 s. */
   manifestTimeoutMs?: number;
@@ -154,9 +154,13 @@ export function pieceTimeoutMs(length: number, t: Pick<DownloaderTuning, 'pieceT
   return t.pieceTimeoutBaseMs + ((length * t.maxInFlight) / slowestWholeBps(t, limiterBps)) * 1000;
 }
 
-/** No piece has landed for this long: the download stalled. stallTimeoutMs, or two pieces' time at the slowest whole-download rate. */
-export function stallLimitMs(pieceSize: number, t: Pick<DownloaderTuning, 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'stallTimeoutMs'>, limiterBps?: number): number {
-  return Math.max(t.stallTimeoutMs, 2 * (t.pieceTimeoutBaseMs + (pieceSize / slowestWholeBps(t, limiterBps)) * 1000));
+/**
+ * No piece has landed for this long: the download stalled. stallTimeoutMs, or two piece timeouts
+ * (with every request in flight sharing the slowest tolerated rate, the first pieces all land
+ * together, one piece timeout in).
+ */
+export function stallLimitMs(pieceSize: number, t: Pick<DownloaderTuning, 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'maxInFlight' | 'stallTimeoutMs'>, limiterBps?: number): number {
+  return Math.max(t.stallTimeoutMs, 2 * pieceTimeoutMs(pieceSize, t, limiterBps));
 }
 
 function slowestWholeBps(t: Pick<DownloaderTuning, 'pieceTimeoutMinBps'>, limiterBps?: number): number {

@@ -395,11 +395,12 @@ describe('piece timeouts', () => {
     assert.ok(pieceTimeoutMs(MiB4, t) > (MiB4 / (750_000 / 8)) * 1000);
     assert.equal(pieceTimeoutMs(MiB4, { ...t, maxInFlight: 1 }), 5000 + 32_000);
   });
-  it('grow with a download cap tighter than pieceTimeoutMinBps, and the stall limit with them', () => {
+  it('grow with a download cap tighter than pieceTimeoutMinBps; a stall is two piece timeouts without a piece', () => {
     const t = resolveDownloaderTuning({ maxInFlight: 2 });
     assert.equal(pieceTimeoutMs(MiB4, t, 64 * 1024), 5000 + 128_000);
     assert.equal(pieceTimeoutMs(MiB4, t, 10 * 1024 * 1024), pieceTimeoutMs(MiB4, t));
-    assert.equal(stallLimitMs(MiB4, t), 120_000);
-    assert.equal(stallLimitMs(MiB4, t, 16 * 1024), 2 * (5000 + 256_000));
+    assert.equal(stallLimitMs(MiB4, t), 2 * (5000 + 64_000));
+    assert.equal(stallLimitMs(MiB4, t, 16 * 1024), 2 * (5000 + 512_000));
+    assert.equal(stallLimitMs(64 * 1024, t), 120_000);
   });
 });
