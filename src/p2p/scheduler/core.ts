@@ -3,6 +3,7 @@
 // as `now` (ms) and randomness through `random`, so the fleet simulator can drive 10k peers in
 // virtual time. Every announce costs O(sampleSize + wantParents + seeds holding the blob); only
 // expire() and the admin views walk whole maps.
+import { AnnounceCalendar } from './announce-calendar.js';
 import type { Digest } from '../../oci/digest.js';
 import type { AnnounceRequest, AnnounceResponse, HeartbeatRequest, PeerInfo, PieceManifest, SeedFetchRequest } from '../protocol.js';
 import { SchedulerError } from './errors.js';
@@ -50,10 +51,12 @@ export class SchedulerCore {
   private rateCurrent = 0;
   private ratePrevious = 0;
   private lastNow = 0;
+  private readonly calendar: AnnounceCalendar;
 
   constructor(opts: Partial<SchedulerCoreOptions> = {}) {
     this.opts = resolveOptions(opts);
     this.ctx = { opts: this.opts, holders: this.holders, stats: this.counters };
+    this.calendar = new AnnounceCalendar(this.opts.announceBudgetPerSec, this.opts.maxAnnounceIntervalMs);
     this.reports = new ReportBook(this.opts);
     this.reportCtx = { opts: this.opts, peers: this.peers, holders: this.holders, book: this.reports, counters: this.counters, onBlocklisted: () => this.blockedEntries++ };
     this.origin = new OriginPlanner(this.opts, this.seedPeers, this.holders, this.counters, (fn) => this.effects.push(fn));
@@ -77,7 +80,7 @@ export class SchedulerCore {
   announce(req: AnnounceRequest, now: number): AnnounceResponse {
     this.tick(now);
     this.countAnnounce(now);
-    const interval = this.nextInterval();
+    const interval = this.calendar.plan(now, this.nextInterval(), this.opts.random);
     const peer = this.upsertPeer(req.peer, now, interval);
     const digest = req.task.digest;
     try {

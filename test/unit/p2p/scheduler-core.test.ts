@@ -369,7 +369,10 @@ test('the announce interval grows with the number of announcing peers', () => {
   const { core } = setup({ announceIntervalMs: 1000, announceBudgetPerSec: 100, maxAnnounceIntervalMs: 5000 });
   assert.equal(core.announce(ann(agent('a0')), 1).announceIntervalMs, 1000);
   for (let i = 1; i < 300; i++) core.announce(ann(agent(`a${i}`)), 1);
-  assert.equal(core.announce(ann(agent('a0')), 2).announceIntervalMs, 3000);
+  // 300 members at 100/s: 3 s at least (the announce calendar may push it later, see announce-calendar.test.ts).
+  const second = core.announce(ann(agent('a0')), 2).announceIntervalMs;
+  assert.ok(second >= 3000 && second <= 5000, `${second}`);
+  assert.equal(core.stats().announceIntervalMs, 3000);
   for (let i = 300; i < 1000; i++) core.announce(ann(agent(`a${i}`)), 1);
   assert.equal(core.announce(ann(agent('a0')), 3).announceIntervalMs, 5000, 'capped');
   assert.equal(core.stats().announceIntervalMs, 5000);
