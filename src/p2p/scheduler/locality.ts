@@ -22,6 +22,12 @@ export function localityKeys(l: Locality): { dc: string; zone: string; rack: str
   return { dc, zone, rack: `${zone}\u0000${l.rack ?? ''}` };
 }
 
+/** What sampling needs of the set of candidates already drawn (a Set will do). */
+export interface SeenSet<T> {
+  has(x: T): boolean;
+  add(x: T): unknown;
+}
+
 /**
  * An unordered set with O(1) add, delete and uniform random pick: what random sampling of
  * candidates needs without ever walking the whole swarm.
@@ -60,7 +66,7 @@ export class Bag<T> {
    * Adds up to `k` members not yet in `seen` to `out` (and `seen`). Small bags are taken whole;
    * large ones are probed at random (with replacement, at most 2k probes), so the cost is O(k).
    */
-  sample(k: number, random: () => number, seen: Set<T>, out: T[]): void {
+  sample(k: number, random: () => number, seen: SeenSet<T>, out: T[]): void {
     if (k <= 0) return;
     const n = this.items.length;
     if (n <= k) {

@@ -151,6 +151,8 @@ export interface Member {
   /** In the task's candidate bags (servable agent with a free child slot). */
   bagged: boolean;
   removed: boolean;
+  /** Which parent choice last looked at it as a candidate (see swarm.ts Seen): no Set per announce. */
+  seenBy: number;
 }
 
 export interface SeedFetch {

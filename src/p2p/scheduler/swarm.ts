@@ -107,7 +107,7 @@ function release(p: Member): void {
 export function seedMember(task: Task, seed: PeerRec): Member {
   let m = task.members.get(seed.info.id);
   if (!m) {
-    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false };
+    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0 };
     task.members.set(seed.info.id, m);
     seed.members.set(task.digest, m);
   }
@@ -161,8 +161,23 @@ export function sampleSizeFor(want: number, sampleSize: number): number {
 const MIN_SAMPLE = 16;
 const SAMPLE_PER_WANTED = 4;
 
+/**
+ * The members one parent choice has drawn, marked on the members themselves: a Set per announce
+ * (with its hashing and garbage) was a tenth of an announce's cost in a 10,000-peer burst.
+ */
+class Seen {
+  private static last = 0;
+  private readonly id = ++Seen.last;
+  has(m: Member): boolean {
+    return m.seenBy === this.id;
+  }
+  add(m: Member): void {
+    m.seenBy = this.id;
+  }
+}
+
 /** Draws up to `size` candidates, narrowest locality first; O(size). */
-function sample(ctx: SwarmContext, m: Member, size: number, seen: Set<Member>, out: Member[]): void {
+function sample(ctx: SwarmContext, m: Member, size: number, seen: Seen, out: Member[]): void {
   const t = m.task;
   const { dc, zone, rack } = m.peer.keys;
   const tiers = [t.byRack.get(rack), t.byZone.get(zone), t.byDc.get(dc), t.all];
@@ -191,7 +206,8 @@ export function assignParents(ctx: SwarmContext, m: Member, want: number, now: n
   m.parents = kept;
   const added: Member[] = [];
   if (want > 0 && m.task.manifest) {
-    const seen = new Set<Member>(kept);
+    const seen = new Seen();
+    for (const p of kept) seen.add(p);
     seen.add(m);
     const cands: Member[] = [];
     const size = sampleSizeFor(want, ctx.opts.sampleSize);
