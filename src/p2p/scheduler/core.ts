@@ -52,6 +52,8 @@ export class SchedulerCore {
   private ratePrevious = 0;
   private lastNow = 0;
   private readonly calendar: AnnounceCalendar;
+  /** Locality key -> small integer (see PeerRec.loc); one entry per distinct dc, zone and rack seen. */
+  private readonly localityIdOf = new Map<string, number>();
 
   constructor(opts: Partial<SchedulerCoreOptions> = {}) {
     this.opts = resolveOptions(opts);
@@ -270,6 +272,15 @@ export class SchedulerCore {
     return peer;
   }
 
+  private localityIds(keys: PeerRec['keys']): PeerRec['loc'] {
+    const id = (k: string) => {
+      let n = this.localityIdOf.get(k);
+      if (n === undefined) this.localityIdOf.set(k, (n = this.localityIdOf.size));
+      return n;
+    };
+    return { dc: id(keys.dc), zone: id(keys.zone), rack: id(keys.rack) };
+  }
+
   /** Registers a new peer, or re-files a known one whose info changed. */
   private filePeer(peer: PeerRec | undefined, clean: PeerInfo, now: number): PeerRec {
     if (peer && peer.info.role !== clean.role) {
@@ -279,7 +290,8 @@ export class SchedulerCore {
     }
     const cap = this.capFor(clean);
     if (!peer) {
-      peer = { info: clean, keys: localityKeys(clean.labels), cap, deadline: 0, cooldownUntil: 0, members: new Map() };
+      const keys = localityKeys(clean.labels);
+      peer = { info: clean, keys, loc: this.localityIds(keys), cap, deadline: 0, cooldownUntil: 0, members: new Map() };
       if (clean.role === 'seed') {
         peer.holdings = new Set();
         peer.fetching = new Set();
@@ -294,6 +306,7 @@ export class SchedulerCore {
       // Moved or re-capped: re-file its memberships under the new bucket keys.
       for (const m of peer.members.values()) dropFromBags(m);
       peer.keys = keys;
+      peer.loc = this.localityIds(keys);
       peer.cap = cap;
       for (const m of peer.members.values()) syncBags(m);
     }

@@ -121,6 +121,8 @@ export function resolveOptions(opts: Partial<SchedulerCoreOptions>): SchedulerCo
 export interface PeerRec {
   info: PeerInfo;
   keys: { dc: string; zone: string; rack: string };
+  /** The same keys as small integers (one id per distinct key in this core): scoring compares numbers, not label strings. */
+  loc: { dc: number; zone: number; rack: number };
   /** Child cap, from role and uploadBps. */
   cap: number;
   /** Dropped by expire() once now passes this. */

@@ -1,7 +1,7 @@
 // Parent selection inside one task's swarm: who may serve whom, how candidates are sampled and
 // ranked, and the bookkeeping (child counts, candidate bags) that keeps every call O(sample).
 import type { Digest } from '../../oci/digest.js';
-import { Bag, localityLevel } from './locality.js';
+import { Bag } from './locality.js';
 import type { Member, PeerRec, SchedulerCoreOptions, Task } from './model.js';
 
 export interface SwarmContext {
@@ -128,6 +128,13 @@ export function canServe(ctx: SwarmContext, p: Member, child: Member, now: numbe
   return servable(p);
 }
 
+/** localityLevel() on the interned keys: a rack key names its zone and dc too, so one equal id settles it. */
+function sharedLevels(a: PeerRec['loc'], b: PeerRec['loc']): number {
+  if (a.rack === b.rack) return 3;
+  if (a.zone === b.zone) return 2;
+  return a.dc === b.dc ? 1 : 0;
+}
+
 function progressOf(m: Member, total: number): number {
   if (m.peer.info.role === 'seed' || m.state === 'done') return 1;
   return total > 0 ? Math.min(1, m.completed / total) : 0;
@@ -142,7 +149,7 @@ function score(ctx: SwarmContext, c: Member, child: Member): number {
   // half a task behind, so a same-rack empty peer does not beat a farther one that has pieces.
   const empty = mine === 0 ? 0.5 : 0;
   return (
-    localityLevel(child.peer.info.labels, c.peer.info.labels) * ctx.opts.localityWeight +
+    sharedLevels(child.peer.loc, c.peer.loc) * ctx.opts.localityWeight +
     ctx.opts.progressWeight * (ahead - empty) +
     (isSeed ? 0 : W_AGENT) +
     W_LOAD * (1 - c.children / c.peer.cap) +
