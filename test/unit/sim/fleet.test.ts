@@ -52,6 +52,7 @@ test('p2p with a cold seed: the registry serves the image once; everyone complet
   assert.ok(r.ratio_to_bound >= 1 && r.ratio_to_bound < 15, `ratio ${r.ratio_to_bound}`);
   assert.ok(r.scheduler && r.scheduler.announces > 20 && r.scheduler_peak_msgs_per_s > 0);
   assert.ok(r.scheduler.replayExact, 'the timed replay reproduces the run');
+  assert.equal(r.scheduler.measuredIn, 'child-process', 'measured in a process of its own');
   assert.ok(r.bytes_from_peers > r.bytes_from_seeds, 'agents serve each other more than the seed serves them');
 });
 
