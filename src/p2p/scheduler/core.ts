@@ -330,7 +330,7 @@ export class SchedulerCore {
   private member(task: Task, peer: PeerRec): Member {
     let m = task.members.get(peer.info.id);
     if (!m) {
-      m = { peer, task, state: 'started', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0 };
+      m = { peer, task, state: 'started', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
       task.members.set(peer.info.id, m);
       peer.members.set(task.digest, m);
       task.agents++;

@@ -28,38 +28,47 @@ export interface SeenSet<T> {
   add(x: T): unknown;
 }
 
+/** Something kept in bags: where it sits in each, by the bags' slot number (-1 when not in one). */
+export interface Bagged {
+  bagPos: number[];
+}
+
 /**
  * An unordered set with O(1) add, delete and uniform random pick: what random sampling of
- * candidates needs without ever walking the whole swarm.
+ * candidates needs without ever walking the whole swarm. An item is in at most one bag per
+ * `slot` at a time and keeps its position there itself (a Map per bag cost two hash updates per
+ * move, and members move in and out of bags on most announces of a burst).
  */
-export class Bag<T> {
+export class Bag<T extends Bagged> {
   private readonly items: T[] = [];
-  private readonly pos = new Map<T, number>();
+
+  constructor(private readonly slot: number) {}
 
   get size(): number {
     return this.items.length;
   }
 
   add(x: T): void {
-    if (this.pos.has(x)) return;
-    this.pos.set(x, this.items.length);
+    if (this.has(x)) return;
+    x.bagPos[this.slot] = this.items.length;
     this.items.push(x);
   }
 
   delete(x: T): boolean {
-    const i = this.pos.get(x);
-    if (i === undefined) return false;
+    if (!this.has(x)) return false;
+    const i = x.bagPos[this.slot]!;
     const last = this.items.pop()!;
     if (last !== x) {
       this.items[i] = last;
-      this.pos.set(last, i);
+      last.bagPos[this.slot] = i;
     }
-    this.pos.delete(x);
+    x.bagPos[this.slot] = -1;
     return true;
   }
 
   has(x: T): boolean {
-    return this.pos.has(x);
+    const i = x.bagPos[this.slot] ?? -1;
+    return i >= 0 && this.items[i] === x;
   }
 
   /**

@@ -155,6 +155,8 @@ export interface Member {
   removed: boolean;
   /** Which parent choice last looked at it as a candidate (see swarm.ts Seen): no Set per announce. */
   seenBy: number;
+  /** Its position in each of its task's candidate bags (see locality.ts Bag), -1 when out. */
+  bagPos: number[];
 }
 
 export interface SeedFetch {

@@ -19,6 +19,12 @@ export interface SwarmContext {
 const W_AGENT = 3;
 const W_LOAD = 2;
 
+/** Bag slots (Member.bagPos): a member sits in its task's `all` bag and one bag per locality level. */
+const BAG_ALL = 0;
+const BAG_DC = 1;
+const BAG_ZONE = 2;
+const BAG_RACK = 3;
+
 /** Share of the sample drawn from the same rack, zone, dc, and anywhere (unused share carries on). */
 const TIER_SHARE = [0.4, 0.3, 0.15, 0.15] as const;
 
@@ -26,7 +32,7 @@ export function newTask(digest: Digest, now: number): Task {
   return {
     digest,
     members: new Map(),
-    all: new Bag(),
+    all: new Bag(BAG_ALL),
     byDc: new Map(),
     byZone: new Map(),
     byRack: new Map(),
@@ -59,9 +65,9 @@ export function syncBags(m: Member): void {
   const { dc, zone, rack } = m.peer.keys;
   if (should) {
     t.all.add(m);
-    bagAt(t.byDc, dc).add(m);
-    bagAt(t.byZone, zone).add(m);
-    bagAt(t.byRack, rack).add(m);
+    bagAt(t.byDc, dc, BAG_DC).add(m);
+    bagAt(t.byZone, zone, BAG_ZONE).add(m);
+    bagAt(t.byRack, rack, BAG_RACK).add(m);
     m.bagged = true;
   } else {
     dropFromBags(m);
@@ -79,9 +85,9 @@ export function dropFromBags(m: Member): void {
   m.bagged = false;
 }
 
-function bagAt(map: Map<string, Bag<Member>>, key: string): Bag<Member> {
+function bagAt(map: Map<string, Bag<Member>>, key: string, slot: number): Bag<Member> {
   let b = map.get(key);
-  if (!b) map.set(key, (b = new Bag()));
+  if (!b) map.set(key, (b = new Bag(slot)));
   return b;
 }
 
@@ -107,7 +113,7 @@ function release(p: Member): void {
 export function seedMember(task: Task, seed: PeerRec): Member {
   let m = task.members.get(seed.info.id);
   if (!m) {
-    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0 };
+    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
     task.members.set(seed.info.id, m);
     seed.members.set(task.digest, m);
   }
