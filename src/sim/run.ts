@@ -83,9 +83,9 @@ export interface VariantResult {
    * Per virtual second of the rollout: agents' upload used (bytes uploaded / capacity of live
    * agents), share of agents with no upload in progress at the sample, agents done, and at the
    * sample: the agents' download rate over the download capacity of those still pulling, and
-   * their piece transfers in progress.
+   * the transfers in progress.
    */
-  timeline: Array<{ t: number; upload_used: number; idle_uploaders: number; done: number; download_used: number; downloads_in_flight: number }>;
+  timeline: Array<{ t: number; upload_used: number; idle_uploaders: number; done: number; download_used: number; transfers: number }>;
 }
 
 export function pickEngine(s: Scenario, v: Variant): 'downloader' | 'thin' {
@@ -185,15 +185,14 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
         cap += a.upBps;
         if (a.uploads === 0) idle++;
       }
+      // From the links' use, O(agents): walking every flow each virtual second made a direct
+      // pull of 10,000 agents (40,000 flows for 8,590 virtual seconds) four times slower.
       let downRate = 0;
       let downCap = 0;
-      let transfers = 0;
-      for (const a of world.agents) if (a.alive && a.doneAt < 0) downCap += a.downBps;
-      for (const f of world.net.flows()) {
-        const req = f.tag as { child?: SimHost } | undefined;
-        if (req?.child?.role !== 'agent') continue;
-        downRate += world.net.rateOf(f);
-        transfers++;
+      for (const a of world.agents) {
+        if (!a.alive || a.doneAt >= 0) continue;
+        downCap += a.downBps;
+        downRate += world.net.linkUseBps(a.down);
       }
       timeline.push({
         t: Math.round((time.now() - t0) / 1000),
@@ -201,7 +200,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
         idle_uploaders: round(idle / Math.max(1, live), 3),
         done: world.completed,
         download_used: round(downRate / Math.max(1, downCap), 3),
-        downloads_in_flight: transfers,
+        transfers: world.net.active,
       });
       lastUploaded = up;
       time.after(1000, sample);

@@ -110,6 +110,11 @@ export class FlowNetwork {
     return out;
   }
 
+  /** Bytes/s in use on a link at the last rate recomputation. */
+  linkUseBps(link: number): number {
+    return link >= 0 ? this.used[link]! * 1000 : 0;
+  }
+
   /** Current rate of a flow in bytes/s (0 once ended). */
   rateOf(f: Flow): number {
     return f.id >= 0 ? this.rate[f.id]! * 1000 : 0;
