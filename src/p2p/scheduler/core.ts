@@ -10,7 +10,7 @@ import { SchedulerError } from './errors.js';
 import { localityKeys } from './locality.js';
 import { OriginPlanner } from './origin.js';
 import { resolveOptions, type Member, type PeerRec, type SchedulerCoreOptions, type SchedulerStats, type Task, type TaskStatus } from './model.js';
-import { assignParents, dropFromBags, newTask, releaseParents, syncBags, type SwarmContext } from './swarm.js';
+import { assignParents, dropFromBags, newMember, newTask, releaseParents, syncBags, type SwarmContext } from './swarm.js';
 import { applyReleases, applyReports, ReportBook, type ReportContext } from './reports.js';
 import { checkManifest, normalizePeer, sameManifest } from './validate.js';
 
@@ -330,9 +330,7 @@ export class SchedulerCore {
   private member(task: Task, peer: PeerRec): Member {
     let m = task.members.get(peer.info.id);
     if (!m) {
-      m = { peer, task, state: 'started', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
-      task.members.set(peer.info.id, m);
-      peer.members.set(task.digest, m);
+      m = newMember(task, peer, 'started');
       task.agents++;
       this.activeMembers++;
     }

@@ -14,7 +14,7 @@ export interface SchedulerCoreOptions {
    * (active peer-task pairs) / interval stays within it: 10k peers x 4 layers at 8000/s -> 5 s.
    * The interval is also how soon a child replaces parents that have nothing left for it, so it
    * bounds the tail of a rollout: at 4000/s (7.5 s intervals) 10,000 simulated agents finished
-   * at 2.09x the Kumar-Ross bound, at 8000/s at 1.55x. 8000/s of ~40 µs is a third of a core.
+   * at 2.09x the Kumar-Ross bound, at 8000/s at 1.55x. 8000/s of ~20 µs (core + codec) is a sixth of a core.
    */
   announceBudgetPerSec: number;
   /** +-fraction of random jitter on the interval, so a burst of peers does not stay in lock-step. */

@@ -109,15 +109,17 @@ function release(p: Member): void {
   syncBags(p);
 }
 
+/** A new membership of `peer` in `task`, filed in both (not in any bag yet). */
+export function newMember(task: Task, peer: PeerRec, state: Member['state']): Member {
+  const m: Member = { peer, task, state, completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
+  task.members.set(peer.info.id, m);
+  peer.members.set(task.digest, m);
+  return m;
+}
+
 /** A seed's membership in a task, created on first use so its child count is tracked like anyone's. */
 export function seedMember(task: Task, seed: PeerRec): Member {
-  let m = task.members.get(seed.info.id);
-  if (!m) {
-    m = { peer: seed, task, state: 'done', completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
-    task.members.set(seed.info.id, m);
-    seed.members.set(task.digest, m);
-  }
-  return m;
+  return task.members.get(seed.info.id) ?? newMember(task, seed, 'done');
 }
 
 /** Whether `p` may be (or stay) a parent of `child` now, ignoring its child cap. */
