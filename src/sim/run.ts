@@ -61,6 +61,8 @@ export interface VariantResult {
   scheduler_options: Record<string, number>;
   /** Upload slots of an agent's peer server (maxConcurrentUploads). */
   upload_slots: number;
+  /** How agents share their uplink among children (progressWeights' base; 1 = evenly). */
+  upload_weight_base: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
@@ -262,6 +264,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       downloader_options: downloaderDefaults(world.downloaderOptions),
       scheduler_options: { ...s.scheduler, ...v.scheduler },
       upload_slots: world.agents[0]?.slots ?? 0,
+      upload_weight_base: world.uploadWeightBase,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       virtual_s: virtualS,

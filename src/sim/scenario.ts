@@ -37,6 +37,8 @@ export interface Variant {
   downloader?: Record<string, number>;
   /** Overrides network.maxConcurrentUploads (the peer server's upload slots). */
   maxConcurrentUploads?: number;
+  /** Overrides network.uploadWeightBase. */
+  uploadWeightBase?: number;
   /** Overrides startSpread (ms). */
   startSpreadMs?: number;
   /** Overrides prefetchLayers. */
@@ -70,7 +72,12 @@ export interface Scenario {
   registryEgressBps: number;
   /** windowMs undefined: auto, min(10 ms, a third of one piece's time on an agent NIC). */
   /** maxConcurrentUploads: every host's upload slots; unset = the peer server's own rule (uploadSlotsFor). */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number };
+  /**
+   * uploadWeightBase: how agents share their uplink among children (../p2p/peer/upload-shares.ts:
+   * the child furthest behind gets the most); 1 = evenly; unset = the agent's default. Agents are
+   * taken to run with --upload-limit at their NIC rate, which is what turns the weighting on.
+   */
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
@@ -164,7 +171,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
   const registry = obj(root.registry, 'registry');
   checkKeys(registry, ['egress'], 'registry');
   const network = obj(root.network, 'network');
-  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads'], 'network');
+  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase'], 'network');
   const hb = obj(root.heartbeats, 'heartbeats');
   checkKeys(hb, ['agentMs', 'seedMs', 'expireMs'], 'heartbeats');
   const nic = root.nic !== undefined ? parseRate(root.nic, 'nic') : 125e6;
@@ -213,6 +220,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       interDcRttMs: num(network.interDcRttMs, 'network.interDcRttMs', 10, 0, 10_000),
       ...(network.windowMs !== undefined ? { windowMs: num(network.windowMs, 'network.windowMs', 10, 0, 1000) } : {}),
       ...(network.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(network.maxConcurrentUploads, 'network.maxConcurrentUploads', 32, 1, 100_000) } : {}),
+      ...(network.uploadWeightBase !== undefined ? { uploadWeightBase: num(network.uploadWeightBase, 'network.uploadWeightBase', 1, 0.01, 1) } : {}),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),
@@ -279,7 +287,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'startSpread', 'prefetchLayers'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'startSpread', 'prefetchLayers'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -297,6 +305,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.scheduler !== undefined ? { scheduler: numbers(o.scheduler, `${what}.scheduler`) } : {}),
     ...(o.downloader !== undefined ? { downloader: numbers(o.downloader, `${what}.downloader`) } : {}),
     ...(o.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(o.maxConcurrentUploads, `${what}.maxConcurrentUploads`, 32, 1, 100_000) } : {}),
+    ...(o.uploadWeightBase !== undefined ? { uploadWeightBase: num(o.uploadWeightBase, `${what}.uploadWeightBase`, 1, 0.01, 1) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
   };

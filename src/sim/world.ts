@@ -8,6 +8,7 @@ import type { Digest } from '../oci/digest.js';
 import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
 import { Bitfield } from '../p2p/peer/bitfield.js';
 import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeights } from '../p2p/peer/upload-shares.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
 import type { VirtualTime } from './engine/time.js';
@@ -52,6 +53,8 @@ export interface SimHost extends TopoHost {
   fallbacks: number;
   /** Piece bytes this host served to others. */
   uploaded: number;
+  /** Uploads whose shares of the uplink are weighted by the child's progress (agents; upload-shares.ts). */
+  weighted: PieceRequest[] | null;
 }
 
 export type PieceCallback = (err: TransportErrorKind | null) => void;
@@ -62,6 +65,8 @@ export class PieceRequest {
   settled = false;
   /** Holds one of the parent's upload slots. */
   uploading = false;
+  /** Pieces of the layer the child held when it asked (the `?held=N` of a real request). */
+  held: number | undefined = undefined;
   /** Told when no more bytes will come (the parent hung): the child's transport times out later. */
   onStall: (() => void) | null = null;
   constructor(
@@ -113,6 +118,8 @@ export class World {
   readonly refusals: Record<string, number> = {};
   /** TaskDownloader options for this variant (scenario's, then the variant's). */
   readonly downloaderOptions: Record<string, number>;
+  /** progressWeights' base for agents' uploads (1: even shares). */
+  readonly uploadWeightBase: number;
   completed = 0;
   killed = 0;
   crash = true;
@@ -126,6 +133,7 @@ export class World {
     this.mode = variant.mode;
     this.rng = seededRandom(scenario.seed ^ 0x5eed);
     this.downloaderOptions = { ...scenario.downloader, ...variant.downloader };
+    this.uploadWeightBase = variant.uploadWeightBase ?? scenario.network.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE;
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -163,7 +171,9 @@ export class World {
     if (this.scenario.announceUploadBps && t.role !== 'registry') info.uploadBps = t.upBps;
     // As peer-node.ts sizes the peer server (the same function), unless the scenario says otherwise.
     const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
-    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0 };
+    // As peer-node.ts does: agents share their uplink by the children's progress, seeds evenly.
+    const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
+    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted };
   }
 
   holding(h: SimHost, layer: Layer): Holding {
@@ -206,6 +216,7 @@ export class World {
       if (parent.uploads >= parent.slots) return this.answer(req, 'busy', half);
       parent.uploads++;
       req.uploading = true;
+      req.held = child.holdings[layer.index]?.bf.count ?? 0;
       req.flow = this.net.start(this.topo.path(parent, child), bytes, () => {
         req.flow = null;
         this.finish(req);
@@ -215,8 +226,22 @@ export class World {
         req.cb(null);
       });
       req.flow.tag = req;
+      if (parent.weighted) {
+        parent.weighted.push(req);
+        this.reweigh(parent);
+      }
     });
     return req;
+  }
+
+  /** The flows' weights in the max-min sharing: the real agent's UploadShares rule. */
+  private reweigh(parent: SimHost): void {
+    const serving = parent.weighted!;
+    const w = progressWeights(
+      serving.map((r) => r.held),
+      this.uploadWeightBase,
+    );
+    for (let i = 0; i < serving.length; i++) if (serving[i]!.flow) this.net.setWeight(serving[i]!.flow!, w[i]!);
   }
 
   /** GET bytes from the registry (direct pulls, seed back-to-source, agent fallback). */
@@ -248,7 +273,13 @@ export class World {
     req.settled = true;
     if (req.uploading) {
       req.uploading = false;
-      req.parent!.uploads--;
+      const parent = req.parent!;
+      parent.uploads--;
+      const i = parent.weighted?.indexOf(req) ?? -1;
+      if (i >= 0) {
+        parent.weighted!.splice(i, 1);
+        this.reweigh(parent);
+      }
     }
   }
 

@@ -21,8 +21,11 @@ export interface SchedulerClient {
 export interface PeerTransport {
   /** GET {parent}/p2p/v1/tasks/{digest}/bitfield; with `since`, the parent may hold the reply up to waitMs until it has more. */
   bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse>;
-  /** GET {parent}/p2p/v1/tasks/{digest}/pieces/{index}: the raw piece (unverified). Throw PeerTransportError. */
-  piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number): Promise<Buffer>;
+  /**
+   * GET {parent}/p2p/v1/tasks/{digest}/pieces/{index}: the raw piece (unverified). Throw
+   * PeerTransportError. `held`: pieces of the task we hold (the parent weights its uplink by it).
+   */
+  piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number, held?: number): Promise<Buffer>;
   /** Optional: the downloader is done with a buffer piece() returned (it may be reused). */
   release?(buf: Buffer): void;
   /**
@@ -30,7 +33,7 @@ export interface PeerTransport {
    * writePieceStream, so pieces go to disk without being held in memory whole. Errors while
    * iterating are transport errors; aborting `signal` must end the iteration.
    */
-  pieceStream?(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number): Promise<AsyncIterable<Buffer>>;
+  pieceStream?(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number, held?: number): Promise<AsyncIterable<Buffer>>;
 }
 
 /** What the downloader writes into (PieceTask implements it; a simulator may fake it). */
@@ -765,12 +768,12 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     const target = this.target!;
     if (t.pieceStream && target.writePieceStream) {
       // Raced against the signal so a transport that ignores aborts cannot pin a request slot.
-      const body = await raceAbort(t.pieceStream(p.info, this.digest, piece, signal, length), signal).catch((err: unknown) => {
+      const body = await raceAbort(t.pieceStream(p.info, this.digest, piece, signal, length, target.bitfield.count), signal).catch((err: unknown) => {
         throw new SourceError(err);
       });
       return target.writePieceStream(piece, tagErrors(body));
     }
-    const data = await raceAbort(t.piece(p.info, this.digest, piece, signal, length), signal).catch((err: unknown) => {
+    const data = await raceAbort(t.piece(p.info, this.digest, piece, signal, length, target.bitfield.count), signal).catch((err: unknown) => {
       throw new SourceError(err);
     });
     try {

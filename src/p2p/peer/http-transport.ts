@@ -87,8 +87,8 @@ export class HttpPeerTransport implements PeerTransport {
   }
 
   /** Reads the piece into one buffer of exactly its size; refuses a body of any other length. */
-  async piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number): Promise<Buffer> {
-    const url = joinUrl(parent.url, PATHS.piece(digest, index));
+  async piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number, held?: number): Promise<Buffer> {
+    const url = pieceUrl(parent, digest, index, held);
     const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
     try {
       if (res.statusCode !== 200) throw await statusError(res, `${parent.id}: piece ${index}`);
@@ -124,8 +124,8 @@ export class HttpPeerTransport implements PeerTransport {
    * The piece body as it arrives, for writing straight to disk. The length is checked against
    * expectedSize up front (Content-Length) and while reading; errors come out as PeerTransportError.
    */
-  async pieceStream(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number): Promise<AsyncIterable<Buffer>> {
-    const url = joinUrl(parent.url, PATHS.piece(digest, index));
+  async pieceStream(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number, held?: number): Promise<AsyncIterable<Buffer>> {
+    const url = pieceUrl(parent, digest, index, held);
     const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
     try {
       if (res.statusCode !== 200) throw await statusError(res, `${parent.id}: piece ${index}`);
@@ -295,4 +295,10 @@ function discard(res: Dispatcher.ResponseData): void {
 
 function joinUrl(base: string, path: string): string {
   return base.endsWith('/') ? base.slice(0, -1) + path : base + path;
+}
+
+/** A piece's URL; `held` (pieces of the task we hold) lets the parent weight its uplink toward children behind. */
+function pieceUrl(parent: PeerInfo, digest: Digest, index: number, held: number | undefined): string {
+  const url = joinUrl(parent.url, PATHS.piece(digest, index));
+  return held !== undefined ? `${url}?held=${held}` : url;
 }

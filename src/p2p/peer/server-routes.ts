@@ -10,6 +10,7 @@ import { isPeerError } from './errors.js';
 import type { PieceStore } from './piece-store.js';
 import type { PieceTask } from './piece-task.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
+import type { UploadShares } from './upload-shares.js';
 
 const PREFIX = '/p2p/v1/';
 const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
@@ -31,6 +32,11 @@ export interface PeerRoutesOptions {
   store: PieceStore;
   /** Upload bandwidth cap shared by every piece this peer serves. */
   uploadLimiter?: ByteLimiter;
+  /**
+   * When set, pieces are paced through it instead of uploadLimiter: the cap is shared by the
+   * children's progress (`?held=N` on the request), those furthest behind getting more.
+   */
+  uploadShares?: UploadShares;
   /** When set, requests must carry `Authorization: Bearer <token>` (compared in constant time). */
   clusterToken?: string;
   /** Cap on a bitfield long-poll's waitMs. Default 10 s. */
@@ -94,7 +100,8 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     sendJson(res, 200, body);
   }
 
-  async function piece(req: IncomingMessage, res: ServerResponse, digest: Digest, index: number): Promise<void> {
+  /** `held`: pieces of the task the child holds, when it said (weights its share of the uplink). */
+  async function piece(req: IncomingMessage, res: ServerResponse, digest: Digest, index: number, held: number | undefined): Promise<void> {
     stats.pieceRequests++;
     const task = await store.lookup(digest);
     if (!task || index >= task.numPieces || !task.has(index)) return sendError(res, 404, 'PIECE_UNKNOWN', `piece ${index} of ${digest} is not held here`);
@@ -122,7 +129,12 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
         stats.bytesServed += n;
         opts.onBytesServed?.(n, digest);
       };
-      await pipeline(stream, pace(opts.uploadLimiter, { onBytes }), res);
+      const share = opts.uploadShares?.openShare(held);
+      try {
+        await pipeline(stream, pace(share ?? opts.uploadLimiter, { onBytes }), res);
+      } finally {
+        share?.close();
+      }
       stats.piecesServed++;
     } finally {
       stats.activeUploads--;
@@ -145,8 +157,9 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     }
     if (!isDigest(digest)) return sendError(res, 400, 'DIGEST_INVALID', 'invalid digest');
     if (opts.authorize && !(await opts.authorize(req, digest))) return sendError(res, 403, 'DENIED', `not allowed to read ${digest}`);
-    if (m[2] === 'bitfield') return bitfield(res, digest, new URLSearchParams(q === -1 ? '' : raw.slice(q + 1)));
-    return piece(req, res, digest, Number(m[3]));
+    const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1));
+    if (m[2] === 'bitfield') return bitfield(res, digest, query);
+    return piece(req, res, digest, Number(m[3]), intParam(query.get('held')));
   }
 
   return {

@@ -1,5 +1,7 @@
 // Flow-level network model: links with capacities, flows along paths of links, rates shared
-// max-min fairly (progressive filling). Rates change only when flows start or finish: the first
+// max-min fairly (progressive filling), weighted: a flow of weight w gets w shares of a link
+// (weight 1 by default; an agent's uploads are weighted by their children's progress, as the
+// real agent's UploadShares does). Rates change only when flows start or finish: the first
 // change after a quiet spell schedules one global recomputation `windowMs` later, and every start
 // and finish inside that window is folded into it (windowMs = 0: every change, exactly).
 // Between recomputations rates are constant, so finish times are exact and come from a heap.
@@ -52,6 +54,7 @@ export class FlowNetwork {
   private hIdx = new Int32Array(1024).fill(-1);
   private mark = new Int32Array(1024);
   private plen = new Uint8Array(1024);
+  private wt = new Float64Array(1024).fill(1);
   private path = new Int32Array(1024 * MAX_PATH);
   private pos = new Int32Array(1024 * MAX_PATH);
   private handle: Array<Flow | null> = [];
@@ -64,9 +67,9 @@ export class FlowNetwork {
   private wakeAt = Infinity;
   private wakeVersion = 0;
   private epoch = 0;
-  // Scratch for progressive filling.
+  // Scratch for progressive filling: capacity left, and the weight of the flows not yet fixed.
   private lrem = new Float64Array(64);
-  private lcnt = new Int32Array(64);
+  private lwt = new Float64Array(64);
   private lheap = new Int32Array(64);
   private lkey = new Float64Array(64);
   /** Flows in progress. */
@@ -87,7 +90,7 @@ export class FlowNetwork {
       this.cap = grow(this.cap, this.L * 2);
       this.used = grow(this.used, this.L * 2);
       this.lrem = new Float64Array(this.L * 2);
-      this.lcnt = new Int32Array(this.L * 2);
+      this.lwt = new Float64Array(this.L * 2);
       this.lheap = new Int32Array(this.L * 2);
       this.lkey = new Float64Array(this.L * 2);
     }
@@ -176,6 +179,13 @@ export class FlowNetwork {
     return f;
   }
 
+  /** Sets a flow's weight in the max-min sharing (default 1); takes effect at the next recomputation. */
+  setWeight(f: Flow, w: number): void {
+    if (f.id < 0 || this.wt[f.id] === w) return;
+    this.wt[f.id] = w;
+    this.touch(this.time.now());
+  }
+
   /** Stops a flow without calling its onDone (a peer died, a request was cancelled). */
   abort(f: Flow): void {
     f.onDone = null;
@@ -200,6 +210,9 @@ export class FlowNetwork {
       this.hIdx = h;
       this.mark = grow(this.mark, n);
       this.plen = grow(this.plen, n);
+      const w = new Float64Array(n).fill(1);
+      w.set(this.wt);
+      this.wt = w;
       this.path = grow(this.path, n * MAX_PATH);
       this.pos = grow(this.pos, n * MAX_PATH);
     }
@@ -233,6 +246,7 @@ export class FlowNetwork {
       this.used[l] = list.length === 0 ? 0 : this.used[l]! - r;
     }
     this.rate[s] = 0;
+    this.wt[s] = 1;
     this.free.push(s);
   }
 
@@ -285,8 +299,9 @@ export class FlowNetwork {
   }
 
   /**
-   * Max-min fair rates for every flow by progressive filling: repeatedly take the link with the
-   * lowest fair share (remaining capacity / unfixed flows), fix its flows at that share, take it
+   * Weighted max-min fair rates for every flow by progressive filling: repeatedly take the link
+   * with the lowest fair share (remaining capacity / weight of its unfixed flows), fix its flows at
+   * that share times their weight, take it
    * off their other links. Shares only grow as filling proceeds (fixing flows at the lowest share
    * leaves every other link's share the same or higher), so a link's heap key is a lower bound of
    * its share: a popped link whose share grew past the next key goes back in with the new key.
@@ -296,16 +311,22 @@ export class FlowNetwork {
     this.stats.recomputes++;
     this.dirty = false;
     this.recomputeAt = Infinity;
-    const { cap, links, lrem, lcnt, lheap, lkey, rate, rem, at, path, plen, mark, used } = this;
+    const { cap, links, lrem, lwt, lheap, lkey, rate, rem, at, path, plen, mark, used, wt } = this;
     const epoch = ++this.epoch;
     let hn = 0;
     for (let l = 0; l < this.L; l++) {
       used[l] = 0;
-      const n = links[l]!.length;
-      lcnt[l] = n;
-      if (n === 0) continue;
+      const fl = links[l]!;
+      const n = fl.length;
+      if (n === 0) {
+        lwt[l] = 0;
+        continue;
+      }
+      let sw = 0;
+      for (let i = 0; i < n; i++) sw += wt[fl[i]!]!;
+      lwt[l] = sw;
       lrem[l] = cap[l]!;
-      lkey[l] = cap[l]! / n;
+      lkey[l] = cap[l]! / sw;
       lheap[hn++] = l;
     }
     const down = (i: number, n: number) => {
@@ -338,8 +359,8 @@ export class FlowNetwork {
       const l = lheap[0]!;
       lheap[0] = lheap[--hn]!;
       if (hn > 0) down(0, hn);
-      if (lcnt[l]! <= 0) continue;
-      const share = Math.max(0, lrem[l]! / lcnt[l]!);
+      if (lwt[l]! <= 1e-12) continue; // every flow fixed (a float sum of weights leaves dust)
+      const share = Math.max(0, lrem[l]! / lwt[l]!);
       if (hn > 0 && share > lkey[lheap[0]!]!) {
         lkey[l] = share;
         lheap[hn] = l;
@@ -354,14 +375,16 @@ export class FlowNetwork {
         // Settle progress at the old rate before the new one applies.
         rem[s] = Math.max(0, rem[s]! - rate[s]! * (now - at[s]!));
         at[s] = now;
-        rate[s] = share;
+        const w = wt[s]!;
+        const r = share * w;
+        rate[s] = r;
         const b = s * MAX_PATH;
         const n = plen[s]!;
         for (let j = 0; j < n; j++) {
           const k = path[b + j]!;
-          lrem[k] = lrem[k]! - share;
-          lcnt[k] = lcnt[k]! - 1;
-          used[k] = used[k]! + share;
+          lrem[k] = lrem[k]! - r;
+          lwt[k] = lwt[k]! - w;
+          used[k] = used[k]! + r;
         }
       }
     }

@@ -116,3 +116,30 @@ test('random networks: no link over capacity and every flow has a bottleneck whe
     for (const { f } of flows) net.abort(f);
   }
 });
+
+test('weights: a link is shared in proportion to them, and a weighted flow held back elsewhere leaves the rest', async () => {
+  const time = new VirtualTime();
+  const net = new FlowNetwork(time, 0);
+  const up = net.addLink(100);
+  const down = net.addLink(10);
+  const heavy = net.start([up], 1e9, () => undefined);
+  const light = net.start([up], 1e9, () => undefined);
+  net.setWeight(heavy, 1);
+  net.setWeight(light, 0.25);
+  await time.run({ until: 0 });
+  close(net.rateOf(heavy), 80);
+  close(net.rateOf(light), 20);
+  // The heavy flow's child link carries only 10: the light one gets everything else (work-conserving).
+  const held = net.start([up, down], 1e9, () => undefined);
+  net.abort(heavy);
+  await time.run({ until: 0 });
+  close(net.rateOf(held), 10, 'weight 1 against 0.25 would give it 80 of up, but its own link caps it');
+  close(net.rateOf(light), 90, 'the light flow takes the rest');
+  // Back to 1: an even split again.
+  net.abort(held);
+  const other = net.start([up], 1e9, () => undefined);
+  net.setWeight(light, 1);
+  await time.run({ until: 0 });
+  close(net.rateOf(light), 50);
+  close(net.rateOf(other), 50);
+});
