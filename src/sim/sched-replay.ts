@@ -6,7 +6,7 @@
 // in place only if that fails. One warm-up pass, then two timed ones; per virtual second the
 // cheaper pass counts (GC pauses land in one pass or the other).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,8 @@ export function measureReplay(input: ReplayInput): ReplayResult {
   try {
     const file = join(dir, 'calls.json');
     writeFileSync(file, JSON.stringify(input));
+    // For profiling the scheduler alone: `node sched-replay.js FILE` replays a kept copy.
+    if (process.env.SHOAL_SIM_KEEP_SCHED_CALLS) copyFileSync(file, process.env.SHOAL_SIM_KEEP_SCHED_CALLS);
     // process.execArgv carries a loader such as tsx when the simulator runs from sources (tests).
     const child = spawnSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), fileURLToPath(import.meta.url), file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (child.status === 0) return { ...(JSON.parse(child.stdout) as Omit<ReplayResult, 'where'>), where: 'child-process' };
