@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseScenario } from '../../../src/sim/scenario.js';
 import { runVariant, type VariantResult } from '../../../src/sim/run.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
 
 const TINY = `
 name: tiny
@@ -123,4 +124,16 @@ test('slow links: pieces shared by 8 requests in flight do not time out, nobody 
   // The old rule (each request held to 128 KiB/s) is what made agents fall back.
   const old = await byName('per-request-timeout');
   assert.ok(old.fallbacks > 0, `per-request timeout: ${old.fallbacks} fallbacks`);
+});
+
+test('agents weight their uploads by the child\'s progress unless a scenario says even (uploadWeightBase)', async () => {
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: even, mode: p2p-preheat, uploadWeightBase: 1}\n  - {name: thin,'));
+  const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
+  const [weighted, even] = [await byName('p2p-preheat'), await byName('even')];
+  assert.equal(weighted.upload_weight_base, DEFAULT_UPLOAD_WEIGHT_BASE);
+  assert.equal(even.upload_weight_base, 1);
+  for (const r of [weighted, even]) assert.equal(r.completed, 20);
+  // Same fleet, same seed: only the uplink sharing differs, and it must show in the timings.
+  assert.notEqual(weighted.mean_s, even.mean_s);
+  assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {uploadWeightBase: 0}')), /uploadWeightBase must be a number in \[0.01, 1\]/);
 });
