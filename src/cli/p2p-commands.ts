@@ -9,6 +9,7 @@ import { preheatRoutes } from '../p2p/preheat/routes.js';
 import { startSeed } from '../p2p/seed/seed.js';
 import { startAgent } from '../p2p/agent/agent.js';
 import { writeHostsToml, renderHostsToml } from '../p2p/agent/containerd-config.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../p2p/peer/upload-shares.js';
 import type { Locality, PreheatStatus } from '../p2p/protocol.js';
 
 const env = (name: string) => process.env[name];
@@ -22,6 +23,13 @@ export function parseRate(value: string): number {
   const bits: Record<string, number> = { bit: 1 / 8, kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8 };
   if (unit in bits) return Math.round(n * bits[unit]!);
   return parseSize(`${m[1]}${unit === 'b' ? '' : unit}`);
+}
+
+/** --upload-weight-base: a number in (0, 1]. */
+export function parseWeightBase(value: string): number {
+  const x = Number(value);
+  if (!(x > 0 && x <= 1)) throw new Error(`invalid --upload-weight-base "${value}": use a number in (0, 1], e.g. 0.7; 1 shares the uplink evenly`);
+  return x;
 }
 
 export function parseLabels(value: string | undefined): Locality {
@@ -144,6 +152,7 @@ export function registerP2pCommands(program: Command): void {
       .description('Run the node agent: a registry mirror for containerd/Docker that serves blobs through the swarm (after the registry authorises the caller) and falls back to the registry.')
       .option('--listen <host:port>', 'address to listen on', '127.0.0.1:65001')
       .option('--download-limit <rate>', 'cap on bytes received from peers', '0')
+      .option('--upload-weight-base <x>', 'under --upload-limit, share the uplink by the children\'s progress: the child holding the fewest pieces gets weight 1, the next x, then x^2...; 1 = evenly', String(DEFAULT_UPLOAD_WEIGHT_BASE))
       .option('--auth-ttl <duration>', 'how long a registry authorisation decision is reused', '30s')
       .option('--swarm-start-timeout <duration>', 'a client waits this long for the swarm to start before the registry serves it', '30s')
       .option('--no-prefetch-layers', "don't start swarm downloads of all of an image's layers when its manifest passes through (containerd fetches 3 at a time)")
@@ -161,6 +170,7 @@ export function registerP2pCommands(program: Command): void {
         labels: parseLabels(opts.labels),
         clusterToken: opts.clusterToken,
         uploadBps: parseRate(opts.uploadLimit),
+        uploadWeightBase: parseWeightBase(opts.uploadWeightBase),
         downloadBps: parseRate(opts.downloadLimit),
         backToSourceBps: parseRate(opts.backToSourceLimit),
         quotaBytes: parseSize(opts.quota),

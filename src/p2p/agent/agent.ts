@@ -32,6 +32,8 @@ export interface AgentOptions {
   labels: Locality;
   clusterToken?: string;
   uploadBps?: number;
+  /** How a capped uplink is shared by the children's progress (0.7 by default; 1 = evenly). */
+  uploadWeightBase?: number;
   downloadBps?: number;
   backToSourceBps?: number;
   quotaBytes?: number;
@@ -93,6 +95,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     dataDir: o.dataDir,
     clusterToken: o.clusterToken,
     uploadBps: o.uploadBps,
+    uploadWeightBase: o.uploadWeightBase,
     downloadBps: o.downloadBps,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
-import { PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
 import { uploadSlotsFor } from '../peer/server-routes.js';
 
 export interface PeerNodeOptions {
@@ -20,6 +20,8 @@ export interface PeerNodeOptions {
   dataDir: string;
   clusterToken?: string;
   uploadBps?: number;
+  /** Agents: how a capped uplink is shared by children's progress (upload-shares.ts); 1 = evenly. */
+  uploadWeightBase?: number;
   downloadBps?: number;
   backToSourceBps?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
@@ -69,7 +71,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     uploadLimiter: limits.upload,
     // Agents share their capped uplink by the children's progress (upload-shares.ts); a seed
     // shares evenly: weighting the seed too slowed the simulated 1,000-node fleet.
-    ...(o.role === 'agent' ? { uploadShares: new UploadShares(limits.upload) } : {}),
+    ...(o.role === 'agent' && (o.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE) < 1 ? { uploadShares: new UploadShares(limits.upload, { base: o.uploadWeightBase }) } : {}),
     // An uplink split among too many children makes every piece slow; past this many concurrent
     // uploads children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),

@@ -90,15 +90,31 @@ export function applyReports(ctx: ReportContext, m: Member, reports: readonly Ba
 
 /** Frees the slots of parents `m` let go of as idle; they are not handed back to `m` for releaseExcludeMs. */
 export function applyReleases(ctx: ReportContext, m: Member, ids: readonly string[], now: number): void {
-  for (const id of ids.slice(0, MAX_REPORTS)) {
+  const exclude = ctx.opts.releaseExcludeMs > 0;
+  // A long download releases parents over and over: forget exclusions that ran out (once per
+  // announce: per released id, a child swapping 15 parents rescanned 32+ entries 15 times).
+  if (exclude && m.excluded && m.excluded.size >= 32) for (const [k, until] of m.excluded) if (until <= now) m.excluded.delete(k);
+  // Slots are freed in the order given (bag order, and so later samples, follow it); the parent
+  // list is compacted once at the end instead of spliced per id (a burst releases 15 at a time).
+  const parents = m.parents;
+  const gone = new Array<boolean>(parents.length).fill(false);
+  let dropped = 0;
+  const n = Math.min(ids.length, MAX_REPORTS);
+  for (let i = 0; i < n; i++) {
+    const id = ids[i]!;
     const target = ctx.peers.get(id);
-    if (!target || !dropParent(m, target)) continue;
-    if (ctx.opts.releaseExcludeMs <= 0) continue;
-    const ex = (m.excluded ??= new Map());
-    // A long download releases parents over and over: forget exclusions that ran out.
-    if (ex.size >= 32) for (const [k, until] of ex) if (until <= now) ex.delete(k);
-    ex.set(id, now + ctx.opts.releaseExcludeMs);
+    if (!target) continue;
+    let j = 0;
+    while (j < parents.length && (gone[j] || parents[j]!.peer !== target)) j++;
+    if (j === parents.length) continue;
+    gone[j] = true;
+    dropped++;
+    const p = parents[j]!;
+    if (p.children > 0) p.children--;
+    syncBags(p);
+    if (exclude) (m.excluded ??= new Map()).set(id, now + ctx.opts.releaseExcludeMs);
   }
+  if (dropped > 0) m.parents = parents.filter((_, j) => !gone[j]);
 }
 
 /** Removes `target` from m's recorded parents and frees its child slot; false if it was not one. */

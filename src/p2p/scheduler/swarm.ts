@@ -60,7 +60,7 @@ function servable(m: Member): boolean {
  */
 export function syncBags(m: Member): void {
   const t = m.task;
-  const should = !m.removed && m.peer.info.role === 'agent' && servable(m) && m.children < m.peer.cap && !t.blocked.has(m.peer.info.id);
+  const should = !m.removed && m.peer.info.role === 'agent' && servable(m) && m.children < m.peer.cap && !(t.blocked.size > 0 && t.blocked.has(m.peer.info.id));
   if (should === m.bagged) return;
   const { dc, zone, rack } = m.peer.keys;
   if (should) {
@@ -129,7 +129,7 @@ export function canServe(ctx: SwarmContext, p: Member, child: Member, now: numbe
   const id = peer.info.id;
   const task = p.task;
   // Without the seed's piece digests nobody can verify a piece, so nobody is a parent yet.
-  if (!task.manifest || peer.deadline < now || peer.cooldownUntil > now || task.blocked.has(id)) return false;
+  if (!task.manifest || peer.deadline < now || peer.cooldownUntil > now || (task.blocked.size > 0 && task.blocked.has(id))) return false;
   const until = child.excluded?.get(id);
   if (until !== undefined && until > now) return false;
   if (peer.info.role === 'seed') return ctx.holders.get(task.digest)?.has(peer) ?? false;

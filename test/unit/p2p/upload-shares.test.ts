@@ -18,6 +18,7 @@ import { createPeerRoutes } from '../../../src/p2p/peer/server-routes.js';
 import { HttpPeerTransport } from '../../../src/p2p/peer/http-transport.js';
 import { RateLimiter } from '../../../src/p2p/peer/rate-limiter.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, UploadShares, progressWeights, type UploadShare } from '../../../src/p2p/peer/upload-shares.js';
+import { parseWeightBase } from '../../../src/cli/p2p-commands.js';
 
 describe('progressWeights', () => {
   it('gives the children furthest behind the most, equal holdings equal shares', () => {
@@ -174,5 +175,13 @@ describe('uplink shares over HTTP', () => {
       await store.close();
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('shoal agent --upload-weight-base', () => {
+  it('takes a number in (0, 1] and says what to use otherwise', () => {
+    assert.equal(parseWeightBase('0.7'), 0.7);
+    assert.equal(parseWeightBase('1'), 1);
+    for (const bad of ['0', '1.5', 'even', '']) assert.throws(() => parseWeightBase(bad), /use a number in \(0, 1\]/);
   });
 });
