@@ -304,7 +304,10 @@ export class SchedulerCore {
     peer.info = clean;
     if (keys.rack !== peer.keys.rack || cap !== peer.cap) {
       // Moved or re-capped: re-file its memberships under the new bucket keys.
-      for (const m of peer.members.values()) dropFromBags(m);
+      for (const m of peer.members.values()) {
+        dropFromBags(m);
+        m.bags = null;
+      }
       peer.keys = keys;
       peer.loc = this.localityIds(keys);
       peer.cap = cap;

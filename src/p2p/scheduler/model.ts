@@ -157,6 +157,11 @@ export interface Member {
   seenBy: number;
   /** Its position in each of its task's candidate bags (see locality.ts Bag), -1 when out. */
   bagPos: number[];
+  /**
+   * Its dc, zone and rack bags, looked up once (a burst re-bags parents by the thousand); the
+   * task keeps empty bags, so these stay valid until the peer's labels change (null then).
+   */
+  bags: Array<Bag<Member>> | null;
 }
 
 export interface SeedFetch {

@@ -62,12 +62,11 @@ export function syncBags(m: Member): void {
   const t = m.task;
   const should = !m.removed && m.peer.info.role === 'agent' && servable(m) && m.children < m.peer.cap && !(t.blocked.size > 0 && t.blocked.has(m.peer.info.id));
   if (should === m.bagged) return;
-  const { dc, zone, rack } = m.peer.keys;
   if (should) {
+    const { dc, zone, rack } = m.peer.keys;
+    const bags = (m.bags ??= [bagAt(t.byDc, dc, BAG_DC), bagAt(t.byZone, zone, BAG_ZONE), bagAt(t.byRack, rack, BAG_RACK)]);
     t.all.add(m);
-    bagAt(t.byDc, dc, BAG_DC).add(m);
-    bagAt(t.byZone, zone, BAG_ZONE).add(m);
-    bagAt(t.byRack, rack, BAG_RACK).add(m);
+    for (const b of bags) b.add(m);
     m.bagged = true;
   } else {
     dropFromBags(m);
@@ -77,11 +76,8 @@ export function syncBags(m: Member): void {
 /** Takes `m` out of the bags under its current keys (before its peer's labels change). */
 export function dropFromBags(m: Member): void {
   if (!m.bagged) return;
-  const { dc, zone, rack } = m.peer.keys;
   m.task.all.delete(m);
-  unbagAt(m.task.byDc, dc, m);
-  unbagAt(m.task.byZone, zone, m);
-  unbagAt(m.task.byRack, rack, m);
+  for (const b of m.bags!) b.delete(m);
   m.bagged = false;
 }
 
@@ -89,11 +85,6 @@ function bagAt(map: Map<string, Bag<Member>>, key: string, slot: number): Bag<Me
   let b = map.get(key);
   if (!b) map.set(key, (b = new Bag(slot)));
   return b;
-}
-
-function unbagAt(map: Map<string, Bag<Member>>, key: string, m: Member): void {
-  const b = map.get(key);
-  if (b && b.delete(m) && b.size === 0) map.delete(key);
 }
 
 /** Drops every parent assignment of `m` (it finished, failed, left or expired). */
@@ -111,7 +102,7 @@ function release(p: Member): void {
 
 /** A new membership of `peer` in `task`, filed in both (not in any bag yet). */
 export function newMember(task: Task, peer: PeerRec, state: Member['state']): Member {
-  const m: Member = { peer, task, state, completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1] };
+  const m: Member = { peer, task, state, completed: 0, children: 0, parents: [], bagged: false, removed: false, seenBy: 0, bagPos: [-1, -1, -1, -1], bags: null };
   task.members.set(peer.info.id, m);
   peer.members.set(task.digest, m);
   return m;
