@@ -8,7 +8,7 @@ import type { Digest } from '../oci/digest.js';
 import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
 import { Bitfield } from '../p2p/peer/bitfield.js';
 import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
-import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeights } from '../p2p/peer/upload-shares.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeight } from '../p2p/peer/upload-shares.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
 import type { VirtualTime } from './engine/time.js';
@@ -234,14 +234,13 @@ export class World {
     return req;
   }
 
-  /** The flows' weights in the max-min sharing: the real agent's UploadShares rule. */
+  /**
+   * The flows' weights in the max-min sharing: the real agent's UploadShares rule
+   * (progressWeights), computed in place: this runs at every upload's start and end.
+   */
   private reweigh(parent: SimHost): void {
     const serving = parent.weighted!;
-    const w = progressWeights(
-      serving.map((r) => r.held),
-      this.uploadWeightBase,
-    );
-    for (let i = 0; i < serving.length; i++) if (serving[i]!.flow) this.net.setWeight(serving[i]!.flow!, w[i]!);
+    for (const r of serving) if (r.flow) this.net.setWeight(r.flow, progressWeight(r, serving, this.uploadWeightBase));
   }
 
   /** GET bytes from the registry (direct pulls, seed back-to-source, agent fallback). */

@@ -21,18 +21,28 @@ import { abortReason, systemClock, type Clock } from './clock.js';
 /** Weight ratio between an upload and the next one whose child holds more (see progressWeights). */
 export const DEFAULT_UPLOAD_WEIGHT_BASE = 0.7;
 
+/** An upload, as far as weighting goes: the pieces its child held when it asked (undefined: it did not say). */
+export interface HeldCount {
+  readonly held: number | undefined;
+}
+
 /**
- * Weights of concurrent uploads from the pieces each child held when it asked: base^(number of
- * uploads whose child held fewer). Equal holdings share equally; base 1 is an even split. An
- * unknown count (a client that did not say) ranks behind every known one.
+ * The weight of one of several concurrent uploads (`all` includes it): base^(number of uploads
+ * whose child held fewer). Equal holdings share equally; base 1 is an even split. An unknown
+ * count ranks behind every known one. No allocation: the simulator calls it at every upload's
+ * start and end.
  */
+export function progressWeight(upload: HeldCount, all: Iterable<HeldCount>, base = DEFAULT_UPLOAD_WEIGHT_BASE): number {
+  const mine = upload.held ?? Infinity;
+  let ahead = 0;
+  for (const other of all) if ((other.held ?? Infinity) < mine) ahead++;
+  return base ** ahead;
+}
+
+/** progressWeight for each of a list of held counts. */
 export function progressWeights(held: ReadonlyArray<number | undefined>, base = DEFAULT_UPLOAD_WEIGHT_BASE): number[] {
-  const key = held.map((h) => (h === undefined ? Infinity : h));
-  return key.map((mine) => {
-    let ahead = 0;
-    for (const other of key) if (other < mine) ahead++;
-    return base ** ahead;
-  });
+  const all = held.map((h) => ({ held: h }));
+  return all.map((u) => progressWeight(u, all, base));
 }
 
 /** One upload's handle: pace its bytes through take(), close() when the upload ends. */
@@ -115,12 +125,7 @@ export class UploadShares {
   }
 
   private reweigh(): void {
-    const all = [...this.open];
-    const w = progressWeights(
-      all.map((s) => s.held),
-      this.base,
-    );
-    all.forEach((s, i) => (s.weight = w[i]!));
+    for (const s of this.open) s.weight = progressWeight(s, this.open, this.base);
   }
 
   private take(s: Share, bytes: number, signal?: AbortSignal): Promise<void> {
