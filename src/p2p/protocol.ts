@@ -138,6 +138,7 @@ export const PATHS = {
   preheatStatus: (id: string) => `/scheduler/v1/preheat/${id}`,
   seedFetch: '/seed/v1/fetch',
   bitfield: (digest: string) => `/p2p/v1/tasks/${digest}/bitfield`,
+  /** GET, raw bytes; `?held=N` (pieces of the task the child holds) weights its share of a capped uplink. */
   piece: (digest: string, index: number) => `/p2p/v1/tasks/${digest}/pieces/${index}`,
 } as const;
 
