@@ -7,7 +7,7 @@
 import type { Digest } from '../../oci/digest.js';
 import type { BadPeerReport } from '../protocol.js';
 import type { Member, PeerRec, SchedulerCoreOptions, SchedulerStats } from './model.js';
-import { syncBags } from './swarm.js';
+import { release, syncBags } from './swarm.js';
 
 /** At most this many reports are read from one announce. */
 const MAX_REPORTS = 64;
@@ -109,9 +109,7 @@ export function applyReleases(ctx: ReportContext, m: Member, ids: readonly strin
     if (j === parents.length) continue;
     gone[j] = true;
     dropped++;
-    const p = parents[j]!;
-    if (p.children > 0) p.children--;
-    syncBags(p);
+    release(parents[j]!);
     if (exclude) (m.excluded ??= new Map()).set(id, now + ctx.opts.releaseExcludeMs);
   }
   if (dropped > 0) m.parents = parents.filter((_, j) => !gone[j]);
@@ -121,8 +119,6 @@ export function applyReleases(ctx: ReportContext, m: Member, ids: readonly strin
 function dropParent(m: Member, target: PeerRec): boolean {
   const idx = m.parents.findIndex((p) => p.peer === target);
   if (idx === -1) return false;
-  const p = m.parents.splice(idx, 1)[0]!;
-  if (p.children > 0) p.children--;
-  syncBags(p);
+  release(m.parents.splice(idx, 1)[0]!);
   return true;
 }

@@ -95,7 +95,8 @@ export function releaseParents(m: Member): void {
   syncBags(m);
 }
 
-function release(p: Member): void {
+/** Frees one child slot of parent `p` (an assignment ended) and re-files it in the bags. */
+export function release(p: Member): void {
   if (p.children > 0) p.children--;
   syncBags(p);
 }
