@@ -61,7 +61,7 @@ export interface VariantResult {
   scheduler_options: Record<string, number>;
   /** Upload slots of an agent's peer server (maxConcurrentUploads). */
   upload_slots: number;
-  /** How agents share their uplink among children (progressWeights' base; 1 = evenly). */
+  /** How agents share their uplink among children (progressWeight's base; 1 = evenly). */
   upload_weight_base: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */

@@ -118,7 +118,7 @@ export class World {
   readonly refusals: Record<string, number> = {};
   /** TaskDownloader options for this variant (scenario's, then the variant's). */
   readonly downloaderOptions: Record<string, number>;
-  /** progressWeights' base for agents' uploads (1: even shares). */
+  /** progressWeight's base for agents' uploads (1: even shares). */
   readonly uploadWeightBase: number;
   completed = 0;
   killed = 0;
@@ -234,10 +234,7 @@ export class World {
     return req;
   }
 
-  /**
-   * The flows' weights in the max-min sharing: the real agent's UploadShares rule
-   * (progressWeights), computed in place: this runs at every upload's start and end.
-   */
+  /** The flows' weights in the max-min sharing: the real agent's rule (progressWeight), at every upload's start and end. */
   private reweigh(parent: SimHost): void {
     const serving = parent.weighted!;
     for (const r of serving) if (r.flow) this.net.setWeight(r.flow, progressWeight(r, serving, this.uploadWeightBase));

@@ -22,7 +22,7 @@
 import type { ByteLimiter, RateLimiter } from './rate-limiter.js';
 import { abortReason, systemClock, type Clock } from './clock.js';
 
-/** Weight ratio between an upload and the next one whose child holds more (see progressWeights). */
+/** Weight ratio between an upload and the next one whose child holds more (see progressWeight). */
 export const DEFAULT_UPLOAD_WEIGHT_BASE = 0.7;
 
 /** An upload, as far as weighting goes: the pieces its child held when it asked (undefined: it did not say). */
@@ -41,12 +41,6 @@ export function progressWeight(upload: HeldCount, all: Iterable<HeldCount>, base
   let ahead = 0;
   for (const other of all) if ((other.held ?? Infinity) < mine) ahead++;
   return base ** ahead;
-}
-
-/** progressWeight for each of a list of held counts. */
-export function progressWeights(held: ReadonlyArray<number | undefined>, base = DEFAULT_UPLOAD_WEIGHT_BASE): number[] {
-  const all = held.map((h) => ({ held: h }));
-  return all.map((u) => progressWeight(u, all, base));
 }
 
 /** One upload's handle: pace its bytes through take(), close() when the upload ends. */
@@ -72,7 +66,7 @@ interface Share extends UploadShare {
 }
 
 export interface UploadSharesOptions {
-  /** progressWeights' base; 1 = even shares. */
+  /** progressWeight's base; 1 = even shares. */
   base?: number;
   clock?: Clock;
   /** Bytes that may pass at once after idling. Default 256 KiB (the pacing slice). */

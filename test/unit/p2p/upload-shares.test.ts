@@ -1,4 +1,4 @@
-// How a capped agent shares its uplink among children: progressWeights (the rule, which the
+// How a capped agent shares its uplink among children: progressWeight (the rule, which the
 // simulator uses too), UploadShares (weighted fair queuing over the cap) in virtual time, and the
 // whole path over real HTTP: `?held=N` from HttpPeerTransport to createPeerRoutes.
 import { describe, it } from 'node:test';
@@ -17,10 +17,16 @@ import { PieceStore } from '../../../src/p2p/peer/piece-store.js';
 import { createPeerRoutes } from '../../../src/p2p/peer/server-routes.js';
 import { HttpPeerTransport } from '../../../src/p2p/peer/http-transport.js';
 import { RateLimiter } from '../../../src/p2p/peer/rate-limiter.js';
-import { DEFAULT_UPLOAD_WEIGHT_BASE, UploadShares, progressWeights, type UploadShare } from '../../../src/p2p/peer/upload-shares.js';
+import { DEFAULT_UPLOAD_WEIGHT_BASE, UploadShares, progressWeight, type UploadShare } from '../../../src/p2p/peer/upload-shares.js';
 import { parseWeightBase } from '../../../src/cli/p2p-commands.js';
 
-describe('progressWeights', () => {
+/** progressWeight of each of several concurrent uploads, given their children's held counts. */
+function progressWeights(held: Array<number | undefined>, base?: number): number[] {
+  const all = held.map((h) => ({ held: h }));
+  return all.map((u) => progressWeight(u, all, base));
+}
+
+describe('progressWeight', () => {
   it('gives the children furthest behind the most, equal holdings equal shares', () => {
     assert.deepEqual(progressWeights([5, 0, 5, 9], 0.5), [0.5, 1, 0.5, 0.125]);
     assert.deepEqual(progressWeights([3, 3, 3]), [1, 1, 1]);
