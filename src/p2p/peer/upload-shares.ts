@@ -11,16 +11,16 @@
 // others and did worse (1.35x). It costs a little where uploads are many and long (kraken-2600,
 // 1.44x -> 1.47x: low-weight uploads hold upload slots longer); --upload-weight-base 1 = even.
 //
-// How: start-time fair queuing over the cap's token bucket. Every take() is stamped with a start
-// tag max(V, the upload's last finish tag) and a finish tag start + bytes / weight; the waiting
-// take with the smallest start tag goes next, and V moves to it. An upload whose child's link is
-// full stops taking, so the others get its share (work-conserving, like the flow model's
-// weighted max-min sharing the simulator uses: src/sim/world.ts).
+// How: start-time fair queuing in front of the upload limit's own token bucket. Every take() is
+// stamped with a start tag max(V, the upload's last finish tag) and a finish tag start + bytes /
+// weight; the waiting take with the smallest start tag goes next, and V moves to it. An upload
+// whose child's link is full stops taking, so the others get its share (work-conserving, like
+// the flow model's weighted max-min sharing the simulator uses: src/sim/world.ts).
 //
 // Trust: `held` is the child's word. A child that always says 0 gets the largest share, never
 // more than the cap; peers are cluster members (the cluster token), and the pieces are verified.
-import type { ByteLimiter, RateLimiter } from './rate-limiter.js';
-import { abortReason, systemClock, type Clock } from './clock.js';
+import type { ByteLimiter } from './rate-limiter.js';
+import { abortReason } from './clock.js';
 
 /** Weight ratio between an upload and the next one whose child holds more (see progressWeight). */
 export const DEFAULT_UPLOAD_WEIGHT_BASE = 0.7;
@@ -50,11 +50,9 @@ export interface UploadShare extends ByteLimiter {
 }
 
 interface Waiter {
-  share: Share;
   start: number;
   bytes: number;
   resolve: () => void;
-  reject: (err: Error) => void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
 }
@@ -68,33 +66,23 @@ interface Share extends UploadShare {
 export interface UploadSharesOptions {
   /** progressWeight's base; 1 = even shares. */
   base?: number;
-  clock?: Clock;
-  /** Bytes that may pass at once after idling. Default 256 KiB (the pacing slice). */
-  burst?: number;
 }
 
 export class UploadShares {
   private readonly open = new Set<Share>();
   private readonly queue: Waiter[] = [];
   private readonly base: number;
-  private readonly clock: Clock;
-  private readonly burst: number;
-  private tokens: number;
-  private last: number;
   private virtual = 0;
-  private sleeping = false;
+  /** The cap is paying off the last slice let go; the next is chosen when it has. */
+  private busy = false;
 
-  /** `cap` gives the rate (read on every take, so setRate() on it applies at once). */
+  /** `cap` is the upload limit itself: its token bucket paces the bytes, this only orders them. */
   constructor(
-    private readonly cap: Pick<RateLimiter, 'rate'>,
+    private readonly cap: ByteLimiter,
     opts: UploadSharesOptions = {},
   ) {
     this.base = opts.base ?? DEFAULT_UPLOAD_WEIGHT_BASE;
     if (!(this.base > 0 && this.base <= 1)) throw new RangeError(`upload weight base must be in (0, 1] (got ${this.base})`);
-    this.clock = opts.clock ?? systemClock;
-    this.burst = Math.max(1, opts.burst ?? 256 * 1024);
-    this.tokens = this.burst;
-    this.last = this.clock.now();
   }
 
   /** Uploads in progress. */
@@ -132,7 +120,7 @@ export class UploadShares {
     const start = Math.max(this.virtual, s.lastFinish);
     s.lastFinish = start + bytes / s.weight;
     return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { share: s, start, bytes, resolve, reject, signal, onAbort: undefined };
+      const w: Waiter = { start, bytes, resolve, signal, onAbort: undefined };
       if (signal) {
         w.onAbort = () => {
           const i = this.queue.indexOf(w);
@@ -146,30 +134,22 @@ export class UploadShares {
     });
   }
 
-  /** Serves waiters, smallest start tag first, while the bucket is not in debt; then sleeps the debt off. */
+  /**
+   * Lets the waiter with the smallest start tag go, and charges its bytes to the cap; the next is
+   * chosen once the cap has paid that debt off, so uploads that went on meanwhile compete again.
+   */
   private pump(): void {
-    if (this.sleeping) return;
-    for (;;) {
-      if (this.queue.length === 0) return;
-      const rate = this.cap.rate;
-      const now = this.clock.now();
-      if (rate > 0) this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * rate);
-      this.last = now;
-      if (rate > 0 && this.tokens < 0) {
-        this.sleeping = true;
-        void this.clock.sleep((-this.tokens / rate) * 1000).then(() => {
-          this.sleeping = false;
-          this.pump();
-        });
-        return;
-      }
-      let best = 0;
-      for (let i = 1; i < this.queue.length; i++) if (this.queue[i]!.start < this.queue[best]!.start) best = i;
-      const w = this.queue.splice(best, 1)[0]!;
-      this.virtual = Math.max(this.virtual, w.start);
-      if (rate > 0) this.tokens -= w.bytes;
-      if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
-      w.resolve();
-    }
+    if (this.busy || this.queue.length === 0) return;
+    let best = 0;
+    for (let i = 1; i < this.queue.length; i++) if (this.queue[i]!.start < this.queue[best]!.start) best = i;
+    const w = this.queue.splice(best, 1)[0]!;
+    this.virtual = Math.max(this.virtual, w.start);
+    if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+    w.resolve();
+    this.busy = true;
+    void this.cap.take(w.bytes).then(() => {
+      this.busy = false;
+      this.pump();
+    });
   }
 }
