@@ -1,8 +1,20 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
 import { setFlagsFromString } from 'node:v8';
-// A larger young generation means fewer scavenges under a manifest-pull storm (shorter tail latency).
-setFlagsFromString('--max-semi-space-size=32');
+// The young generation per role, unless the user sized it (node --max-semi-space-size=N or
+// NODE_OPTIONS). The registry's manifest-pull storms want a large one (fewer scavenges, shorter
+// tail latency). A node agent allocates fast (piece chunks) but keeps little, and V8 let its young
+// generation grow to 32 MiB of resident memory, a third of the agent's budget on every node. V8
+// ignores a smaller maximum set at run time, but it reads the growth factor at each growth, so
+// factor 1 keeps the agent's young generation at its initial 1 MiB semi-spaces.
+const YOUNG_GENERATION_FLAGS = {
+  serve: '--max-semi-space-size=32',
+  'all-in-one': '--max-semi-space-size=32',
+  agent: '--semi-space-growth-factor=1',
+};
+const userSized = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('semi-space'));
+const youngGenerationFlag = YOUNG_GENERATION_FLAGS[process.argv[2]];
+if (youngGenerationFlag && !userSized) setFlagsFromString(youngGenerationFlag);
 import('../dist/cli/main.js').catch((err) => {
   if (err && err.code === 'ERR_MODULE_NOT_FOUND') {
     console.error('shoal: dist/ is missing; run `npm ci` (or `npm run build`) first.');

@@ -18,10 +18,9 @@ import { closeHttp, listenHttp, readJson, sendJson } from '../node/listen.js';
 import type { Locality } from '../protocol.js';
 import { AGENT_PREFETCH_PATH } from '../preheat/preheat.js';
 import { BlobAuthorizer } from './authorizer.js';
-import { forwardedHeaders, originAgent, proxyToRegistry } from './proxy.js';
+import { forwardedHeaders, originPool, proxyToRegistry } from './proxy.js';
 import { SwarmJobs } from './swarm-jobs.js';
 import { blobsToPrefetch, PREFETCH_MANIFEST_LIMIT } from './layer-prefetch.js';
-import { request } from 'undici';
 
 export interface AgentOptions {
   listen: { host: string; port: number };
@@ -275,9 +274,9 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   async function resumeFromRegistry(req: IncomingMessage, res: ServerResponse, repo: string, digest: Digest, from: number, end: number, writeHead?: () => void) {
     const headers = forwardedHeaders(req);
     headers.range = `bytes=${from}-${end}`;
-    const upstream = await request(`${o.registryUrl}/v2/${repo}/blobs/${digest}`, { headers, dispatcher: originAgent, headersTimeout: 30_000, bodyTimeout: 300_000 });
+    const upstream = await originPool.request(`${o.registryUrl}/v2/${repo}/blobs/${digest}`, { headers, headersTimeout: 30_000, bodyTimeout: 300_000 });
     if (upstream.statusCode !== 206 && upstream.statusCode !== 200) {
-      upstream.body.resume();
+      upstream.body.dump();
       if (writeHead) return sendJson(res, 502, { errors: [{ code: 'UNAVAILABLE', message: `registry answered ${upstream.statusCode} on fallback` }] });
       res.destroy();
       return;

@@ -3,8 +3,8 @@
 // decision is cached briefly per (credentials, repository, digest), so a node pulling 20 layers
 // costs 20 small HEADs, not 20 downloads, and revocations take effect within the TTL.
 import { createHash } from 'node:crypto';
-import { request, type Dispatcher } from 'undici';
-import { originAgent } from './proxy.js';
+import type { HttpPool } from '../../client/http-pool.js';
+import { originPool } from './proxy.js';
 
 export interface AuthDecision {
   allowed: boolean;
@@ -21,20 +21,19 @@ export class BlobAuthorizer {
   constructor(
     private readonly registry: string,
     private readonly ttlMs = 30_000,
-    private readonly dispatcher: Dispatcher = originAgent,
+    private readonly pool: HttpPool = originPool,
   ) {}
 
   async check(repo: string, digest: string, authorization: string | undefined, now = Date.now()): Promise<AuthDecision> {
     const key = `${createHash('sha256').update(authorization ?? '').digest('base64')}|${repo}|${digest}`;
     const hit = this.cache.get(key);
     if (hit && hit.expiresAt > now) return hit.decision;
-    const res = await request(`${this.registry}/v2/${repo}/blobs/${digest}`, {
+    const res = await this.pool.request(`${this.registry}/v2/${repo}/blobs/${digest}`, {
       method: 'HEAD',
       headers: authorization ? { authorization } : {},
-      dispatcher: this.dispatcher,
       headersTimeout: 10_000,
     });
-    res.body.resume();
+    res.body.dump();
     const headers: Record<string, string> = {};
     for (const h of ['www-authenticate', 'content-type', 'docker-distribution-api-version']) {
       const v = res.headers[h];

@@ -4,12 +4,13 @@
 // through the agent exactly as against the registry.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import { HttpPool } from '../../client/http-pool.js';
 
 const FORWARD_REQUEST_HEADERS = ['authorization', 'accept', 'range', 'if-none-match', 'user-agent', 'content-type', 'content-length'];
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer']);
 
-export const originAgent = new Agent({ keepAliveTimeout: 30_000, connections: 128 });
+/** Connections to the registry, shared by the proxy, the authorizer and fallbacks. */
+export const originPool = new HttpPool({ connections: 128, connectTimeoutMs: 10_000 });
 
 /** containerd adds `?ns=<registry host>` when talking to a mirror; the registry must not see it. */
 export function stripMirrorQuery(rawUrl: string): string {
@@ -36,17 +37,16 @@ export async function proxyToRegistry(
   res: ServerResponse,
   registry: string,
   opts: {
-    dispatcher?: Dispatcher;
+    pool?: HttpPool;
     onBytes?: (n: number) => void;
     /** A copy of a 200 body of at most `limit` bytes, after it was sent on (the agent reads manifests). */
     capture?: { limit: number; onBody(body: Buffer, contentType: string | undefined): void };
   } = {},
 ): Promise<number> {
-  const upstream = await request(`${registry}${stripMirrorQuery(req.url ?? '/')}`, {
-    method: req.method as Dispatcher.HttpMethod,
+  const upstream = await (opts.pool ?? originPool).request(`${registry}${stripMirrorQuery(req.url ?? '/')}`, {
+    method: req.method ?? 'GET',
     headers: forwardedHeaders(req),
     body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
-    dispatcher: opts.dispatcher ?? originAgent,
     headersTimeout: 30_000,
     bodyTimeout: 300_000,
   });

@@ -1,7 +1,7 @@
-// The real transports over undici@7 (keep-alive pools per parent, explicit timeouts, the cluster
+// The real transports over node:http (keep-alive pools per parent, explicit timeouts, the cluster
 // token on every request): HttpPeerTransport for the /p2p/v1 data plane, HttpSchedulerClient for
 // the scheduler's control plane.
-import { Agent, request, type Dispatcher } from 'undici';
+import { HttpPool, type HttpResponse } from '../../client/http-pool.js';
 import type { Digest } from '../../oci/digest.js';
 import { PATHS, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
 import { PeerTransportError, type TransportErrorKind } from './errors.js';
@@ -20,9 +20,8 @@ export interface HttpTransportOptions {
   bodyTimeoutMs?: number;
   /** Connections kept per parent; the downloader asks at most a few pieces of one parent at once. Default 6. */
   connectionsPerOrigin?: number;
-  keepAliveTimeoutMs?: number;
-  /** Share one undici dispatcher among transports; otherwise one Agent is created (and closed by close()). */
-  dispatcher?: Dispatcher;
+  /** Share one connection pool among transports; otherwise one is created (and closed by close()). */
+  pool?: HttpPool;
   /** Piece buffers kept for reuse after the downloader releases them (fewer big allocations, less GC). Default 8. */
   pooledBuffers?: number;
 }
@@ -47,18 +46,13 @@ class BufferPool {
 
 const POOL_MIN = 256 * 1024;
 
-function makeAgent(o: HttpTransportOptions): Agent {
-  return new Agent({
-    connections: o.connectionsPerOrigin ?? 6,
-    keepAliveTimeout: o.keepAliveTimeoutMs ?? 30_000,
-    connect: { timeout: o.connectTimeoutMs ?? 3000 },
-    pipelining: 1,
-  });
+function makePool(o: HttpTransportOptions): HttpPool {
+  return new HttpPool({ connections: o.connectionsPerOrigin ?? 6, connectTimeoutMs: o.connectTimeoutMs ?? 3000 });
 }
 
 export class HttpPeerTransport implements PeerTransport {
-  private readonly dispatcher: Dispatcher;
-  private readonly owned: Agent | null;
+  private readonly http: HttpPool;
+  private readonly owned: HttpPool | null;
   private readonly headers: Record<string, string>;
   private readonly headersTimeoutMs: number;
   private readonly bodyTimeoutMs: number;
@@ -66,8 +60,8 @@ export class HttpPeerTransport implements PeerTransport {
 
   constructor(opts: HttpTransportOptions = {}) {
     this.pool = new BufferPool(opts.pooledBuffers ?? 8);
-    this.owned = opts.dispatcher ? null : makeAgent(opts);
-    this.dispatcher = opts.dispatcher ?? this.owned!;
+    this.owned = opts.pool ? null : makePool(opts);
+    this.http = opts.pool ?? this.owned!;
     this.headers = opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {};
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
     this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 15_000;
@@ -89,7 +83,7 @@ export class HttpPeerTransport implements PeerTransport {
   /** Reads the piece into one buffer of exactly its size; refuses a body of any other length. */
   async piece(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize?: number, held?: number): Promise<Buffer> {
     const url = pieceUrl(parent, digest, index, held);
-    const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
+    const res = await send(this.http, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
     try {
       if (res.statusCode !== 200) throw await statusError(res, `${parent.id}: piece ${index}`);
       const declared = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : undefined;
@@ -126,7 +120,7 @@ export class HttpPeerTransport implements PeerTransport {
    */
   async pieceStream(parent: PeerInfo, digest: Digest, index: number, signal: AbortSignal, expectedSize: number, held?: number): Promise<AsyncIterable<Buffer>> {
     const url = pieceUrl(parent, digest, index, held);
-    const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
+    const res = await send(this.http, url, { method: 'GET', headers: this.headers, signal, headersTimeout: this.headersTimeoutMs, bodyTimeout: this.bodyTimeoutMs });
     try {
       if (res.statusCode !== 200) throw await statusError(res, `${parent.id}: piece ${index}`);
       const declared = Number(res.headers['content-length']);
@@ -159,7 +153,7 @@ export class HttpPeerTransport implements PeerTransport {
   }
 
   private async getJson(url: string, headersTimeout: number, signal?: AbortSignal): Promise<unknown> {
-    const res = await send(this.dispatcher, url, { method: 'GET', headers: this.headers, signal, headersTimeout, bodyTimeout: this.bodyTimeoutMs });
+    const res = await send(this.http, url, { method: 'GET', headers: this.headers, signal, headersTimeout, bodyTimeout: this.bodyTimeoutMs });
     return readJson(res, url, signal);
   }
 
@@ -174,18 +168,18 @@ export interface HttpSchedulerClientOptions {
   clusterToken?: string;
   /** Whole-request timeout for control-plane calls. Default 10 000 ms. */
   timeoutMs?: number;
-  dispatcher?: Dispatcher;
+  pool?: HttpPool;
 }
 
 export class HttpSchedulerClient implements SchedulerClient {
-  private readonly dispatcher: Dispatcher;
-  private readonly owned: Agent | null;
+  private readonly http: HttpPool;
+  private readonly owned: HttpPool | null;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
 
   constructor(private readonly opts: HttpSchedulerClientOptions) {
-    this.owned = opts.dispatcher ? null : makeAgent({ connectionsPerOrigin: 4 });
-    this.dispatcher = opts.dispatcher ?? this.owned!;
+    this.owned = opts.pool ? null : makePool({ connectionsPerOrigin: 4 });
+    this.http = opts.pool ?? this.owned!;
     this.headers = { 'content-type': 'application/json', ...(opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {}) };
     this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
@@ -212,7 +206,7 @@ export class HttpSchedulerClient implements SchedulerClient {
     const url = joinUrl(this.opts.url, path);
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const res = await send(this.dispatcher, url, { method: 'POST', headers: this.headers, body: JSON.stringify(payload), signal: combined, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    const res = await send(this.http, url, { method: 'POST', headers: this.headers, body: JSON.stringify(payload), signal: combined, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
     return readJson(res, url, combined);
   }
 
@@ -223,15 +217,15 @@ export class HttpSchedulerClient implements SchedulerClient {
 
 type RequestOptions = { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string; signal: AbortSignal | undefined; headersTimeout: number; bodyTimeout: number };
 
-async function send(dispatcher: Dispatcher, url: string, o: RequestOptions): Promise<Dispatcher.ResponseData> {
+async function send(http: HttpPool, url: string, o: RequestOptions): Promise<HttpResponse> {
   try {
-    return await request(url, { dispatcher, method: o.method, headers: o.headers, body: o.body, signal: o.signal, headersTimeout: o.headersTimeout, bodyTimeout: o.bodyTimeout });
+    return await http.request(url, o);
   } catch (err) {
     throw mapError(err, o.signal);
   }
 }
 
-async function readJson(res: Dispatcher.ResponseData, what: string, signal?: AbortSignal): Promise<unknown> {
+async function readJson(res: HttpResponse, what: string, signal?: AbortSignal): Promise<unknown> {
   try {
     if (res.statusCode < 200 || res.statusCode >= 300) throw await statusError(res, what);
     const declared = Number(res.headers['content-length'] ?? 0);
@@ -261,7 +255,7 @@ const statusKinds: Array<[(s: number) => boolean, TransportErrorKind]> = [
   [(s) => s === 401 || s === 403 || s === 400 || s === 405, 'refused'],
 ];
 
-async function statusError(res: Dispatcher.ResponseData, what: string): Promise<PeerTransportError> {
+async function statusError(res: HttpResponse, what: string): Promise<PeerTransportError> {
   let detail = '';
   try {
     const text = await res.body.text();
@@ -278,17 +272,17 @@ function mapError(err: unknown, signal?: AbortSignal): PeerTransportError {
   if (signal?.aborted) return new PeerTransportError('aborted', 'request aborted', { cause: err });
   const code = (err as { code?: string })?.code ?? '';
   const message = (err as Error)?.message ?? String(err);
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || (err as Error)?.name === 'TimeoutError') {
+  if (code === 'CONNECT_TIMEOUT' || code === 'HEADERS_TIMEOUT' || code === 'BODY_TIMEOUT' || (err as Error)?.name === 'TimeoutError') {
     return new PeerTransportError('timeout', message, { cause: err });
   }
-  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'HPE_INVALID_CONSTANT' || code.startsWith('HPE_')) {
+  if (code.startsWith('HPE_')) {
     return new PeerTransportError('protocol', message, { cause: err });
   }
   return new PeerTransportError('unreachable', message, { cause: err });
 }
 
 /** Drops an unread body; the error that destroying it raises on the stream is expected, not a crash. */
-function discard(res: Dispatcher.ResponseData): void {
+function discard(res: HttpResponse): void {
   res.body.on('error', () => undefined);
   res.body.destroy();
 }

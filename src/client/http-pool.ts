@@ -1,0 +1,120 @@
+// A small HTTP/1.1 client over node:http for the processes that run on every node (the agent and
+// the peer transport it shares with seeds). undici, which the rest of Shoal uses, costs an agent
+// about 20 MB of resident memory (its WebAssembly parser and buffers) against 2 MB for node:http,
+// and an agent must stay under 100 MB. It keeps what the agent relied on: keep-alive pools per
+// origin, connect / headers / body timeouts with stable error codes, abort signals, and bodies
+// that can be iterated, read as text or JSON, or dropped.
+import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+
+export type HttpClientErrorCode = 'CONNECT_TIMEOUT' | 'HEADERS_TIMEOUT' | 'BODY_TIMEOUT';
+
+export class HttpClientError extends Error {
+  constructor(
+    readonly code: HttpClientErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpClientError';
+  }
+}
+
+export interface HttpPoolOptions {
+  /** Connections kept per origin (host:port); requests beyond them queue. Default 6. */
+  connections?: number;
+  /** Give up on a TCP connect after this long. Default 3 000 ms. */
+  connectTimeoutMs?: number;
+}
+
+export interface HttpRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** A string or buffer, or a stream piped as the request body. */
+  body?: string | Buffer | Readable;
+  signal?: AbortSignal;
+  /** From sending the request until the response's status line and headers. Default 30 000 ms. */
+  headersTimeout?: number;
+  /** Longest silence between two pieces of the body. Default 300 000 ms. */
+  bodyTimeout?: number;
+}
+
+/** The response body: a Readable (iterate it, pipe it) with undici-style helpers. */
+export interface ResponseBody extends IncomingMessage {
+  text(): Promise<string>;
+  json(): Promise<unknown>;
+  /** Reads and drops the rest, so the connection can be reused. */
+  dump(): void;
+}
+
+export interface HttpResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: ResponseBody;
+}
+
+export class HttpPool {
+  readonly agent: Agent;
+  private readonly connectTimeoutMs: number;
+
+  constructor(o: HttpPoolOptions = {}) {
+    // Idle connections close when the server's Keep-Alive hint says so (node:http honours it).
+    this.agent = new Agent({ keepAlive: true, maxSockets: o.connections ?? 6, scheduling: 'lifo' });
+    this.connectTimeoutMs = o.connectTimeoutMs ?? 3000;
+  }
+
+  request(url: string, o: HttpRequestOptions = {}): Promise<HttpResponse> {
+    const headersTimeout = o.headersTimeout ?? 30_000;
+    const bodyTimeout = o.bodyTimeout ?? 300_000;
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const headers: Record<string, string | number> = { ...o.headers };
+      if (typeof o.body === 'string' || Buffer.isBuffer(o.body)) headers['content-length'] = Buffer.byteLength(o.body);
+      const req = httpRequest(url, { method: o.method ?? 'GET', headers, agent: this.agent, signal: o.signal });
+      let connectTimer: NodeJS.Timeout | undefined;
+      const headersTimer = setTimeout(() => req.destroy(new HttpClientError('HEADERS_TIMEOUT', `no response headers from ${url} within ${headersTimeout} ms`)), headersTimeout);
+      const clearTimers = () => {
+        clearTimeout(headersTimer);
+        clearTimeout(connectTimer);
+      };
+      req.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        connectTimer = setTimeout(() => req.destroy(new HttpClientError('CONNECT_TIMEOUT', `connecting to ${url} took over ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
+        socket.once('connect', () => clearTimeout(connectTimer));
+      });
+      req.once('error', (err) => {
+        clearTimers();
+        reject(err);
+      });
+      req.once('close', clearTimers);
+      req.once('response', (res: IncomingMessage) => {
+        clearTimers();
+        res.setTimeout(bodyTimeout, () => res.destroy(new HttpClientError('BODY_TIMEOUT', `the body from ${url} stalled for ${bodyTimeout} ms`)));
+        resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: withHelpers(res) });
+      });
+      if (o.body === undefined) req.end();
+      else if (typeof o.body === 'string' || Buffer.isBuffer(o.body)) req.end(o.body);
+      else {
+        o.body.once('error', (err) => req.destroy(err));
+        o.body.pipe(req);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
+}
+
+function withHelpers(res: IncomingMessage): ResponseBody {
+  const body = res as ResponseBody;
+  body.text = async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  };
+  body.json = async () => JSON.parse(await body.text());
+  body.dump = () => {
+    res.on('error', () => undefined);
+    res.resume();
+  };
+  return body;
+}

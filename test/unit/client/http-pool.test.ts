@@ -1,0 +1,140 @@
+// HttpPool (src/client/http-pool.ts) against real node:http servers on 127.0.0.1: keep-alive reuse,
+// the three timeouts with their codes, aborts, streamed request bodies and the body helpers.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { spawn } from 'node:child_process';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { HttpPool, HttpClientError } from '../../../src/client/http-pool.js';
+
+const closers: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; server: Server; sockets: Set<Socket> }> {
+  const server = createServer(handler);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, sockets };
+}
+
+function pool(o: ConstructorParameters<typeof HttpPool>[0] = {}): HttpPool {
+  const p = new HttpPool(o);
+  closers.push(() => p.close());
+  return p;
+}
+
+test('reuses one keep-alive connection for sequential requests and reads text and JSON', async () => {
+  let connections = 0;
+  const { url, server } = await serve((req, res) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ path: req.url, method: req.method }));
+  });
+  server.on('connection', () => connections++);
+  const p = pool();
+  for (let i = 0; i < 5; i++) {
+    const res = await p.request(`${url}/x${i}`);
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(await res.body.json(), { path: `/x${i}`, method: 'GET' });
+  }
+  const res = await p.request(`${url}/t`, { method: 'HEAD' });
+  assert.equal(res.statusCode, 200);
+  assert.equal(await res.body.text(), '');
+  assert.equal(connections, 1);
+});
+
+test('sends string and streamed bodies with the caller\'s headers', async () => {
+  const { url } = await serve(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    res.end(`${req.method} ${req.headers['x-test']} ${req.headers['content-length'] ?? req.headers['transfer-encoding']} ${Buffer.concat(chunks).toString()}`);
+  });
+  const p = pool();
+  assert.equal(await (await p.request(url, { method: 'POST', headers: { 'x-test': 'a' }, body: 'hello' })).body.text(), 'POST a 5 hello');
+  const streamed = await p.request(url, { method: 'PUT', headers: { 'x-test': 'b' }, body: Readable.from([Buffer.from('one '), Buffer.from('two')]) });
+  assert.equal(await streamed.body.text(), 'PUT b chunked one two');
+});
+
+test('caps connections per origin; extra requests queue', async () => {
+  let open = 0;
+  let peak = 0;
+  const { url } = await serve((_req, res) => {
+    open++;
+    peak = Math.max(peak, open);
+    setTimeout(() => {
+      open--;
+      res.end('ok');
+    }, 30);
+  });
+  const p = pool({ connections: 2 });
+  const bodies = await Promise.all(Array.from({ length: 6 }, async () => (await p.request(url)).body.text()));
+  assert.deepEqual(bodies, Array(6).fill('ok'));
+  assert.equal(peak, 2);
+});
+
+test('headers timeout: a server that never answers fails with HEADERS_TIMEOUT', async () => {
+  const { url } = await serve(() => undefined);
+  const err = await pool().request(url, { headersTimeout: 100 }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof HttpClientError, String(err));
+  assert.equal(err.code, 'HEADERS_TIMEOUT');
+});
+
+test('body timeout: a body that stalls fails the reader with BODY_TIMEOUT', async () => {
+  const { url } = await serve((_req, res) => {
+    res.writeHead(200, { 'content-length': 10 });
+    res.write('abc');
+  });
+  const res = await pool().request(url, { bodyTimeout: 100 });
+  const err = await res.body.text().then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof HttpClientError, String(err));
+  assert.equal(err.code, 'BODY_TIMEOUT');
+});
+
+test('connect timeout: a listener whose accept queue is full fails with CONNECT_TIMEOUT', async (t) => {
+  // node:net always accepts, so a python3 listener that never does, with a backlog of 0: once one
+  // connection waits in its queue, the kernel drops further SYNs and connects hang like to a dead host.
+  const child = spawn('python3', ['-c', 'import socket,sys,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill());
+  const port = Number(await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+  const filler = connect(port, '127.0.0.1');
+  await new Promise((r) => filler.once('connect', r));
+  t.after(() => filler.destroy());
+  const p = pool({ connectTimeoutMs: 150 });
+  const started = Date.now();
+  const err = await p.request(`http://127.0.0.1:${port}/`, { headersTimeout: 5000 }).then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof HttpClientError, String(err));
+  assert.equal(err.code, 'CONNECT_TIMEOUT');
+  assert.ok(Date.now() - started < 2000, 'fails on the connect timeout, not the headers timeout');
+});
+
+test('abort signal: aborting mid-request rejects and frees the connection slot', async () => {
+  const { url } = await serve((req, res) => {
+    if (req.url === '/slow') return;
+    res.end('fast');
+  });
+  const p = pool({ connections: 1 });
+  const ac = new AbortController();
+  const slow = p.request(`${url}/slow`, { signal: ac.signal });
+  setTimeout(() => ac.abort(), 50);
+  await assert.rejects(slow, (e: Error) => e.name === 'AbortError');
+  assert.equal(await (await p.request(`${url}/fast`)).body.text(), 'fast');
+});
+
+test('dump() drops an unread body so the connection is reused', async () => {
+  let connections = 0;
+  const { url, server } = await serve((_req, res) => res.end(Buffer.alloc(256 * 1024, 1)));
+  server.on('connection', () => connections++);
+  const p = pool({ connections: 1 });
+  const first = await p.request(url);
+  first.body.dump();
+  const second = await p.request(url);
+  assert.equal((await second.body.text()).length, 256 * 1024);
+  assert.equal(connections, 1);
+});
