@@ -15,7 +15,9 @@ const YOUNG_GENERATION_FLAGS = {
 const userSized = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('semi-space'));
 const youngGenerationFlag = YOUNG_GENERATION_FLAGS[process.argv[2]];
 if (youngGenerationFlag && !userSized) setFlagsFromString(youngGenerationFlag);
-import('../dist/cli/main.js').catch((err) => {
+// A node agent loads only its own command (src/cli/agent-main.ts): the full CLI costs it ~20 MB.
+const entry = process.argv[2] === 'agent' ? '../dist/cli/agent-main.js' : '../dist/cli/main.js';
+import(entry).catch((err) => {
   if (err && err.code === 'ERR_MODULE_NOT_FOUND') {
     console.error('shoal: dist/ is missing; run `npm ci` (or `npm run build`) first.');
     process.exit(1);

@@ -129,6 +129,9 @@ export interface BitfieldResponse {
   total: number;
 }
 
+/** Where an agent takes prefetch orders from the scheduler's preheat jobs (`--scope all`). */
+export const AGENT_PREFETCH_PATH = '/agent/v1/prefetch';
+
 export const PATHS = {
   announce: '/scheduler/v1/announce',
   heartbeat: '/scheduler/v1/heartbeat',

@@ -7,20 +7,18 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { Counter, Histogram } from 'prom-client';
-import { z } from 'zod';
 import { isDigest, type Digest } from '../../oci/digest.js';
-import { isValidRepository } from '../../oci/reference.js';
 import { matchRoute } from '../../registry/routes.js';
 import { parseRange } from '../../registry/handlers/blobs.js';
 import { pace, type PieceTask } from '../peer/index.js';
 import { createPeerNode, advertisedUrl, type PeerNode } from '../node/peer-node.js';
 import { closeHttp, listenHttp, readJson, sendJson } from '../node/listen.js';
 import type { Locality } from '../protocol.js';
-import { AGENT_PREFETCH_PATH } from '../preheat/preheat.js';
+import { AGENT_PREFETCH_PATH } from '../protocol.js';
 import { BlobAuthorizer } from './authorizer.js';
 import { forwardedHeaders, originPool, proxyToRegistry } from './proxy.js';
 import { SwarmJobs } from './swarm-jobs.js';
-import { blobsToPrefetch, PREFETCH_MANIFEST_LIMIT } from './layer-prefetch.js';
+import { blobsToPrefetch, parsePrefetchOrder, PREFETCH_MANIFEST_LIMIT } from './layer-prefetch.js';
 
 export interface AgentOptions {
   listen: { host: string; port: number };
@@ -59,12 +57,6 @@ interface Fallback {
   repo: string;
   reason: string;
 }
-
-const prefetchSchema = z.object({
-  digest: z.string().refine(isDigest, 'not a digest'),
-  repo: z.string().refine(isValidRepository, 'not a repository name'),
-  registry: z.string().optional(),
-});
 
 export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   let ready: { node: PeerNode; jobs: SwarmJobs } | undefined;
@@ -135,10 +127,10 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
   async function prefetch(req: IncomingMessage, res: ServerResponse) {
     if (!node.isClusterCaller(req)) return sendJson(res, 401, { error: 'cluster token required' });
     try {
-      const parsed = prefetchSchema.safeParse(await readJson(req));
-      if (!parsed.success) return sendJson(res, 400, { error: 'invalid prefetch request', detail: parsed.error.issues.map((i) => i.message) });
-      const digest = parsed.data.digest as Digest;
-      warm(digest, parsed.data.repo);
+      const parsed = parsePrefetchOrder(await readJson(req));
+      if ('problems' in parsed) return sendJson(res, 400, { error: 'invalid prefetch request', detail: parsed.problems });
+      const digest = parsed.digest;
+      warm(digest, parsed.repo);
       sendJson(res, 202, { accepted: digest });
     } catch (err) {
       sendJson(res, 400, { error: (err as Error).message });

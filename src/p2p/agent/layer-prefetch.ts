@@ -6,7 +6,8 @@
 // agents (scenarios/fleet-10k-preheat.yaml, layerConcurrency 3 vs all layers): 2.09x vs 1.83x
 // the Kumar-Ross bound. The caller pulled the manifest with its own credentials, so it may read
 // these blobs; serving them to anyone later is still authorised per request (authorizer.ts).
-import type { Digest } from '../../oci/digest.js';
+import { isDigest, type Digest } from '../../oci/digest.js';
+import { isValidRepository } from '../../oci/reference.js';
 import { parseManifest } from '../../oci/manifest.js';
 import { IMAGE_MANIFEST_TYPES, baseMediaType } from '../../oci/media-types.js';
 
@@ -35,4 +36,14 @@ export function blobsToPrefetch(body: Buffer, contentType: string | undefined): 
   } catch {
     return [];
   }
+}
+
+/** A prefetch order from the scheduler's preheat job: { digest, repo, registry? }. Checked by hand: zod costs an agent ~8 MB. */
+export function parsePrefetchOrder(body: unknown): { digest: Digest; repo: string } | { problems: string[] } {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const problems: string[] = [];
+  if (typeof b.digest !== 'string' || !isDigest(b.digest)) problems.push('digest: not a digest');
+  if (typeof b.repo !== 'string' || !isValidRepository(b.repo)) problems.push('repo: not a repository name');
+  if (b.registry !== undefined && typeof b.registry !== 'string') problems.push('registry: not a string');
+  return problems.length ? { problems } : { digest: b.digest as Digest, repo: b.repo as string };
 }

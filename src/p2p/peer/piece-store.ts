@@ -18,7 +18,7 @@ import { parseDigest, type Digest } from '../../oci/digest.js';
 import { pieceSizeFor, type PieceManifest } from '../protocol.js';
 import { Bitfield } from './bitfield.js';
 import { PeerError } from './errors.js';
-import { ManifestHasher, buildManifest, sameManifest, validateManifest } from './manifest.js';
+import { ManifestHasher, READ_CHUNK, buildManifest, sameManifest, validateManifest } from './manifest.js';
 import { PieceTask, parsePersistedBitfield, type TaskHost } from './piece-task.js';
 
 const WRITE_CHUNK = 1024 * 1024;
@@ -314,7 +314,7 @@ export class PieceStore extends EventEmitter<PieceStoreEvents> implements TaskHo
       await fh.close();
       return { stream: Readable.from([]), size, length };
     }
-    return { stream: fh.createReadStream({ start, end, highWaterMark: Math.min(WRITE_CHUNK, length), autoClose: true }), size, length };
+    return { stream: fh.createReadStream({ start, end, highWaterMark: Math.min(READ_CHUNK, length), autoClose: true }), size, length };
   }
 
   /**

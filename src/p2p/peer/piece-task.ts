@@ -11,15 +11,9 @@ import { parseDigest } from '../../oci/digest.js';
 import type { PieceManifest } from '../protocol.js';
 import { Bitfield } from './bitfield.js';
 import { PeerError } from './errors.js';
-import { pieceBounds } from './manifest.js';
+import { READ_CHUNK, pieceBounds } from './manifest.js';
 import { abortReason } from './clock.js';
 
-const READ_CHUNK = 1024 * 1024;
-/**
- * Uploads read a piece in blocks of this size. A child's upload is paced (rate limits, slow links),
- * so each open upload holds about two blocks: at 1 MiB, 16 children held 30 MB of an agent's memory.
- */
-const SERVE_CHUNK = 256 * 1024;
 /** Streamed pieces reach the disk in blocks of this size (one per piece in flight is all the memory they take). */
 const STAGE_BYTES = 512 * 1024;
 const MAX_STAGE_BUFFERS = 8;
@@ -333,7 +327,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
       await fh.close();
       return Readable.from([]);
     }
-    return fh.createReadStream({ start, end, highWaterMark: Math.min(SERVE_CHUNK, end - start + 1), autoClose: true });
+    return fh.createReadStream({ start, end, highWaterMark: Math.min(READ_CHUNK, end - start + 1), autoClose: true });
   }
 
   /** Resolves when piece `index` is held; rejects with TASK_CLOSED, an abort reason, or what failWaiters() passes. */

@@ -18,7 +18,8 @@ export interface PreheatFleet {
 /** Sends a fetch request to a peer's HTTP API (seeds: /seed/v1/fetch, agents: /agent/v1/prefetch). */
 export type FetchSender = (peer: PeerInfo, path: string, body: SeedFetchRequest) => Promise<void>;
 
-export const AGENT_PREFETCH_PATH = '/agent/v1/prefetch';
+export { AGENT_PREFETCH_PATH } from '../protocol.js';
+import { AGENT_PREFETCH_PATH } from '../protocol.js';
 
 export class PreheatManager {
   private readonly jobs = new Map<string, PreheatStatus>();

@@ -1,7 +1,7 @@
 // Which blobs an agent prefetches when a manifest passes through it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { blobsToPrefetch, PREFETCH_MANIFEST_LIMIT, PREFETCH_MAX_BLOBS } from '../../../src/p2p/agent/layer-prefetch.js';
+import { blobsToPrefetch, parsePrefetchOrder, PREFETCH_MANIFEST_LIMIT, PREFETCH_MAX_BLOBS } from '../../../src/p2p/agent/layer-prefetch.js';
 import { digestOf } from '../../../src/oci/digest.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -25,4 +25,13 @@ test('an index, another media type, a malformed or oversized body yield nothing'
 
 test('at most PREFETCH_MAX_BLOBS blobs of one manifest', () => {
   assert.equal(blobsToPrefetch(manifest(PREFETCH_MAX_BLOBS + 10), OCI_MANIFEST).length, PREFETCH_MAX_BLOBS);
+});
+
+test('prefetch orders: a digest and a repository are required, a registry is optional; problems are named', () => {
+  const digest = digestOf(Buffer.from('layer'));
+  assert.deepEqual(parsePrefetchOrder({ digest, repo: 'team/app', registry: 'http://r:5000' }), { digest, repo: 'team/app' });
+  assert.deepEqual(parsePrefetchOrder({ digest: 'sha256:nothex', repo: 'team/app' }), { problems: ['digest: not a digest'] });
+  assert.deepEqual(parsePrefetchOrder({ digest, repo: 'Team/App' }), { problems: ['repo: not a repository name'] });
+  assert.deepEqual(parsePrefetchOrder({ digest, repo: 'a', registry: 5 }), { problems: ['registry: not a string'] });
+  assert.deepEqual(parsePrefetchOrder(null), { problems: ['digest: not a digest', 'repo: not a repository name'] });
 });
