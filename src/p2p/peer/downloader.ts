@@ -12,7 +12,7 @@ import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './
 import { pieceBounds, validateManifest } from './manifest.js';
 import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
 import type { ByteLimiter } from './rate-limiter.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from './parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, releaseDelayMs } from './parent-policy.js';
 
 export interface SchedulerClient {
   announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse>;
@@ -116,6 +116,12 @@ export interface TaskDownloaderOptions {
   manifestTimeoutMs?: number;
   /** Minimum gap between an early announce and the previous one. Default 1000 ms. */
   earlyAnnounceGapMs?: number;
+  /**
+   * An early announce after releasing idle parents waits a random share of this (at most half an
+   * interval) beyond the half interval, so a fleet that started together does not swap parents
+   * in one instant (see releaseDelayMs in ./parent-policy.ts). 0 = no spread. Default 1000 ms.
+   */
+  releaseSpreadMs?: number;
   /** A parent dropped as unreachable/refused is not re-accepted for this long; corrupt ones never. Default 30 s. */
   banMs?: number;
   /** How long a parent that answered "busy" (all upload slots taken) is left alone. Default 100 ms: slots free up a piece-time later. */
@@ -135,7 +141,7 @@ export type DownloaderTuning = Required<
     TaskDownloaderOptions,
     | 'wantParents' | 'minParents' | 'maxParents' | 'maxInFlight' | 'maxInFlightBytes' | 'perParentLimit' | 'seedParentLimit'
     | 'bitfieldWaitMs' | 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'stallTimeoutMs' | 'manifestTimeoutMs'
-    | 'earlyAnnounceGapMs' | 'banMs' | 'busyBackoffMs' | 'idleParentMs'
+    | 'earlyAnnounceGapMs' | 'releaseSpreadMs' | 'banMs' | 'busyBackoffMs' | 'idleParentMs'
   >
 >;
 
@@ -187,6 +193,7 @@ export function resolveDownloaderTuning(opts: Partial<DownloaderTuning>): Downlo
     stallTimeoutMs: opts.stallTimeoutMs ?? 120_000,
     manifestTimeoutMs: opts.manifestTimeoutMs ?? 120_000,
     earlyAnnounceGapMs: opts.earlyAnnounceGapMs ?? 1000,
+    releaseSpreadMs: Math.max(0, opts.releaseSpreadMs ?? 1000),
     banMs: opts.banMs ?? 30_000,
     busyBackoffMs: opts.busyBackoffMs ?? 100,
     idleParentMs: Math.max(0, opts.idleParentMs ?? 2000),
@@ -261,6 +268,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   private readonly o: Required<Omit<TaskDownloaderOptions, 'repo' | 'size' | 'limiter' | 'signal' | 'log' | 'picker' | 'rng' | 'clock' | 'concurrentDownloads'>>;
   private readonly clock: Clock;
   private readonly picker: PiecePicker;
+  private readonly rng: () => number;
   private readonly external?: AbortSignal;
   private readonly log?: PeerLogger;
 
@@ -285,6 +293,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   private intervalMs = 3000;
   private nextAnnounceAt = 0;
   private lastAnnounceAt = -Infinity;
+  private releaseDelayMs = 0;
   private lostSinceAnnounce = 0;
   private releasedSinceAnnounce = 0;
   private backToSource = false;
@@ -314,7 +323,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.digest = opts.digest;
     this.o = { self: opts.self, digest: opts.digest, scheduler: opts.scheduler, transport: opts.transport, store: opts.store, ...resolveDownloaderTuning(opts) };
     this.clock = opts.clock ?? systemClock;
-    this.picker = new PiecePicker({ ...opts.picker, perParentLimit: this.o.perParentLimit, rng: opts.rng ?? Math.random });
+    this.rng = opts.rng ?? Math.random;
+    this.picker = new PiecePicker({ ...opts.picker, perParentLimit: this.o.perParentLimit, rng: this.rng });
     this.external = opts.signal;
     this.log = opts.log;
   }
@@ -401,6 +411,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       minParents: this.o.minParents,
       wantParents: this.o.wantParents,
       earlyGapMs: this.o.earlyAnnounceGapMs,
+      releaseDelayMs: this.releaseDelayMs,
     });
   }
 
@@ -458,6 +469,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.releasedSinceAnnounce = 0;
     this.intervalMs = Math.max(100, Number.isFinite(res.announceIntervalMs) ? res.announceIntervalMs : 3000);
     this.nextAnnounceAt = now + this.intervalMs;
+    this.releaseDelayMs = releaseDelayMs(this.rng(), this.intervalMs, this.o.releaseSpreadMs);
     this.emit('announce', { state: req.state, ok: true, parents: this.activeParents(), wantParents: req.wantParents });
     if (res.backToSource && !this.target?.bitfield.isComplete()) {
       this.backToSource = true;

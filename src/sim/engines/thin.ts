@@ -21,7 +21,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs } from '../../p2p/peer/parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, releaseDelayMs } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -109,6 +109,8 @@ class ThinDownload {
   private intervalMs = 3000;
   private nextAnnounceAt = 0;
   private lastAnnounceAt = -Infinity;
+  private releaseDelayMs = 0;
+  private readonly rng: () => number;
   private lost = 0;
   private readonly startedAt: number;
   private lastProgressAt: number;
@@ -126,7 +128,9 @@ class ThinDownload {
   ) {
     this.w = eng.world;
     this.k = eng.k;
-    this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: seededRandom((this.w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0) });
+    // One stream for the picker and the release delay, as TaskDownloader shares its rng.
+    this.rng = seededRandom((this.w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0);
+    this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: this.rng });
     this.startedAt = this.lastProgressAt = this.w.time.now();
   }
 
@@ -158,6 +162,7 @@ class ThinDownload {
     this.releasedSince = 0;
     this.intervalMs = Math.max(100, res.announceIntervalMs);
     this.nextAnnounceAt = now + this.intervalMs;
+    this.releaseDelayMs = releaseDelayMs(this.rng(), this.intervalMs, this.k.releaseSpreadMs);
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
     if (res.pieces && !this.have) {
       this.have = this.w.holding(this.host, this.layer).bf;
@@ -193,6 +198,7 @@ class ThinDownload {
       minParents: this.k.minParents,
       wantParents: this.k.wantParents,
       earlyGapMs: this.k.earlyAnnounceGapMs,
+      releaseDelayMs: this.releaseDelayMs,
     });
   }
 

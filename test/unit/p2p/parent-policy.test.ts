@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
-import { earlyAnnounceAt, idleParents, nextIdleCheckAt, offersSomething, type AnnounceState, type ParentUsage } from '../../../src/p2p/peer/parent-policy.js';
+import { earlyAnnounceAt, idleParents, nextIdleCheckAt, offersSomething, releaseDelayMs, type AnnounceState, type ParentUsage } from '../../../src/p2p/peer/parent-policy.js';
 
 const bits = (n: number, held: number[]) => {
   const b = new Bitfield(n);
@@ -53,6 +53,21 @@ test('earlyAnnounceAt: lost parents below minParents, released ones below wantPa
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8, intervalMs: 1000 }), 11_000, 'never sooner than earlyGapMs');
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 10 }), null, 'nothing to replace');
   assert.equal(earlyAnnounceAt({ ...base, announcedOnce: false, lost: 3, active: 0 }), null);
+});
+
+test('release spread: swaps wait a drawn share of min(spread, half an interval) more; fault losses do not', () => {
+  assert.equal(releaseDelayMs(0, 8000, 1000), 0);
+  assert.equal(releaseDelayMs(0.5, 8000, 1000), 500, 'the spread binds on a long interval');
+  assert.equal(releaseDelayMs(0.5, 1200, 1000), 300, 'half an interval binds on a short one');
+  assert.equal(releaseDelayMs(0.9, 8000, 0), 0, 'no spread');
+  const base: AnnounceState = { announcedOnce: true, lastAnnounceAt: 10_000, intervalMs: 8000, lost: 0, released: 2, active: 8, minParents: 2, wantParents: 10, earlyGapMs: 1000, releaseDelayMs: 700 };
+  assert.equal(earlyAnnounceAt(base), 14_700);
+  assert.equal(earlyAnnounceAt({ ...base, releaseDelayMs: 6000 }), 18_000, 'never later than the regular announce');
+  assert.equal(earlyAnnounceAt({ ...base, released: 0, lost: 1, active: 1 }), 11_000, 'a fault loss is replaced without the spread');
+  // Spread over a fleet: 1,000 draws put about as many early announces in each 100 ms of the second after the half interval.
+  const perTenth = new Array(10).fill(0);
+  for (let i = 0; i < 1000; i++) perTenth[Math.floor(releaseDelayMs((i + 0.5) / 1000, 8000, 1000) / 100)]++;
+  assert.deepEqual(perTenth, new Array(10).fill(100));
 });
 
 test('slow pieces stretch the idle limit and the busy pause (no churn, no 503 storm on a 6 Mbit/s link)', async () => {
