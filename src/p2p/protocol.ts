@@ -74,6 +74,8 @@ export interface AnnounceResponse {
   pieces?: PieceManifest;
   /** Next announce no sooner than this (the scheduler sheds load by raising it). */
   announceIntervalMs: number;
+  /** Sent when the scheduler is over its announce budget: spread an early announce for swapping idle parents over up to this many ms. */
+  swapSpreadMs?: number;
   /** The scheduler found no seed that can serve this task: fetch from the registry yourself. */
   backToSource: boolean;
 }

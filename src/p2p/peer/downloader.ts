@@ -117,9 +117,11 @@ export interface TaskDownloaderOptions {
   /** Minimum gap between an early announce and the previous one. Default 1000 ms. */
   earlyAnnounceGapMs?: number;
   /**
-   * An early announce after releasing idle parents waits a random share of this (at most half an
-   * interval) beyond the half interval, so a fleet that started together does not swap parents
-   * in one instant (see releaseDelayMs in ./parent-policy.ts). 0 = no spread. Default 1000 ms.
+   * When the scheduler's reply asks for it (`swapSpreadMs`, sent while it is over its announce
+   * budget), an early announce after releasing idle parents waits a random share of that spread,
+   * capped by this and by half an interval, beyond the half interval: a fleet that started
+   * together then does not swap parents in one instant (see releaseDelayMs in ./parent-policy.ts).
+   * 0 = never spread. Default 1000 ms.
    */
   releaseSpreadMs?: number;
   /** A parent dropped as unreachable/refused is not re-accepted for this long; corrupt ones never. Default 30 s. */
@@ -469,7 +471,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.releasedSinceAnnounce = 0;
     this.intervalMs = Math.max(100, Number.isFinite(res.announceIntervalMs) ? res.announceIntervalMs : 3000);
     this.nextAnnounceAt = now + this.intervalMs;
-    this.releaseDelayMs = releaseDelayMs(this.rng(), this.intervalMs, this.o.releaseSpreadMs);
+    const spread = Math.min(this.o.releaseSpreadMs, res.swapSpreadMs ?? 0);
+    this.releaseDelayMs = spread > 0 ? releaseDelayMs(this.rng(), this.intervalMs, spread) : 0;
     this.emit('announce', { state: req.state, ok: true, parents: this.activeParents(), wantParents: req.wantParents });
     if (res.backToSource && !this.target?.bitfield.isComplete()) {
       this.backToSource = true;

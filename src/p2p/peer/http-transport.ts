@@ -190,7 +190,8 @@ export class HttpSchedulerClient implements SchedulerClient {
       throw new PeerTransportError('protocol', 'scheduler: malformed announce response');
     }
     const parents = body.parents.filter((p): p is PeerInfo => typeof p?.id === 'string' && typeof p?.url === 'string');
-    return { parents, announceIntervalMs: body.announceIntervalMs, backToSource: body.backToSource, ...(body.pieces ? { pieces: body.pieces } : {}) };
+    const spread = typeof body.swapSpreadMs === 'number' && body.swapSpreadMs > 0 ? { swapSpreadMs: body.swapSpreadMs } : {};
+    return { parents, announceIntervalMs: body.announceIntervalMs, backToSource: body.backToSource, ...spread, ...(body.pieces ? { pieces: body.pieces } : {}) };
   }
 
   heartbeat(req: HeartbeatRequest, signal?: AbortSignal): Promise<unknown> {

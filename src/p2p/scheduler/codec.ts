@@ -192,5 +192,6 @@ export function announceReplyJson(r: AnnounceResponse): string {
   let parents = '';
   for (let i = 0; i < r.parents.length; i++) parents += (i ? ',' : '') + cached(peerJson, r.parents[i]!);
   const pieces = r.pieces ? `,"pieces":${cached(manifestJson, r.pieces)}` : '';
-  return `{"parents":[${parents}]${pieces},"announceIntervalMs":${r.announceIntervalMs},"backToSource":${r.backToSource}}`;
+  const spread = r.swapSpreadMs !== undefined ? `,"swapSpreadMs":${r.swapSpreadMs}` : '';
+  return `{"parents":[${parents}]${pieces},"announceIntervalMs":${r.announceIntervalMs},"backToSource":${r.backToSource}${spread}}`;
 }

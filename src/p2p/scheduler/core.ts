@@ -83,6 +83,12 @@ export class SchedulerCore {
     this.tick(now);
     this.countAnnounce(now);
     const interval = this.calendar.plan(now, this.nextInterval(), this.opts.random);
+    const res = this.answerAnnounce(req, now, interval);
+    if (this.rateCurrent > this.opts.announceBudgetPerSec && this.opts.loadedSwapSpreadMs > 0) res.swapSpreadMs = this.opts.loadedSwapSpreadMs;
+    return res;
+  }
+
+  private answerAnnounce(req: AnnounceRequest, now: number, interval: number): AnnounceResponse {
     const peer = this.upsertPeer(req.peer, now, interval);
     const digest = req.task.digest;
     try {

@@ -19,6 +19,14 @@ export interface SchedulerCoreOptions {
   announceBudgetPerSec: number;
   /** +-fraction of random jitter on the interval, so a burst of peers does not stay in lock-step. */
   intervalJitter: number;
+  /**
+   * Replies given while this second's announces exceed announceBudgetPerSec carry this as
+   * `swapSpreadMs`: the child spreads its next parent swap over it (see releaseDelayMs in
+   * peer/parent-policy.ts). A fleet that started in one instant swaps idle parents in one instant
+   * too: 17.5k early announces of 10,000 agents x 4 layers landed within 250 ms, the busiest
+   * second of the rollout. Under budget, swaps go out at the half interval. 0 = never spread.
+   */
+  loadedSwapSpreadMs: number;
   /** A peer is dropped after this many intervals without an announce or heartbeat ... */
   peerTtlIntervals: number;
   /** ... but never sooner than this (agents heartbeat every 5 s once their downloads are done). */
@@ -83,6 +91,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: Readonly<Omit<SchedulerCoreOptions, 'ran
   maxAnnounceIntervalMs: 30_000,
   announceBudgetPerSec: 8000,
   intervalJitter: 0.1,
+  loadedSwapSpreadMs: 1000,
   peerTtlIntervals: 3,
   minPeerTtlMs: 15_000,
   maxChildren: 20,

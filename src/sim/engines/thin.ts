@@ -162,7 +162,8 @@ class ThinDownload {
     this.releasedSince = 0;
     this.intervalMs = Math.max(100, res.announceIntervalMs);
     this.nextAnnounceAt = now + this.intervalMs;
-    this.releaseDelayMs = releaseDelayMs(this.rng(), this.intervalMs, this.k.releaseSpreadMs);
+    const spread = Math.min(this.k.releaseSpreadMs, res.swapSpreadMs ?? 0);
+    this.releaseDelayMs = spread > 0 ? releaseDelayMs(this.rng(), this.intervalMs, spread) : 0;
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
     if (res.pieces && !this.have) {
       this.have = this.w.holding(this.host, this.layer).bf;

@@ -52,3 +52,24 @@ test('SchedulerCore: 3,000 agents announcing at once with a budget of 500/s plan
   for (const [s, n] of perSecond) assert.ok(n <= 500, `second ${s}: ${n} announces planned`);
   assert.ok(perSecond.size >= 6, `spread over ${perSecond.size} seconds`);
 });
+
+test('SchedulerCore: replies ask for spread parent swaps (swapSpreadMs) only while the second is over the announce budget', () => {
+  const core = new SchedulerCore({ random: seededRandom(9), announceBudgetPerSec: 100, minPeerTtlMs: 0 });
+  const digest = digestOf('layer');
+  const spreadAt = (second: number, n: number) => {
+    const spreads: Array<number | undefined> = [];
+    for (let i = 0; i < n; i++) {
+      const peer: PeerInfo = { id: `s${second}-${i}`, url: `http://127.0.0.1:1/${second}-${i}`, role: 'agent', labels: {} };
+      spreads.push(core.announce({ peer, task: { digest, size: 40 }, state: 'started', completedPieces: 0, wantParents: 4 }, second * 1000 + i).swapSpreadMs);
+    }
+    return spreads;
+  };
+  const burst = spreadAt(0, 150);
+  assert.ok(burst.slice(0, 100).every((s) => s === undefined), 'within budget: no spread');
+  assert.ok(burst.slice(100).every((s) => s === 1000), 'over budget: the default 1 s spread');
+  assert.ok(spreadAt(5, 50).every((s) => s === undefined), 'a later, quiet second: no spread');
+  const off = new SchedulerCore({ random: seededRandom(9), announceBudgetPerSec: 1, loadedSwapSpreadMs: 0 });
+  const peer = (id: string): PeerInfo => ({ id, url: `http://127.0.0.1:1/${id}`, role: 'agent', labels: {} });
+  off.announce({ peer: peer('x'), task: { digest, size: 40 }, state: 'started', completedPieces: 0, wantParents: 4 }, 0);
+  assert.equal(off.announce({ peer: peer('y'), task: { digest, size: 40 }, state: 'started', completedPieces: 0, wantParents: 4 }, 1).swapSpreadMs, undefined, 'loadedSwapSpreadMs 0 turns it off');
+});

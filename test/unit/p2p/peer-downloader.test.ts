@@ -278,7 +278,7 @@ class MemoryTarget implements DownloadTarget {
 }
 
 describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real timers)', () => {
-  it('releases a parent that has nothing for it (releasedParents, not badPeers) and asks for a replacement early', async () => {
+  async function swapAnnounce(swapSpreadMs: number | undefined) {
     const clock = new VirtualClock();
     const pieceSize = 1024;
     const blob = randomBytes(64 * pieceSize);
@@ -316,7 +316,7 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
           seen.push(JSON.parse(JSON.stringify(req)) as AnnounceRequest);
           at.push(clock.now());
           const parents = seen.length === 1 ? [peer('empty'), peer('seed', 'seed')] : [];
-          return { parents, pieces: manifest, announceIntervalMs: 4000, backToSource: false };
+          return { parents, pieces: manifest, announceIntervalMs: 4000, backToSource: false, ...(swapSpreadMs !== undefined ? { swapSpreadMs } : {}) };
         },
       },
     });
@@ -330,11 +330,21 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     assert.deepEqual(swap!.releasedParents, ['empty']);
     assert.equal(swap!.badPeers, undefined, 'no fault reported');
     assert.ok(swap!.wantParents > 0, 'it asks for a replacement');
-    // The interval is 4 s: the swap went out early, half an interval (at least earlyAnnounceGapMs)
-    // plus the release spread's drawn share (rng 0.5 of releaseSpreadMs 1000 ms), not at 4 s.
-    const i = seen.indexOf(swap!);
-    assert.ok(i === 1 && at[i]! > 2000 && at[i]! <= 2500, `swap announce #${i} at ${at[i]} ms`);
     assert.equal(res.stats.bytesByParent.seed, blob.length, 'the seed, always busy serving, was never released');
+    const i = seen.indexOf(swap!);
+    return { index: i, at: at[i]! };
+  }
+
+  it('releases a parent that has nothing for it (releasedParents, not badPeers) and asks for a replacement early', async () => {
+    // The interval is 4 s: the swap goes out early, at half an interval (at least earlyAnnounceGapMs).
+    const swap = await swapAnnounce(undefined);
+    assert.ok(swap.index === 1 && swap.at <= 2000, `swap announce #${swap.index} at ${swap.at} ms`);
+  });
+
+  it('spreads the swap when the scheduler, over its announce budget, asks for it (swapSpreadMs)', async () => {
+    // rng 0.5: half of min(swapSpreadMs 600, releaseSpreadMs 1000, half the interval 2000) after the half interval.
+    const swap = await swapAnnounce(600);
+    assert.ok(swap.index === 1 && swap.at > 2000 && swap.at <= 2300, `swap announce #${swap.index} at ${swap.at} ms`);
   });
 
   it('finishes fast despite a very slow parent: endgame duplicates its last requests on the fast one', async () => {

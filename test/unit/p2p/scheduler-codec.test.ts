@@ -97,6 +97,8 @@ describe('scheduler codec', () => {
       { parents, announceIntervalMs: 3000, backToSource: false },
       { parents: [parents[2]!, parents[0]!], pieces, announceIntervalMs: 4500, backToSource: false },
       { parents: [], announceIntervalMs: 3000, backToSource: true },
+      // The core adds swapSpreadMs last, when over its announce budget.
+      { parents: [parents[1]!], announceIntervalMs: 5000, backToSource: false, swapSpreadMs: 1000 },
     ];
     for (const r of replies) assert.equal(announceReplyJson(r), JSON.stringify(r));
   });
