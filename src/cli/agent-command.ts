@@ -1,7 +1,8 @@
 // `shoal agent` (and `shoal agent containerd-config`): registered by the full CLI and by the agent's
 // own light entry point (agent-main.ts), which loads only what a node agent runs.
 import { Option, type Command } from 'commander';
-import { parseDuration } from '../server/units.js';
+import { parseDuration, parseSize } from '../server/units.js';
+import { startBufferReclaim } from '../p2p/agent/buffer-reclaim.js';
 import { createLogger } from '../server/logger.js';
 import { startAgent } from '../p2p/agent/agent.js';
 import { writeHostsToml, renderHostsToml } from '../p2p/agent/containerd-config.js';
@@ -18,6 +19,7 @@ export function registerAgentCommand(program: Command): void {
       .option('--upload-weight-base <x>', 'under --upload-limit, share the uplink by the children\'s progress: the child holding the fewest pieces gets weight 1, the next x, then x^2...; 1 = evenly', String(DEFAULT_UPLOAD_WEIGHT_BASE))
       .option('--auth-ttl <duration>', 'how long a registry authorisation decision is reused', '30s')
       .option('--swarm-start-timeout <duration>', 'a client waits this long for the swarm to start before the registry serves it', '30s')
+      .option('--buffer-reclaim <size>', 'run a full GC when network/disk buffers exceed this (keeps the agent under ~100 MB resident); 0 = leave it to V8', '16MiB')
       .option('--no-prefetch-layers', "don't start swarm downloads of all of an image's layers when its manifest passes through (containerd fetches 3 at a time)")
       .addOption(new Option('--fault-corrupt-pieces', 'chaos testing: corrupt every piece served to peers').hideHelp()),
   ).action(async (opts) => {
@@ -34,7 +36,12 @@ export function registerAgentCommand(program: Command): void {
         corruptPieces: Boolean(opts.faultCorruptPieces),
         log,
       });
-      runUntilSignalled(log, { address: a.address, id: a.node.self.id, role: 'agent' }, () => a.close());
+      const reclaimBytes = parseSize(opts.bufferReclaim);
+      const reclaim = reclaimBytes > 0 ? startBufferReclaim({ limitBytes: reclaimBytes }) : null;
+      runUntilSignalled(log, { address: a.address, id: a.node.self.id, role: 'agent' }, async () => {
+        reclaim?.stop();
+        await a.close();
+      });
     } catch (err) {
       fail('agent', err);
     }

@@ -17,6 +17,12 @@ import { abortReason } from './clock.js';
 /** Streamed pieces reach the disk in blocks of this size (one per piece in flight is all the memory they take). */
 const STAGE_BYTES = 512 * 1024;
 const MAX_STAGE_BUFFERS = 8;
+/**
+ * Endgame copies of a piece that is already streaming to disk are held in memory (a piece each)
+ * until the first copy's outcome is known; at most this many per task. Later copies are read and
+ * dropped: at 20 Mbit/s the endgame's duplicates alone held 15-30 MB of an agent's memory.
+ */
+const MAX_DUPLICATE_BUFFERS = 2;
 
 export type PieceTaskState = 'partial' | 'finalizing' | 'complete' | 'closed';
 
@@ -57,6 +63,7 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
   private fh: FileHandle | null;
   private taskState: PieceTaskState;
   private readonly writing = new Map<number, Promise<boolean>>();
+  private duplicateBuffers = 0;
   private readonly waiters = new Map<number, Set<Waiter>>();
   private persisting: Promise<void> | null = null;
   private persistDirty = false;
@@ -181,13 +188,28 @@ export class PieceTask extends EventEmitter<PieceTaskEvents> {
     if (this.bits.has(index) || this.taskState === 'complete' || this.taskState === 'finalizing') return false;
     if (this.taskState === 'closed') throw new PeerError('TASK_CLOSED', `task ${this.digest} is closed`);
     const { length } = pieceBounds(this.manifest, index);
-    if (this.writing.has(index)) return this.writePiece(index, await collectPiece(source, length, index, this.digest));
+    if (this.writing.has(index)) return this.writeDuplicate(index, source, length);
     const write = this.streamVerified(index, source);
     this.writing.set(index, write);
     try {
       return await write;
     } finally {
       if (this.writing.get(index) === write) this.writing.delete(index);
+    }
+  }
+
+  /** An endgame copy of a piece another copy is writing: kept until that one's outcome is known, or dropped. */
+  private async writeDuplicate(index: number, source: AsyncIterable<Uint8Array>, length: number): Promise<boolean> {
+    if (this.duplicateBuffers >= MAX_DUPLICATE_BUFFERS) {
+      // Read to the end, so the connection is free for the next request; if the first copy fails, the piece is asked for again.
+      for await (const chunk of source) void chunk;
+      return false;
+    }
+    this.duplicateBuffers++;
+    try {
+      return await this.writePiece(index, await collectPiece(source, length, index, this.digest));
+    } finally {
+      this.duplicateBuffers--;
     }
   }
 

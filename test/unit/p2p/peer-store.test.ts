@@ -155,6 +155,42 @@ describe('PieceStore', () => {
     await store.close();
   });
 
+  it('endgame copies of a piece being written: two are kept (one rescues a bad first copy), later ones are read and dropped', async () => {
+    const dir = join(root, 'dups');
+    const store = await PieceStore.open(dir, { durable: false });
+    const blob = randomBytes(PS * 2);
+    const m = manifestOf(blob);
+    const task = await store.openTask(m);
+    // The first copy streams bytes that fail verification, and only when released.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const bad = Buffer.from(piece(blob, 0));
+    bad[7] = bad[7]! ^ 0xff;
+    const first = task.writePieceStream(0, (async function* () {
+      yield bad.subarray(0, 100);
+      await gate;
+      yield bad.subarray(100);
+    })());
+    // Let the first copy start streaming.
+    await new Promise((r) => setImmediate(r));
+    let thirdRead = 0;
+    const second = task.writePieceStream(0, Readable.from([piece(blob, 0)]));
+    const secondAlt = task.writePieceStream(0, Readable.from([piece(blob, 0)]));
+    const third = task.writePieceStream(0, (async function* () {
+      thirdRead++;
+      yield piece(blob, 0);
+    })());
+    assert.equal(await third, false, 'over the cap: read to the end and dropped, nothing stored');
+    assert.equal(thirdRead, 1);
+    release();
+    await assert.rejects(first, (e) => isPeerError(e, 'PIECE_DIGEST_MISMATCH'));
+    const kept = [await second, await secondAlt];
+    assert.deepEqual(kept.sort(), [false, true], 'one kept copy lands after the bad first copy; the other finds it held');
+    assert.equal(task.has(0), true);
+    assert.deepEqual(await task.readPiece(0), piece(blob, 0));
+    await store.close();
+  });
+
   it('streams the blob in order while pieces arrive out of order; waiters wake', async () => {
     const dir = join(root, 'e');
     const store = await PieceStore.open(dir, { durable: false });
