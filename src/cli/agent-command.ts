@@ -66,5 +66,4 @@ export function registerAgentCommand(program: Command): void {
         fail('agent containerd-config', err);
       }
     });
-
 }

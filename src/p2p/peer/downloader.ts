@@ -12,7 +12,7 @@ import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './
 import { pieceBounds, validateManifest } from './manifest.js';
 import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
 import type { ByteLimiter } from './rate-limiter.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, releaseDelayMs } from './parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
 
 export interface SchedulerClient {
   announce(req: AnnounceRequest, signal?: AbortSignal): Promise<AnnounceResponse>;
@@ -471,8 +471,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.releasedSinceAnnounce = 0;
     this.intervalMs = Math.max(100, Number.isFinite(res.announceIntervalMs) ? res.announceIntervalMs : 3000);
     this.nextAnnounceAt = now + this.intervalMs;
-    const spread = Math.min(this.o.releaseSpreadMs, res.swapSpreadMs ?? 0);
-    this.releaseDelayMs = spread > 0 ? releaseDelayMs(this.rng(), this.intervalMs, spread) : 0;
+    this.releaseDelayMs = drawReleaseDelay(this.rng, this.intervalMs, this.o.releaseSpreadMs, res.swapSpreadMs);
     this.emit('announce', { state: req.state, ok: true, parents: this.activeParents(), wantParents: req.wantParents });
     if (res.backToSource && !this.target?.bitfield.isComplete()) {
       this.backToSource = true;

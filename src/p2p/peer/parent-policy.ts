@@ -121,6 +121,16 @@ export function releaseDelayMs(u: number, intervalMs: number, spreadMs: number):
 }
 
 /**
+ * The release delay for the interval an announce reply just began: the scheduler's `swapSpreadMs`
+ * (sent only while it is over its announce budget), capped by the peer's own `capMs`. A random
+ * number is drawn only when there is a spread, so a fleet within budget draws none.
+ */
+export function drawReleaseDelay(rng: () => number, intervalMs: number, capMs: number, swapSpreadMs: number | undefined): number {
+  const spread = Math.min(capMs, swapSpreadMs ?? 0);
+  return spread > 0 ? releaseDelayMs(rng(), intervalMs, spread) : 0;
+}
+
+/**
  * When an early announce (asking for replacements) may go out, or null if none is needed:
  * - after losing parents to faults, once below minParents, earlyGapMs after the last announce;
  * - after releasing idle parents, once below wantParents, half an interval after the last one

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { RegistryClient, parseImageReference } from '../../client/registry-client.js';
 import type { Digest } from '../../oci/digest.js';
 import type { PeerInfo, PreheatRequest, PreheatStatus, SeedFetchRequest } from '../protocol.js';
-import { PATHS } from '../protocol.js';
+import { AGENT_PREFETCH_PATH, PATHS } from '../protocol.js';
 
 /** What preheat needs from the scheduler: who is out there and how far each blob has spread. */
 export interface PreheatFleet {
@@ -17,9 +17,6 @@ export interface PreheatFleet {
 
 /** Sends a fetch request to a peer's HTTP API (seeds: /seed/v1/fetch, agents: /agent/v1/prefetch). */
 export type FetchSender = (peer: PeerInfo, path: string, body: SeedFetchRequest) => Promise<void>;
-
-export { AGENT_PREFETCH_PATH } from '../protocol.js';
-import { AGENT_PREFETCH_PATH } from '../protocol.js';
 
 export class PreheatManager {
   private readonly jobs = new Map<string, PreheatStatus>();

@@ -21,7 +21,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, releaseDelayMs } from '../../p2p/peer/parent-policy.js';
+import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -162,8 +162,7 @@ class ThinDownload {
     this.releasedSince = 0;
     this.intervalMs = Math.max(100, res.announceIntervalMs);
     this.nextAnnounceAt = now + this.intervalMs;
-    const spread = Math.min(this.k.releaseSpreadMs, res.swapSpreadMs ?? 0);
-    this.releaseDelayMs = spread > 0 ? releaseDelayMs(this.rng(), this.intervalMs, spread) : 0;
+    this.releaseDelayMs = drawReleaseDelay(this.rng, this.intervalMs, this.k.releaseSpreadMs, res.swapSpreadMs);
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
     if (res.pieces && !this.have) {
       this.have = this.w.holding(this.host, this.layer).bf;

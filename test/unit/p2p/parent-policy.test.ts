@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
-import { earlyAnnounceAt, idleParents, nextIdleCheckAt, offersSomething, releaseDelayMs, type AnnounceState, type ParentUsage } from '../../../src/p2p/peer/parent-policy.js';
+import { earlyAnnounceAt, idleParents, nextIdleCheckAt, offersSomething, releaseDelayMs, drawReleaseDelay, type AnnounceState, type ParentUsage } from '../../../src/p2p/peer/parent-policy.js';
 
 const bits = (n: number, held: number[]) => {
   const b = new Bitfield(n);
@@ -60,6 +60,15 @@ test('release spread: swaps wait a drawn share of min(spread, half an interval) 
   assert.equal(releaseDelayMs(0.5, 8000, 1000), 500, 'the spread binds on a long interval');
   assert.equal(releaseDelayMs(0.5, 1200, 1000), 300, 'half an interval binds on a short one');
   assert.equal(releaseDelayMs(0.9, 8000, 0), 0, 'no spread');
+  // drawReleaseDelay: the scheduler's swapSpreadMs capped by the peer's own; no draw without one.
+  let draws = 0;
+  const rng = () => (draws++, 0.5);
+  assert.equal(drawReleaseDelay(rng, 8000, 1000, undefined), 0);
+  assert.equal(drawReleaseDelay(rng, 8000, 0, 1000), 0, 'the peer turned spreading off');
+  assert.equal(draws, 0, 'within the budget no random number is drawn (runs stay as they were)');
+  assert.equal(drawReleaseDelay(rng, 8000, 1000, 600), 300);
+  assert.equal(drawReleaseDelay(rng, 8000, 400, 1000), 200, 'capped by the peer');
+  assert.equal(draws, 2);
   const base: AnnounceState = { announcedOnce: true, lastAnnounceAt: 10_000, intervalMs: 8000, lost: 0, released: 2, active: 8, minParents: 2, wantParents: 10, earlyGapMs: 1000, releaseDelayMs: 700 };
   assert.equal(earlyAnnounceAt(base), 14_700);
   assert.equal(earlyAnnounceAt({ ...base, releaseDelayMs: 6000 }), 18_000, 'never later than the regular announce');
