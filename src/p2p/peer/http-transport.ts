@@ -1,7 +1,7 @@
 // The real transports over node:http (keep-alive pools per parent, explicit timeouts, the cluster
 // token on every request): HttpPeerTransport for the /p2p/v1 data plane, HttpSchedulerClient for
 // the scheduler's control plane.
-import { HttpPool, type HttpResponse } from '../../client/http-pool.js';
+import { coalescedChunks, HttpPool, type HttpResponse } from '../../client/http-pool.js';
 import type { Digest } from '../../oci/digest.js';
 import { PATHS, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
 import { PeerTransportError, type TransportErrorKind } from './errors.js';
@@ -97,7 +97,7 @@ export class HttpPeerTransport implements PeerTransport {
       const buf = this.pool.take(size);
       let off = 0;
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        for await (const chunk of coalescedChunks(res.body)) {
           if (off + chunk.length > size) throw new PeerTransportError('protocol', `${parent.id}: piece ${index} is longer than ${size} bytes`);
           chunk.copy(buf, off);
           off += chunk.length;
@@ -132,7 +132,7 @@ export class HttpPeerTransport implements PeerTransport {
     return (async function* () {
       let got = 0;
       try {
-        for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        for await (const chunk of coalescedChunks(res.body)) {
           got += chunk.length;
           if (got > expectedSize) throw new PeerTransportError('protocol', `${parent.id}: piece ${index} is longer than ${expectedSize} bytes`);
           yield chunk;

@@ -1,12 +1,12 @@
 // HttpPool (src/client/http-pool.ts) against real node:http servers on 127.0.0.1: keep-alive reuse,
-// the three timeouts with their codes, aborts, streamed request bodies and the body helpers.
+// the three timeouts with their codes, aborts, streamed request bodies, the body helpers and coalesced reads of a paced body.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { spawn } from 'node:child_process';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { HttpPool, HttpClientError } from '../../../src/client/http-pool.js';
+import { coalescedChunks, HttpPool, HttpClientError } from '../../../src/client/http-pool.js';
 
 const closers: Array<() => Promise<void>> = [];
 after(async () => {
@@ -136,5 +136,45 @@ test('dump() drops an unread body so the connection is reused', async () => {
   first.body.dump();
   const second = await p.request(url);
   assert.equal((await second.body.text()).length, 256 * 1024);
+  assert.equal(connections, 1);
+});
+
+test('coalescedChunks gathers a paced body into few large reads and leaves the keep-alive socket usable', async () => {
+  const size = 192 * 1024;
+  let connections = 0;
+  const { url, server } = await serve((req, res) => {
+    if (req.url === '/small') return void res.end('after');
+    // 2 KiB every millisecond: a paced flow, as from a tc-shaped or slow parent.
+    res.writeHead(200, { 'content-length': size });
+    let sent = 0;
+    const timer = setInterval(() => {
+      const n = Math.min(2048, size - sent);
+      res.write(Buffer.alloc(n, sent % 251));
+      sent += n;
+      if (sent >= size) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, 1);
+  });
+  server.on('connection', () => connections++);
+  const p = pool({ connections: 1 });
+  const count = async (coalesce: boolean) => {
+    const res = await p.request(`${url}/paced`);
+    let chunks = 0;
+    let bytes = 0;
+    for await (const c of coalesce ? coalescedChunks(res.body, { waitMs: 20 }) : (res.body as AsyncIterable<Buffer>)) {
+      chunks++;
+      bytes += c.length;
+    }
+    assert.equal(bytes, size);
+    return chunks;
+  };
+  const plain = await count(false);
+  const coalesced = await count(true);
+  assert.ok(plain >= 40, `a paced body arrives in many small reads (${plain})`);
+  assert.ok(coalesced * 3 <= plain, `coalesced reads: ${coalesced}, plain: ${plain}`);
+  // The next request reuses the socket the coalesced read paused and resumed.
+  assert.equal(await (await p.request(`${url}/small`)).body.text(), 'after');
   assert.equal(connections, 1);
 });
