@@ -63,6 +63,9 @@ export interface VariantResult {
   upload_slots: number;
   /** How agents share their uplink among children (progressWeight's base; 1 = evenly). */
   upload_weight_base: number;
+  /** Requests that may wait for a busy upload slot, and for how long (ms). */
+  upload_queue: number;
+  upload_queue_wait_ms: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
@@ -82,8 +85,9 @@ export interface VariantResult {
   /** [seconds, fraction of expected agents done], at most ~200 points. */
   cdf: Array<[number, number]>;
   /**
-   * Per virtual second of the rollout: agents' upload used (bytes uploaded / capacity of live
-   * agents), share of agents with no upload in progress at the sample, agents done, and at the
+   * Per sample of the rollout (every virtual second, or every bound/200 seconds when that is longer,
+   * so a long direct pull is not walked 8,590 times): agents' upload used (bytes uploaded / capacity
+   * of live agents over the interval), share of agents with no upload in progress at the sample, agents done, and at the
    * sample: the agents' download rate over the download capacity of those still pulling, and
    * the transfers in progress.
    */
@@ -173,6 +177,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       });
     }
     const timeline: SimOnly['timeline'] = [];
+    const sampleEveryS = Math.max(1, Math.ceil(boundFor(world.agents).s / 200));
     let lastUploaded = 0;
     const sample = () => {
       if (finished()) return;
@@ -198,16 +203,16 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       }
       timeline.push({
         t: Math.round((time.now() - t0) / 1000),
-        upload_used: round((up - lastUploaded) / Math.max(1, cap), 3),
+        upload_used: round((up - lastUploaded) / Math.max(1, cap * sampleEveryS), 3),
         idle_uploaders: round(idle / Math.max(1, live), 3),
         done: world.completed,
         download_used: round(downRate / Math.max(1, downCap), 3),
         transfers: world.net.active,
       });
       lastUploaded = up;
-      time.after(1000, sample);
+      time.after(sampleEveryS * 1000, sample);
     };
-    time.at(t0 + 1000, sample);
+    time.at(t0 + sampleEveryS * 1000, sample);
     const label = `${s.name}/${v.name}`;
     await time.run({
       until: t0 + s.maxVirtualS * 1000,
@@ -265,6 +270,8 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       scheduler_options: { ...s.scheduler, ...v.scheduler },
       upload_slots: world.agents[0]?.slots ?? 0,
       upload_weight_base: world.uploadWeightBase,
+      upload_queue: world.uploadQueue,
+      upload_queue_wait_ms: world.uploadQueueWaitMs,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       virtual_s: virtualS,

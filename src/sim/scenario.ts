@@ -39,6 +39,8 @@ export interface Variant {
   maxConcurrentUploads?: number;
   /** Overrides network.uploadWeightBase. */
   uploadWeightBase?: number;
+  /** Overrides network.uploadQueue. */
+  uploadQueue?: number;
   /** Overrides startSpread (ms). */
   startSpreadMs?: number;
   /** Overrides prefetchLayers. */
@@ -77,7 +79,11 @@ export interface Scenario {
    * the child furthest behind gets the most); 1 = evenly; unset = the agent's default. Agents are
    * taken to run with --upload-limit at their NIC rate, which is what turns the weighting on.
    */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number };
+  /**
+   * uploadQueue / uploadQueueWaitMs: requests that may wait for a busy upload slot, and for how
+   * long, before the answer is busy (../p2p/peer/upload-slots.ts); unset = the peer server's defaults.
+   */
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
@@ -171,7 +177,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
   const registry = obj(root.registry, 'registry');
   checkKeys(registry, ['egress'], 'registry');
   const network = obj(root.network, 'network');
-  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase'], 'network');
+  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'uploadQueueWaitMs'], 'network');
   const hb = obj(root.heartbeats, 'heartbeats');
   checkKeys(hb, ['agentMs', 'seedMs', 'expireMs'], 'heartbeats');
   const nic = root.nic !== undefined ? parseRate(root.nic, 'nic') : 125e6;
@@ -221,6 +227,8 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       ...(network.windowMs !== undefined ? { windowMs: num(network.windowMs, 'network.windowMs', 10, 0, 1000) } : {}),
       ...(network.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(network.maxConcurrentUploads, 'network.maxConcurrentUploads', 32, 1, 100_000) } : {}),
       ...(network.uploadWeightBase !== undefined ? { uploadWeightBase: num(network.uploadWeightBase, 'network.uploadWeightBase', 1, 0.01, 1) } : {}),
+      ...(network.uploadQueue !== undefined ? { uploadQueue: num(network.uploadQueue, 'network.uploadQueue', 0, 0, 1000) } : {}),
+      ...(network.uploadQueueWaitMs !== undefined ? { uploadQueueWaitMs: num(network.uploadQueueWaitMs, 'network.uploadQueueWaitMs', 0, 0, 60_000) } : {}),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),
@@ -287,7 +295,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'startSpread', 'prefetchLayers'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'startSpread', 'prefetchLayers'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -306,6 +314,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.downloader !== undefined ? { downloader: numbers(o.downloader, `${what}.downloader`) } : {}),
     ...(o.maxConcurrentUploads !== undefined ? { maxConcurrentUploads: num(o.maxConcurrentUploads, `${what}.maxConcurrentUploads`, 32, 1, 100_000) } : {}),
     ...(o.uploadWeightBase !== undefined ? { uploadWeightBase: num(o.uploadWeightBase, `${what}.uploadWeightBase`, 1, 0.01, 1) } : {}),
+    ...(o.uploadQueue !== undefined ? { uploadQueue: num(o.uploadQueue, `${what}.uploadQueue`, 0, 0, 1000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
   };

@@ -9,6 +9,7 @@ import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../
 import { Bitfield } from '../p2p/peer/bitfield.js';
 import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeight } from '../p2p/peer/upload-shares.js';
+import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../p2p/peer/upload-slots.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
 import type { VirtualTime } from './engine/time.js';
@@ -55,6 +56,8 @@ export interface SimHost extends TopoHost {
   uploaded: number;
   /** Uploads whose shares of the uplink are weighted by the child's progress (agents; upload-shares.ts). */
   weighted: PieceRequest[] | null;
+  /** Requests waiting for an upload slot (the peer server's queue), oldest first. */
+  queued: Array<{ req: PieceRequest; begin: () => void }>;
 }
 
 export type PieceCallback = (err: TransportErrorKind | null) => void;
@@ -120,6 +123,9 @@ export class World {
   readonly downloaderOptions: Record<string, number>;
   /** progressWeight's base for agents' uploads (1: even shares). */
   readonly uploadWeightBase: number;
+  /** Requests that may wait for a busy upload slot, and for how long (the peer server's line, upload-slots.ts). */
+  readonly uploadQueue: number;
+  readonly uploadQueueWaitMs: number;
   completed = 0;
   killed = 0;
   crash = true;
@@ -134,6 +140,8 @@ export class World {
     this.rng = seededRandom(scenario.seed ^ 0x5eed);
     this.downloaderOptions = { ...scenario.downloader, ...variant.downloader };
     this.uploadWeightBase = variant.uploadWeightBase ?? scenario.network.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE;
+    this.uploadQueue = variant.uploadQueue ?? scenario.network.uploadQueue ?? DEFAULT_UPLOAD_QUEUE;
+    this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -173,7 +181,7 @@ export class World {
     const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
     // As peer-node.ts does: agents share their uplink by the children's progress, seeds evenly.
     const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
-    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted };
+    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [] };
   }
 
   holding(h: SimHost, layer: Layer): Holding {
@@ -213,7 +221,23 @@ export class World {
       }
       const x = parent.holdings[layer.index];
       if (!x || !x.bf.has(index)) return this.answer(req, 'not-found', half);
-      if (parent.uploads >= parent.slots) return this.answer(req, 'busy', half);
+      const begin = () => this.beginUpload(req, parent, child, layer, bytes);
+      if (parent.uploads < parent.slots) return begin();
+      // As UploadSlots does: wait in a short line for a slot, or answer busy.
+      if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
+      const entry = { req, begin };
+      parent.queued.push(entry);
+      this.time.after(this.uploadQueueWaitMs, () => {
+        const i = parent.queued.indexOf(entry);
+        if (i < 0) return;
+        parent.queued.splice(i, 1);
+        this.answer(req, 'busy', half);
+      });
+    });
+    return req;
+  }
+
+  private beginUpload(req: PieceRequest, parent: SimHost, child: SimHost, layer: Layer, bytes: number): void {
       parent.uploads++;
       req.uploading = true;
       req.held = child.holdings[layer.index]?.bf.count ?? 0;
@@ -230,8 +254,6 @@ export class World {
         parent.weighted.push(req);
         this.reweigh(parent);
       }
-    });
-    return req;
   }
 
   /** The flows' weights in the max-min sharing: the real agent's rule (progressWeight), at every upload's start and end. */
@@ -275,6 +297,10 @@ export class World {
       if (i >= 0) {
         parent.weighted!.splice(i, 1);
         this.reweigh(parent);
+      }
+      while (parent.uploads < parent.slots && parent.queued.length > 0) {
+        const next = parent.queued.shift()!;
+        if (!next.req.settled && next.req.child.alive && parent.alive) next.begin();
       }
     }
   }

@@ -9,6 +9,7 @@ import type { BitfieldResponse } from '../protocol.js';
 import { isPeerError } from './errors.js';
 import type { PieceStore } from './piece-store.js';
 import type { PieceTask } from './piece-task.js';
+import { UploadSlots } from './upload-slots.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
 import type { UploadShares } from './upload-shares.js';
 
@@ -16,8 +17,8 @@ const PREFIX = '/p2p/v1/';
 const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
 
 /**
- * Upload slots of a peer server: pieces served at once; past that, children get 503 "busy" and
- * ask another parent (they back off 100 ms). Few slots keep each upload fast, so a piece a peer
+ * Upload slots of a peer server: pieces served at once; past that, a request waits briefly in a
+ * short line (upload-slots.ts), then children get 503 "busy" and ask another parent (they back off). Few slots keep each upload fast, so a piece a peer
  * just received reaches its children a piece-time later (BitTorrent unchokes 4): one slot per
  * 16 MiB/s of uplink when it is known (1 Gbit/s: 8), at least 2; agents at most 8 (8 when
  * unknown), seeds, with fat uplinks and many children, up to 64 (32 when unknown).
@@ -41,8 +42,12 @@ export interface PeerRoutesOptions {
   clusterToken?: string;
   /** Cap on a bitfield long-poll's waitMs. Default 10 s. */
   maxWaitMs?: number;
-  /** Pieces streamed at once; more get 503 + Retry-After so the child tries another parent. Default 32. */
+  /** Pieces streamed at once; more wait briefly in line (below), then get 503 + Retry-After so the child tries another parent. Default 8. */
   maxConcurrentUploads?: number;
+  /** Requests that may wait for a busy slot (upload-slots.ts). Default DEFAULT_UPLOAD_QUEUE; 0 = answer busy at once. */
+  uploadQueue?: number;
+  /** Longest such wait. Default DEFAULT_UPLOAD_QUEUE_WAIT_MS. */
+  uploadQueueWaitMs?: number;
   /** Extra check per request (e.g. "may this caller read this digest"); false → 403. */
   authorize?: (req: IncomingMessage, digest: Digest) => boolean | Promise<boolean>;
   /** Called with each chunk of piece bytes actually written to a socket (metrics). */
@@ -72,7 +77,7 @@ export interface PeerRoutes {
 export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
   const { store } = opts;
   const maxWaitMs = opts.maxWaitMs ?? 10_000;
-  const maxUploads = opts.maxConcurrentUploads ?? uploadSlotsFor('agent');
+  const slots = new UploadSlots({ slots: opts.maxConcurrentUploads ?? uploadSlotsFor('agent'), queueLength: opts.uploadQueue, queueWaitMs: opts.uploadQueueWaitMs });
   const tokenHash = opts.clusterToken ? sha256(`Bearer ${opts.clusterToken}`) : null;
   const stats: PeerRouteStats = { bitfieldRequests: 0, pieceRequests: 0, piecesServed: 0, bytesServed: 0, busyRejections: 0, activeUploads: 0, activeLongPolls: 0 };
   const closing = new AbortController();
@@ -105,12 +110,13 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     stats.pieceRequests++;
     const task = await store.lookup(digest);
     if (!task || index >= task.numPieces || !task.has(index)) return sendError(res, 404, 'PIECE_UNKNOWN', `piece ${index} of ${digest} is not held here`);
-    if (stats.activeUploads >= maxUploads) {
+    if (!(slots.tryAcquire() || (await waitForSlot(slots, res)))) {
       stats.busyRejections++;
       return sendError(res, 503, 'BUSY', 'too many uploads in progress', { 'Retry-After': '1' });
     }
     stats.activeUploads++;
     try {
+      if (res.destroyed) return;
       let stream;
       try {
         stream = await task.createPieceStream(index);
@@ -138,6 +144,7 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       stats.piecesServed++;
     } finally {
       stats.activeUploads--;
+      slots.release();
     }
   }
 
@@ -183,6 +190,18 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       closing.abort();
     },
   };
+}
+
+/** Waits in the slots' line while the child stays connected. */
+async function waitForSlot(slots: UploadSlots, res: ServerResponse): Promise<boolean> {
+  const gone = new AbortController();
+  const onClose = () => gone.abort();
+  res.once('close', onClose);
+  try {
+    return await slots.wait(gone.signal);
+  } finally {
+    res.off('close', onClose);
+  }
 }
 
 /** Waits until the task holds more than `since` pieces, waitMs passes, the client leaves or the routes close. */

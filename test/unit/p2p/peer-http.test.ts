@@ -163,4 +163,31 @@ describe('peer data plane over HTTP', () => {
       await store.close();
     }
   });
+  it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy', async () => {
+    // One slot, one place in line, pieces paced to ~250 ms each so the requests overlap.
+    const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 1, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });
+    const { server, url } = await peerServer(routes);
+    const t = new HttpPeerTransport({ clusterToken: TOKEN });
+    try {
+      const p: PeerInfo = { id: 'slots', url, role: 'seed', labels: {} };
+      const ask = (i: number) => t.piece(p, digest, i, AbortSignal.timeout(10_000), PS).then((buf) => ({ ok: buf.equals(blob.subarray(i * PS, (i + 1) * PS)) }), (err: unknown) => ({ err }));
+      const first = ask(0);
+      await new Promise((r) => setTimeout(r, 50));
+      const second = ask(1);
+      await new Promise((r) => setTimeout(r, 50));
+      const third = ask(2);
+      const [a, b, c] = await Promise.all([first, second, third]);
+      assert.deepEqual(a, { ok: true });
+      assert.deepEqual(b, { ok: true }, 'the second request waited for the slot instead of being refused');
+      assert.ok('err' in c && isTransportError(c.err) && c.err.kind === 'busy', 'the line was full: busy');
+      // The server counts a piece once its pipeline ends, which may be just after the client has it.
+      for (let i = 0; i < 100 && routes.stats.activeUploads > 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(routes.stats.piecesServed, 2);
+      assert.equal(routes.stats.busyRejections, 1);
+      assert.equal(routes.stats.activeUploads, 0);
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

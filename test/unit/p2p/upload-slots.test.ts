@@ -1,0 +1,55 @@
+// UploadSlots (src/p2p/peer/upload-slots.ts): free slots at once, a short FIFO line with a bounded
+// wait, busy past it, and a waiter that leaves (the child hung up) losing its place.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UploadSlots } from '../../../src/p2p/peer/upload-slots.js';
+
+const tick = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+test('free slots are taken at once; past them one request waits and gets the next released slot', async () => {
+  const s = new UploadSlots({ slots: 2, queueLength: 1, queueWaitMs: 1000 });
+  assert.equal(s.tryAcquire(), true);
+  assert.equal(s.tryAcquire(), true);
+  assert.equal(s.tryAcquire(), false);
+  let granted: boolean | undefined;
+  const waiting = s.wait().then((ok) => (granted = ok));
+  assert.equal(s.waiting, 1);
+  // The line is full: the next one is busy at once.
+  assert.equal(await s.wait(), false);
+  await tick();
+  assert.equal(granted, undefined);
+  s.release();
+  await waiting;
+  assert.equal(granted, true);
+  assert.equal(s.inUse, 2, 'the released slot went to the waiter, not back to the pool');
+  // A free slot is not taken past someone waiting for it.
+  s.release();
+  s.release();
+  assert.equal(s.inUse, 0);
+});
+
+test('a wait runs out after queueWaitMs, and an aborted waiter leaves the line', async () => {
+  const s = new UploadSlots({ slots: 1, queueLength: 2, queueWaitMs: 40 });
+  assert.equal(s.tryAcquire(), true);
+  const t0 = performance.now();
+  assert.equal(await s.wait(), false);
+  assert.ok(performance.now() - t0 >= 35, 'it waited before answering busy');
+  const gone = new AbortController();
+  const leaving = s.wait(gone.signal);
+  const staying = s.wait();
+  assert.equal(s.waiting, 2);
+  gone.abort();
+  assert.equal(await leaving, false);
+  assert.equal(s.waiting, 1);
+  s.release();
+  assert.equal(await staying, true);
+  assert.equal(s.inUse, 1);
+});
+
+test('queueLength 0 answers busy at once, as the server did before the line', async () => {
+  const s = new UploadSlots({ slots: 1, queueLength: 0 });
+  assert.equal(s.tryAcquire(), true);
+  const t0 = performance.now();
+  assert.equal(await s.wait(), false);
+  assert.ok(performance.now() - t0 < 20);
+});
