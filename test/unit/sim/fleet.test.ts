@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { parseScenario } from '../../../src/sim/scenario.js';
 import { runVariant, type VariantResult } from '../../../src/sim/run.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
+import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../../../src/p2p/peer/upload-slots.js';
 
 const TINY = `
 name: tiny
@@ -136,4 +137,19 @@ test('agents weight their uploads by the child\'s progress unless a scenario say
   // Same fleet, same seed: only the uplink sharing differs, and it must show in the timings.
   assert.notEqual(weighted.mean_s, even.mean_s);
   assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {uploadWeightBase: 0}')), /uploadWeightBase must be a number in \[0.01, 1\]/);
+});
+
+test('peer servers keep a short line for upload slots unless a scenario says none (uploadQueue)', async () => {
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: no-line, mode: p2p-preheat, uploadQueue: 0}\n  - {name: thin,'));
+  const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
+  const [line, none] = [await byName('p2p-preheat'), await byName('no-line')];
+  assert.equal(line.upload_queue, DEFAULT_UPLOAD_QUEUE);
+  assert.equal(line.upload_queue_wait_ms, DEFAULT_UPLOAD_QUEUE_WAIT_MS);
+  assert.equal(none.upload_queue, 0);
+  for (const r of [line, none]) assert.equal(r.completed, 20);
+  // Requests that would have been refused wait for a slot instead: fewer busy answers, same outcome.
+  const busy = (r: VariantResult) => r.refusals.busy ?? 0;
+  assert.ok(busy(none) > 0, 'the fleet is busy enough to refuse requests without a line');
+  assert.ok(busy(line) < busy(none), `busy answers with a line ${busy(line)}, without ${busy(none)}`);
+  assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {uploadQueue: -1}')), /uploadQueue must be a number/);
 });
