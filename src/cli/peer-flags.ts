@@ -1,7 +1,8 @@
 // Flags and helpers the P2P roles share (scheduler, seed, agent). Imports nothing heavy: the agent's
 // own entry point (agent-main.ts) builds on it.
 import { Command, Option } from 'commander';
-import { parseListen, parseSize } from '../server/units.js';
+import { parseDuration, parseListen, parseSize } from '../server/units.js';
+import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../p2p/peer/upload-slots.js';
 import type { Logger } from 'pino';
 import type { Locality } from '../p2p/protocol.js';
 
@@ -16,6 +17,13 @@ export function parseRate(value: string): number {
   const bits: Record<string, number> = { bit: 1 / 8, kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8 };
   if (unit in bits) return Math.round(n * bits[unit]!);
   return parseSize(`${m[1]}${unit === 'b' ? '' : unit}`);
+}
+
+/** A whole number >= 0 (a count flag). */
+export function parseCount(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`invalid ${flag} "${value}": use a whole number >= 0`);
+  return n;
 }
 
 /** --upload-weight-base: a number in (0, 1]. */
@@ -79,7 +87,9 @@ export const peerFlags = (cmd: Command) =>
     .option('--labels <k=v,...>', 'locality: dc=..,zone=..,rack=.. (parents in the same rack/zone/dc are preferred)', env('SHOAL_LABELS'))
     .option('--upload-limit <rate>', 'cap on bytes served to other peers, e.g. 100Mbit; 0 = none', '0')
     .option('--back-to-source-limit <rate>', 'cap on bytes fetched from the registry', '0')
-    .option('--quota <size>', 'disk for cached blobs (LRU eviction), e.g. 20GiB; 0 = unlimited', '0');
+    .option('--quota <size>', 'disk for cached blobs (LRU eviction), e.g. 20GiB; 0 = unlimited', '0')
+    .option('--upload-queue <n>', 'piece requests that may wait for a busy upload slot before the answer is 503 busy; 0 = answer busy at once', String(DEFAULT_UPLOAD_QUEUE))
+    .option('--upload-queue-wait <duration>', 'longest such wait', `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`);
 
 /** The options every peer role (seed, agent) takes from peerFlags, parsed. */
 export function peerOptions(opts: Record<string, string | undefined>) {
@@ -95,6 +105,8 @@ export function peerOptions(opts: Record<string, string | undefined>) {
     uploadBps: parseRate(opts.uploadLimit!),
     backToSourceBps: parseRate(opts.backToSourceLimit!),
     quotaBytes: parseSize(opts.quota!),
+    uploadQueue: parseCount(opts.uploadQueue ?? String(DEFAULT_UPLOAD_QUEUE), '--upload-queue'),
+    uploadQueueWaitMs: parseDuration(opts.uploadQueueWait ?? `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`),
   };
 }
 

@@ -31,6 +31,9 @@ export interface AgentOptions {
   /** How a capped uplink is shared by the children's progress (0.7 by default; 1 = evenly). */
   uploadWeightBase?: number;
   downloadBps?: number;
+  /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts). */
+  uploadQueue?: number;
+  uploadQueueWaitMs?: number;
   backToSourceBps?: number;
   quotaBytes?: number;
   /** How long a registry authorisation decision is reused. */
@@ -86,6 +89,8 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     clusterToken: o.clusterToken,
     uploadBps: o.uploadBps,
     uploadWeightBase: o.uploadWeightBase,
+    uploadQueue: o.uploadQueue,
+    uploadQueueWaitMs: o.uploadQueueWaitMs,
     downloadBps: o.downloadBps,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,

@@ -24,6 +24,9 @@ export interface PeerNodeOptions {
   uploadWeightBase?: number;
   downloadBps?: number;
   backToSourceBps?: number;
+  /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts defaults). */
+  uploadQueue?: number;
+  uploadQueueWaitMs?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
   quotaBytes?: number;
   log: Logger;
@@ -73,8 +76,10 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // shares evenly: weighting the seed too slowed the simulated 1,000-node fleet.
     ...(o.role === 'agent' && (o.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE) < 1 ? { uploadShares: new UploadShares(limits.upload, { base: o.uploadWeightBase }) } : {}),
     // An uplink split among too many children makes every piece slow; past this many concurrent
-    // uploads children get 503 and ask another parent (server-routes.ts says why so few).
+    // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
+    uploadQueue: o.uploadQueue,
+    uploadQueueWaitMs: o.uploadQueueWaitMs,
     clusterToken: o.clusterToken,
     onBytesServed: (n) => bytes.inc({ source: 'uploaded' }, n),
     onError: (err, req) => o.log.warn({ err, path: req.url }, 'peer request failed'),

@@ -25,6 +25,9 @@ export interface SeedOptions {
   registryPassword?: string;
   uploadBps?: number;
   backToSourceBps?: number;
+  /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts). */
+  uploadQueue?: number;
+  uploadQueueWaitMs?: number;
   quotaBytes?: number;
   log: Logger;
 }
@@ -78,6 +81,8 @@ export async function startSeed(o: SeedOptions): Promise<RunningSeed> {
     dataDir: o.dataDir,
     clusterToken: o.clusterToken,
     uploadBps: o.uploadBps,
+    uploadQueue: o.uploadQueue,
+    uploadQueueWaitMs: o.uploadQueueWaitMs,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,
     log: o.log,

@@ -53,3 +53,16 @@ test('queueLength 0 answers busy at once, as the server did before the line', as
   assert.equal(await s.wait(), false);
   assert.ok(performance.now() - t0 < 20);
 });
+
+test('--upload-queue and --upload-queue-wait reach the peer options, with the defaults and clear errors', async () => {
+  const { peerOptions, parseCount } = await import('../../../src/cli/peer-flags.js');
+  const { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } = await import('../../../src/p2p/peer/upload-slots.js');
+  const base = { listen: '127.0.0.1:0', scheduler: 'http://127.0.0.1:1', registry: 'http://127.0.0.1:2', data: '/tmp/x', uploadLimit: '0', backToSourceLimit: '0', quota: '0' };
+  const dflt = peerOptions(base);
+  assert.equal(dflt.uploadQueue, DEFAULT_UPLOAD_QUEUE);
+  assert.equal(dflt.uploadQueueWaitMs, DEFAULT_UPLOAD_QUEUE_WAIT_MS);
+  const set = peerOptions({ ...base, uploadQueue: '0', uploadQueueWait: '2s' });
+  assert.equal(set.uploadQueue, 0);
+  assert.equal(set.uploadQueueWaitMs, 2000);
+  for (const bad of ['-1', '1.5', 'many']) assert.throws(() => parseCount(bad, '--upload-queue'), /invalid --upload-queue .*whole number >= 0/);
+});
