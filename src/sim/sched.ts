@@ -5,9 +5,9 @@
 // and downloads): measured that way, a 10 µs call reads 30-140 µs. So after the run the
 // recorded sequence is replayed into a fresh core with the same options and the same seeded
 // random source, which reproduces the run call for call (checked: every announce must hand out
-// the same number of parents and the same interval). After a warm-up pass, two passes read the
+// the same number of parents and the same interval). After a warm-up pass, four passes read the
 // process's CPU time (getrusage: time other processes take on a shared machine does not count)
-// at every virtual-second boundary; per second the cheaper pass counts. The replay runs in a
+// at every virtual-second boundary; per second the cheapest pass counts. The replay runs in a
 // child process (sched-replay.ts), so it carries only the scheduler's own heap: the load a
 // scheduler process alone on one core would carry. The HTTP layer's JSON parsing, validation and
 // reply serialisation are measured on every 32nd message with the server's own codec
