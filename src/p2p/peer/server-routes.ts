@@ -18,8 +18,9 @@ const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
 
 /**
  * Upload slots of a peer server: pieces served at once; past that, a request waits briefly in a
- * short line (upload-slots.ts), then children get 503 "busy" and ask another parent (they back off). Few slots keep each upload fast, so a piece a peer
- * just received reaches its children a piece-time later (BitTorrent unchokes 4): one slot per
+ * short line (upload-slots.ts), then children get 503 "busy" and ask another parent (they back
+ * off). Few slots keep each upload fast, so a piece a peer just received reaches its children a
+ * piece-time later (BitTorrent unchokes 4): one slot per
  * 16 MiB/s of uplink when it is known (1 Gbit/s: 8), at least 2; agents at most 8 (8 when
  * unknown), seeds, with fat uplinks and many children, up to 64 (32 when unknown).
  */
@@ -79,7 +80,18 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
   const maxWaitMs = opts.maxWaitMs ?? 10_000;
   const slots = new UploadSlots({ slots: opts.maxConcurrentUploads ?? uploadSlotsFor('agent'), queueLength: opts.uploadQueue, queueWaitMs: opts.uploadQueueWaitMs });
   const tokenHash = opts.clusterToken ? sha256(`Bearer ${opts.clusterToken}`) : null;
-  const stats: PeerRouteStats = { bitfieldRequests: 0, pieceRequests: 0, piecesServed: 0, bytesServed: 0, busyRejections: 0, activeUploads: 0, activeLongPolls: 0 };
+  const stats: PeerRouteStats = {
+    bitfieldRequests: 0,
+    pieceRequests: 0,
+    piecesServed: 0,
+    bytesServed: 0,
+    busyRejections: 0,
+    // The slots held are the uploads in progress: one count, kept by UploadSlots.
+    get activeUploads() {
+      return slots.inUse;
+    },
+    activeLongPolls: 0,
+  };
   const closing = new AbortController();
 
   const authorized = (req: IncomingMessage): boolean => {
@@ -114,7 +126,6 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       stats.busyRejections++;
       return sendError(res, 503, 'BUSY', 'too many uploads in progress', { 'Retry-After': '1' });
     }
-    stats.activeUploads++;
     try {
       if (res.destroyed) return;
       let stream;
@@ -143,7 +154,6 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       }
       stats.piecesServed++;
     } finally {
-      stats.activeUploads--;
       slots.release();
     }
   }

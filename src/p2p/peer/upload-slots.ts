@@ -62,15 +62,14 @@ export class UploadSlots {
         resolve(ok);
       };
       const waiter: Waiter = { grant: leave };
-      function drop(this: void): void {
-        const i = line.indexOf(waiter);
-        if (i >= 0) line.splice(i, 1);
+      const drop = () => {
+        const i = this.line.indexOf(waiter);
+        if (i >= 0) this.line.splice(i, 1);
         leave(false);
-      }
-      const line = this.line;
+      };
       const timer = setTimeout(drop, this.queueWaitMs);
       signal?.addEventListener('abort', drop, { once: true });
-      line.push(waiter);
+      this.line.push(waiter);
     });
   }
 
