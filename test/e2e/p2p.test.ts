@@ -93,7 +93,13 @@ describe('p2p fleet: registry + scheduler + seed + 10 agents as processes', () =
     for (const b of blobs) assert.equal(registryBlobGets(registry.output, b.digest), 1, `registry served ${b.digest} more than once`);
     let fromSwarm = 0;
     for (const a of agents) {
-      const s = await agentStatus(a);
+      // A client has its bytes as the pieces land; the agent counts the download once it has
+      // hashed and promoted the whole blob, a moment later: wait (bounded) for that.
+      let s = await agentStatus(a);
+      for (let i = 0; i < 100 && s.totals.completed! < s.totals.downloads!; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        s = await agentStatus(a);
+      }
       assert.equal(s.totals.fallbacks, 0, `${a.host} fell back to the registry`);
       fromSwarm += s.totals.bytesFromPeers! + s.totals.bytesFromSeed!;
     }
