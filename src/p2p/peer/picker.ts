@@ -55,11 +55,6 @@ export interface PickerOptions {
   rng?: () => number;
 }
 
-interface Slot {
-  parent: PickerParent;
-  free: number;
-}
-
 export class PiecePicker {
   readonly perParentLimit: number;
   private readonly randomFirst: number;
@@ -67,7 +62,19 @@ export class PiecePicker {
   private readonly endgameMaxRequests: number;
   private readonly sequentialWindow: number;
   private readonly rng: () => number;
+  // Per-turn scratch, reused: pick() runs on every landed piece of every download (millions of
+  // times in a fleet simulation), and its allocations were most of its cost and a tenth of the
+  // simulator's garbage collection.
   private availability = new Uint32Array(0);
+  /** The fresh pieces, then the same pieces in the order they are tried. */
+  private order = new Int32Array(0);
+  private sorted = new Int32Array(0);
+  private bucketStart = new Int32Array(0);
+  /** Request slots left per parent (by position in input.parents; 0 for a repeated id). */
+  private free = new Int32Array(0);
+  /** Each parent's raw bitfield bytes when every set is a Bitfield of numPieces (the fast path). */
+  private raws: Array<Readonly<Uint8Array>> = [];
+  private readonly slotOf = new Map<string, number>();
 
   constructor(opts: PickerOptions = {}) {
     this.perParentLimit = Math.max(1, opts.perParentLimit ?? 3);
@@ -82,53 +89,70 @@ export class PiecePicker {
   pick(input: PickInput): Assignment[] {
     const { numPieces, have, parents, inFlight } = input;
     let budget = Math.floor(input.maxAssignments);
-    if (budget <= 0 || parents.length === 0) return [];
+    const np = parents.length;
+    if (budget <= 0 || np === 0) return [];
 
     // Free request slots per parent, after what is already outstanding.
-    const slots = new Map<string, Slot>();
-    for (const p of parents) slots.set(p.id, { parent: p, free: p.limit ?? this.perParentLimit });
+    if (this.free.length < np) this.free = new Int32Array(np * 2);
+    const free = this.free;
+    const slotOf = this.slotOf;
+    slotOf.clear();
+    for (let k = 0; k < np; k++) {
+      const p = parents[k]!;
+      if (slotOf.has(p.id)) {
+        free[k] = 0;
+        continue;
+      }
+      slotOf.set(p.id, k);
+      free[k] = p.limit ?? this.perParentLimit;
+    }
     let inFlightPieces = 0;
     for (const [piece, ids] of inFlight) {
       if (ids.size > 0 && !have.has(piece)) inFlightPieces++;
       for (const id of ids) {
-        const s = slots.get(id);
-        if (s) s.free--;
+        const k = slotOf.get(id);
+        if (k !== undefined) free[k]!--;
       }
     }
-    const open = [...slots.values()].filter((s) => s.free > 0);
-    if (open.length === 0) return [];
+    /** Parents with a free slot left. */
+    let openLeft = 0;
+    for (let k = 0; k < np; k++) if (free[k]! > 0) openLeft++;
+    if (openLeft === 0) return [];
 
-    // Availability of each missing, not-yet-requested piece over the parents we know.
-    // Scratch reused across turns (allocating it was the costliest line of a turn); both counts
+    // Availability of each missing, not-yet-requested piece over the parents we know; both counts
     // write every entry below numPieces.
-    if (this.availability.length < numPieces) this.availability = new Uint32Array(numPieces);
+    if (this.availability.length < numPieces) {
+      this.availability = new Uint32Array(numPieces);
+      this.order = new Int32Array(numPieces);
+      this.sorted = new Int32Array(numPieces);
+    }
     const availability = this.availability;
-    const missing = countAvailabilityByBytes(numPieces, have, parents, availability) ?? countAvailability(numPieces, have, parents, availability);
+    const raws = this.rawBitfields(numPieces, have, parents);
+    const missing = raws ? countAvailabilityByBytes(numPieces, (have as Bitfield).rawBytes(), (have as Bitfield).count, raws, np, availability) : countAvailability(numPieces, have, parents, availability);
+    if (missing === 0) return [];
+    // Pieces already requested are not fresh (endgame below may duplicate them).
+    for (const [piece, ids] of inFlight) if (ids.size > 0 && piece >= 0 && piece < numPieces) availability[piece] = 0;
+    const order = this.order;
+    let n = 0;
     let maxAvail = 0;
-    const fresh: number[] = [];
     // Held pieces count 0, so only pieces some parent can give are looked at further.
     for (let i = 0; i < numPieces; i++) {
       const a = availability[i]!;
-      if (a === 0 || (inFlight.get(i)?.size ?? 0) > 0) continue;
+      if (a === 0) continue;
       if (a > maxAvail) maxAvail = a;
-      fresh.push(i);
+      order[n++] = i;
     }
-    if (missing === 0) return [];
+    this.arrange(n, maxAvail, input);
 
     const out: Assignment[] = [];
-    const assign = (piece: number, endgame: boolean, exclude?: ReadonlySet<string>): boolean => {
-      const s = this.bestHolder(piece, open, exclude);
-      if (!s) return false;
-      s.free--;
+    for (let c = 0; c < n; c++) {
+      if (budget <= 0 || openLeft === 0) return out;
+      const piece = order[c]!;
+      const k = this.bestHolder(piece, parents, raws, null);
+      if (k < 0) continue;
+      if (--free[k]! === 0) openLeft--;
       budget--;
-      out.push({ piece, parentId: s.parent.id, endgame });
-      return true;
-    };
-    const anyOpen = () => open.some((s) => s.free > 0);
-
-    for (const piece of this.order(fresh, availability, maxAvail, input)) {
-      if (budget <= 0 || !anyOpen()) return out;
-      assign(piece, false);
+      out.push({ piece, parentId: parents[k]!.id, endgame: false });
     }
 
     // Endgame: everything missing is requested (or only a few are missing): duplicate requests.
@@ -146,57 +170,108 @@ export class PiecePicker {
       else pending.push({ piece: a.piece, ids: new Set([a.parentId]) });
     }
     // Fewest outstanding copies first; random among equals.
-    shuffle(pending, this.rng);
+    shuffle(pending, 0, pending.length, this.rng);
     pending.sort((a, b) => a.ids.size - b.ids.size);
     let progress = true;
-    while (budget > 0 && progress && anyOpen()) {
+    while (budget > 0 && progress && openLeft > 0) {
       progress = false;
       for (const p of pending) {
         if (budget <= 0) break;
         if (p.ids.size >= this.endgameMaxRequests) continue;
-        const s = this.bestHolder(p.piece, open, p.ids);
-        if (!s) continue;
-        s.free--;
+        const k = this.bestHolder(p.piece, parents, raws, p.ids);
+        if (k < 0) continue;
+        if (--free[k]! === 0) openLeft--;
         budget--;
-        p.ids.add(s.parent.id);
-        out.push({ piece: p.piece, parentId: s.parent.id, endgame: true });
+        const id = parents[k]!.id;
+        p.ids.add(id);
+        out.push({ piece: p.piece, parentId: id, endgame: true });
         progress = true;
       }
     }
     return out;
   }
 
-  /** Candidate order: streaming window first, then random (first pieces) or rarest-first with random ties. */
-  private order(fresh: number[], availability: Uint32Array, maxAvail: number, input: PickInput): number[] {
-    const head: number[] = [];
-    let rest = fresh;
+  /**
+   * Puts the first n entries of this.order (fresh pieces, ascending) in the order they are tried:
+   * streaming window first, then random (first pieces) or rarest-first with random ties.
+   */
+  private arrange(n: number, maxAvail: number, input: PickInput): void {
+    const order = this.order;
+    let head = 0;
     if (input.sequentialFrom !== undefined) {
+      // Stable partition: the window's pieces to the front, the rest after them.
       const from = input.sequentialFrom;
       const to = from + this.sequentialWindow;
-      head.push(...fresh.filter((i) => i >= from && i < to));
-      if (head.length > 0) rest = fresh.filter((i) => i < from || i >= to);
+      const sorted = this.sorted;
+      let r = 0;
+      for (let c = 0; c < n; c++) {
+        const i = order[c]!;
+        if (i >= from && i < to) order[head++] = i;
+        else sorted[r++] = i;
+      }
+      order.set(sorted.subarray(0, r), head);
     }
-    if (input.haveCount < this.randomFirst) return head.concat(shuffle(rest.slice(), this.rng));
-    // Bucket by availability (small integers), shuffle inside each bucket: O(n), random ties.
-    const buckets: number[][] = Array.from({ length: maxAvail + 1 }, () => []);
-    for (const i of rest) buckets[availability[i]!]!.push(i);
-    for (const b of buckets) if (b.length > 0) head.push(...shuffle(b, this.rng));
-    return head;
+    if (input.haveCount < this.randomFirst) {
+      shuffle(order, head, n, this.rng);
+      return;
+    }
+    // Bucket by availability (small integers, a stable counting sort), shuffle inside each bucket:
+    // O(n), random ties.
+    if (this.bucketStart.length < maxAvail + 2) this.bucketStart = new Int32Array(maxAvail * 2 + 2);
+    const start = this.bucketStart.fill(0, 0, maxAvail + 2);
+    const availability = this.availability;
+    for (let c = head; c < n; c++) start[availability[order[c]!]! + 1]!++;
+    for (let a = 1; a <= maxAvail + 1; a++) start[a]! += start[a - 1]!;
+    const sorted = this.sorted;
+    for (let c = head; c < n; c++) {
+      const i = order[c]!;
+      sorted[head + start[availability[i]!]!++] = i;
+    }
+    order.set(sorted.subarray(head, n), head);
+    // start[a] is now where bucket a ends.
+    let from = head;
+    for (let a = 0; a <= maxAvail; a++) {
+      const to = head + start[a]!;
+      shuffle(order, from, to, this.rng);
+      from = to;
+    }
   }
 
-  /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. */
-  private bestHolder(piece: number, open: Slot[], exclude?: ReadonlySet<string>): Slot | null {
-    let best: Slot | null = null;
+  /** Raw bytes of every parent's bitfield when all sets are Bitfields of numPieces, else null. */
+  private rawBitfields(numPieces: number, have: PieceSet, parents: readonly PickerParent[]): Array<Readonly<Uint8Array>> | null {
+    if (!(have instanceof Bitfield) || have.size !== numPieces) return null;
+    const raws = this.raws;
+    raws.length = parents.length;
+    for (let k = 0; k < parents.length; k++) {
+      const p = parents[k]!.pieces;
+      if (!(p instanceof Bitfield) || p.size !== numPieces) return null;
+      raws[k] = p.rawBytes();
+    }
+    return raws;
+  }
+
+  /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. -1 if none. */
+  private bestHolder(piece: number, parents: readonly PickerParent[], raws: Array<Readonly<Uint8Array>> | null, exclude: ReadonlySet<string> | null): number {
+    const free = this.free;
+    const at = piece >> 3;
+    const mask = 0x80 >> (piece & 7);
+    let best = -1;
+    let bestFree = 0;
     let ties = 0;
-    for (const s of open) {
-      if (s.free <= 0 || exclude?.has(s.parent.id) || !s.parent.pieces.has(piece)) continue;
-      if (!best || s.free > best.free) {
-        best = s;
+    for (let k = 0; k < parents.length; k++) {
+      const f = free[k]!;
+      if (f <= 0) continue;
+      const p = parents[k]!;
+      if (exclude?.has(p.id)) continue;
+      if (raws ? (raws[k]![at]! & mask) === 0 : !p.pieces.has(piece)) continue;
+      if (best < 0 || f > bestFree) {
+        best = k;
+        bestFree = f;
         ties = 1;
-      } else if (s.free === best.free) {
+      } else if (f === bestFree) {
         // Reservoir sampling keeps the choice uniform among equals.
         ties++;
-        if (this.rng() * ties < 1) best = s;
+        if (this.rng() * ties < 1) best = k;
       }
     }
     return best;
@@ -222,26 +297,24 @@ function countAvailability(numPieces: number, have: PieceSet, parents: readonly 
  * countAvailability a byte of bitfield at a time, when every set involved is a Bitfield (the
  * downloader's and the simulator's are): O(parents x pieces / 8 + pieces held by parents that we
  * lack) instead of a has() call per piece and parent, which at 16 parents was the simulator's
- * hottest loop. Null (nothing written) for other sets.
+ * hottest loop.
  */
-function countAvailabilityByBytes(numPieces: number, have: PieceSet, parents: readonly PickerParent[], out: Uint32Array): number | null {
-  if (!(have instanceof Bitfield) || have.size !== numPieces) return null;
-  for (const p of parents) if (!(p.pieces instanceof Bitfield) || p.pieces.size !== numPieces) return null;
-  const mine = have.rawBytes();
+function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, raws: ReadonlyArray<Readonly<Uint8Array>>, np: number, out: Uint32Array): number {
   out.fill(0, 0, numPieces);
-  for (const p of parents) {
-    const theirs = (p.pieces as Bitfield).rawBytes();
-    for (let j = 0; j < mine.length; j++) {
+  const bytes = mine.length;
+  for (let k = 0; k < np; k++) {
+    const theirs = raws[k]!;
+    for (let j = 0; j < bytes; j++) {
       // Pieces 8j..8j+7, piece 8j in the high bit (the wire order, see bitfield.ts).
       let b = theirs[j]! & ~mine[j]! & 0xff;
       while (b !== 0) {
-        const k = Math.clz32(b) - 24;
-        out[(j << 3) + k]!++;
-        b &= ~(0x80 >>> k);
+        const bit = Math.clz32(b) - 24;
+        out[(j << 3) + bit]!++;
+        b &= ~(0x80 >>> bit);
       }
     }
   }
-  return numPieces - have.count;
+  return numPieces - held;
 }
 
 /** The other requests for a piece that just landed: cancel them (endgame losers). */
@@ -249,12 +322,13 @@ export function losersOf(piece: number, winnerId: string, inFlight: ReadonlyMap<
   return [...(inFlight.get(piece) ?? [])].filter((id) => id !== winnerId);
 }
 
-function shuffle<T>(a: T[], rng: () => number): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
+/** Fisher-Yates over a[from..to), from the end (the draw order the simulations were recorded with). */
+function shuffle<T extends { [i: number]: unknown }>(a: T, from: number, to: number, rng: () => number): T {
+  for (let i = to - from - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
-    const t = a[i]!;
-    a[i] = a[j]!;
-    a[j] = t;
+    const t = a[from + i];
+    a[from + i] = a[from + j];
+    a[from + j] = t;
   }
   return a;
 }

@@ -38,6 +38,9 @@ interface TParent {
   active: number;
 }
 
+/** A holding's children (holding.listeners): each download that has the holding's host as a parent, and that parent's record there. */
+type Children = Map<ThinDownload, TParent>;
+
 interface Live {
   req: PieceRequest;
   parent: TParent;
@@ -66,9 +69,9 @@ export class ThinEngine implements PeerEngine {
   }
 
   onPiece(_host: SimHost, holding: Holding, index: number): void {
-    const children = holding.listeners as Set<ThinDownload> | null;
+    const children = holding.listeners as Children | null;
     if (!children) return;
-    for (const c of children) c.parentHas(index, holding);
+    for (const [c, asParent] of children) c.parentHas(index, asParent);
   }
 
   /** Downloads the host runs now (they share its maxInFlight, as in TaskDownloader). */
@@ -82,9 +85,9 @@ export class ThinEngine implements PeerEngine {
     if (!crash) return;
     // Children polling its bitfield see the connection refused within half an RTT.
     for (const x of host.holdings) {
-      const children = x?.listeners as Set<ThinDownload> | null;
+      const children = x?.listeners as Children | null;
       if (!children) continue;
-      for (const c of [...children]) this.world.time.after(this.world.topo.rtt(host, c.host) / 2, () => c.parentGone(host.id));
+      for (const c of [...children.keys()]) this.world.time.after(this.world.topo.rtt(host, c.host) / 2, () => c.parentGone(host.id));
     }
   }
 }
@@ -216,7 +219,7 @@ class ThinDownload {
     const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
       this.parents.delete(p.id);
-      (p.holding.listeners as Set<ThinDownload>).delete(this);
+      (p.holding.listeners as Children).delete(this);
       this.released.push(p.id);
       this.releasedSince++;
     }
@@ -235,15 +238,15 @@ class ThinDownload {
     const holding = this.w.holding(host, this.layer);
     const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0 };
     this.parents.set(info.id, p);
-    let l = holding.listeners as Set<ThinDownload> | null;
-    if (!l) holding.listeners = l = new Set<ThinDownload>();
-    l.add(this);
+    let l = holding.listeners as Children | null;
+    if (!l) holding.listeners = l = new Map();
+    l.set(this, p);
   }
 
   private dropParent(p: TParent, reason: BadPeerReport['reason'], detail: string): void {
     if (this.parents.get(p.id) !== p) return;
     this.parents.delete(p.id);
-    (p.holding.listeners as Set<ThinDownload>).delete(this);
+    (p.holding.listeners as Children).delete(this);
     for (const [piece, reqs] of this.live) {
       const r = reqs.get(p.id);
       if (r) this.settle(piece, p.id, r, true);
@@ -262,16 +265,14 @@ class ThinDownload {
   }
 
   /**
-   * A parent got piece `index`: worth a turn only if we could use it now — from that parent, since
+   * Parent `p` got piece `index`: worth a turn only if we could use it now — from that parent, since
    * nothing changed at the others. With 10+ parents of 20 children each, skipping the turns a full
    * or paused parent cannot act on keeps the picker (O(pieces x parents)) off most piece events.
    */
-  parentHas(index: number, holding: Holding): void {
-    if (this.ended || !this.have || this.have.has(index) || this.inFlight.has(index) || this.budget() <= 0) return;
+  parentHas(index: number, p: TParent): void {
+    if (this.ended || !this.have || this.have.has(index) || this.inFlight.has(index)) return;
     const now = this.w.time.now();
-    for (const p of this.parents.values()) {
-      if (p.holding === holding && (p.active >= p.limit || p.pausedUntil > now)) return;
-    }
+    if (p.active >= p.limit || p.pausedUntil > now || this.budget() <= 0) return;
     this.schedule(now);
   }
 
@@ -418,7 +419,7 @@ class ThinDownload {
     this.ended = true;
     this.timerVer++;
     for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
-    for (const p of this.parents.values()) (p.holding.listeners as Set<ThinDownload>).delete(this);
+    for (const p of this.parents.values()) (p.holding.listeners as Children).delete(this);
     if (how !== 'back-to-source') this.announce(how, 0);
     this.done(how === 'done' ? { kind: 'done' } : { kind: 'fallback', reason: how });
   }
@@ -429,6 +430,6 @@ class ThinDownload {
     this.ended = true;
     this.timerVer++;
     for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
-    for (const p of this.parents.values()) (p.holding.listeners as Set<ThinDownload>).delete(this);
+    for (const p of this.parents.values()) (p.holding.listeners as Children).delete(this);
   }
 }

@@ -199,4 +199,41 @@ describe('PiecePicker', () => {
       { numRuns: 500 },
     );
   });
+  it('a picker reused across turns (its scratch kept) picks what a fresh one picks', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            n: fc.integer({ min: 1, max: 70 }),
+            parentHeld: fc.array(fc.array(fc.nat(69), { maxLength: 70 }), { minLength: 1, maxLength: 18 }),
+            held: fc.array(fc.nat(69), { maxLength: 60 }),
+            budget: fc.integer({ min: 1, max: 12 }),
+            sequentialFrom: fc.option(fc.nat(69), { nil: undefined }),
+          }),
+          { minLength: 2, maxLength: 6 },
+        ),
+        fc.nat(),
+        (turns, seed) => {
+          // Each turn draws from its own stream, so a fresh picker can replay any one turn.
+          let stream = rng(seed);
+          const reused = new PiecePicker({ rng: () => stream() });
+          turns.forEach((t, turn) => {
+            const clip = (xs: number[]) => xs.filter((i) => i < t.n);
+            const have = bits(t.n, clip(t.held));
+            // Repeated parent ids (k % 12) exercise "a repeated id counts once".
+            const parents: PickerParent[] = t.parentHeld.map((h, k) => ({ id: `p${k % 12}`, pieces: bits(t.n, clip(h)) }));
+            const input = { numPieces: t.n, have, haveCount: have.count, parents, inFlight: new Map(), maxAssignments: t.budget, ...(t.sequentialFrom !== undefined ? { sequentialFrom: t.sequentialFrom } : {}) };
+            stream = rng(seed + turn);
+            const got = reused.pick(input);
+            assert.deepEqual(got, new PiecePicker({ rng: rng(seed + turn) }).pick(input));
+            for (const x of got) {
+              assert.ok(!have.has(x.piece), 'never a held piece');
+              assert.ok(parents.find((p) => p.id === x.parentId)!.pieces.has(x.piece), 'only from the first parent of that id, which holds it');
+            }
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
