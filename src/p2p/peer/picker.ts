@@ -24,6 +24,7 @@ export interface PickInput {
   have: PieceSet;
   /** How many pieces we hold (drives the random-first phase). */
   haveCount: number;
+  /** Distinct ids. */
   parents: readonly PickerParent[];
   /** Outstanding requests: piece → ids of the parents it was requested from. */
   inFlight: ReadonlyMap<number, ReadonlySet<string>>;
@@ -70,11 +71,13 @@ export class PiecePicker {
   private order = new Int32Array(0);
   private sorted = new Int32Array(0);
   private bucketStart = new Int32Array(0);
-  /** Request slots left per parent (by position in input.parents; 0 for a repeated id). */
+  /** Request slots left per parent (by position in input.parents). */
   private free = new Int32Array(0);
   /** Each parent's raw bitfield bytes when every set is a Bitfield of numPieces (the fast path). */
   private raws: Array<Readonly<Uint8Array>> = [];
-  private readonly slotOf = new Map<string, number>();
+  /** Byte-lane counters of countAvailabilityByBytes. */
+  private laneHi = new Int32Array(0);
+  private laneLo = new Int32Array(0);
 
   constructor(opts: PickerOptions = {}) {
     this.perParentLimit = Math.max(1, opts.perParentLimit ?? 3);
@@ -95,23 +98,18 @@ export class PiecePicker {
     // Free request slots per parent, after what is already outstanding.
     if (this.free.length < np) this.free = new Int32Array(np * 2);
     const free = this.free;
-    const slotOf = this.slotOf;
-    slotOf.clear();
-    for (let k = 0; k < np; k++) {
-      const p = parents[k]!;
-      if (slotOf.has(p.id)) {
-        free[k] = 0;
-        continue;
-      }
-      slotOf.set(p.id, k);
-      free[k] = p.limit ?? this.perParentLimit;
-    }
+    for (let k = 0; k < np; k++) free[k] = parents[k]!.limit ?? this.perParentLimit;
     let inFlightPieces = 0;
     for (const [piece, ids] of inFlight) {
       if (ids.size > 0 && !have.has(piece)) inFlightPieces++;
+      // A linear scan: a handful of requests over a dozen parents costs less than a map per turn.
       for (const id of ids) {
-        const k = slotOf.get(id);
-        if (k !== undefined) free[k]!--;
+        for (let k = 0; k < np; k++) {
+          if (parents[k]!.id === id) {
+            free[k]!--;
+            break;
+          }
+        }
       }
     }
     /** Parents with a free slot left. */
@@ -128,7 +126,12 @@ export class PiecePicker {
     }
     const availability = this.availability;
     const raws = this.rawBitfields(numPieces, have, parents);
-    const missing = raws ? countAvailabilityByBytes(numPieces, (have as Bitfield).rawBytes(), (have as Bitfield).count, raws, np, availability) : countAvailability(numPieces, have, parents, availability);
+    const mine = raws && (have as Bitfield).rawBytes();
+    if (mine && this.laneHi.length < mine.length) {
+      this.laneHi = new Int32Array(mine.length);
+      this.laneLo = new Int32Array(mine.length);
+    }
+    const missing = mine ? countAvailabilityByBytes(numPieces, mine, (have as Bitfield).count, raws, np, availability, this.laneHi, this.laneLo) : countAvailability(numPieces, have, parents, availability);
     if (missing === 0) return [];
     // Pieces already requested are not fresh (endgame below may duplicate them).
     for (const [piece, ids] of inFlight) if (ids.size > 0 && piece >= 0 && piece < numPieces) availability[piece] = 0;
@@ -209,7 +212,7 @@ export class PiecePicker {
         if (i >= from && i < to) order[head++] = i;
         else sorted[r++] = i;
       }
-      order.set(sorted.subarray(0, r), head);
+      for (let c = 0; c < r; c++) order[head + c] = sorted[c]!;
     }
     if (input.haveCount < this.randomFirst) {
       shuffle(order, head, n, this.rng);
@@ -227,7 +230,8 @@ export class PiecePicker {
       const i = order[c]!;
       sorted[head + start[availability[i]!]!++] = i;
     }
-    order.set(sorted.subarray(head, n), head);
+    // A copy loop, not set(subarray()): a typed-array view per turn costs more than the copy.
+    for (let c = head; c < n; c++) order[c] = sorted[c]!;
     // start[a] is now where bucket a ends.
     let from = head;
     for (let a = 0; a <= maxAvail; a++) {
@@ -239,7 +243,7 @@ export class PiecePicker {
 
   /** Raw bytes of every parent's bitfield when all sets are Bitfields of numPieces, else null. */
   private rawBitfields(numPieces: number, have: PieceSet, parents: readonly PickerParent[]): Array<Readonly<Uint8Array>> | null {
-    if (!(have instanceof Bitfield) || have.size !== numPieces) return null;
+    if (!(have instanceof Bitfield) || have.size !== numPieces || parents.length > MAX_PARENTS_BY_BYTES) return null;
     const raws = this.raws;
     raws.length = parents.length;
     for (let k = 0; k < parents.length; k++) {
@@ -294,25 +298,44 @@ function countAvailability(numPieces: number, have: PieceSet, parents: readonly 
 }
 
 /**
- * countAvailability a byte of bitfield at a time, when every set involved is a Bitfield (the
- * downloader's and the simulator's are): O(parents x pieces / 8 + pieces held by parents that we
- * lack) instead of a has() call per piece and parent, which at 16 parents was the simulator's
- * hottest loop.
+ * Bit j of nibble n spread to byte j of a 32-bit word (bit 3, the nibble's first piece, to byte
+ * 0): adding these words counts four pieces at once, one byte-wide counter each.
  */
-function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, raws: ReadonlyArray<Readonly<Uint8Array>>, np: number, out: Uint32Array): number {
-  out.fill(0, 0, numPieces);
+const SPREAD_NIBBLE = Int32Array.from({ length: 16 }, (_, n) => {
+  let w = 0;
+  for (let k = 0; k < 4; k++) if (n & (8 >> k)) w |= 1 << (8 * k);
+  return w;
+});
+
+/** Parents countAvailabilityByBytes can count: its byte-wide counters must not overflow. */
+const MAX_PARENTS_BY_BYTES = 255;
+
+/**
+ * countAvailability a byte of bitfield at a time, when every set involved is a Bitfield (the
+ * downloader's and the simulator's are) and there are at most 255 parents: per parent and byte,
+ * two table lookups and two adds count the byte's eight pieces in byte-wide lanes (SWAR), with no
+ * branch per piece. A loop over the set bits was the simulator's hottest code at 16 parents.
+ * `hi`/`lo` are scratch of at least mine.length entries.
+ */
+function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, raws: ReadonlyArray<Readonly<Uint8Array>>, np: number, out: Uint32Array, hi: Int32Array, lo: Int32Array): number {
   const bytes = mine.length;
+  hi.fill(0, 0, bytes);
+  lo.fill(0, 0, bytes);
   for (let k = 0; k < np; k++) {
     const theirs = raws[k]!;
     for (let j = 0; j < bytes; j++) {
       // Pieces 8j..8j+7, piece 8j in the high bit (the wire order, see bitfield.ts).
-      let b = theirs[j]! & ~mine[j]! & 0xff;
-      while (b !== 0) {
-        const bit = Math.clz32(b) - 24;
-        out[(j << 3) + bit]!++;
-        b &= ~(0x80 >>> bit);
-      }
+      const b = theirs[j]! & ~mine[j]!;
+      hi[j]! += SPREAD_NIBBLE[(b >> 4) & 15]!;
+      lo[j]! += SPREAD_NIBBLE[b & 15]!;
     }
+  }
+  for (let j = 0; j < bytes; j++) {
+    const base = j << 3;
+    const h = hi[j]!;
+    const l = lo[j]!;
+    const n = Math.min(8, numPieces - base);
+    for (let k = 0; k < n; k++) out[base + k] = k < 4 ? (h >>> (8 * k)) & 255 : (l >>> (8 * (k - 4))) & 255;
   }
   return numPieces - held;
 }

@@ -85,9 +85,9 @@ export class VirtualTime implements Clock {
       if (t === Infinity || t > until) return;
       this.t = t;
       do {
-        const e = this.q.pop()!;
+        const fn = this.q.pop()!;
         this.events++;
-        e.fn();
+        fn();
       } while (this.q.peekTime() === t);
       if (this.settled) {
         this.settled = false;
