@@ -221,11 +221,10 @@ export class World {
       }
       const x = parent.holdings[layer.index];
       if (!x || !x.bf.has(index)) return this.answer(req, 'not-found', half);
-      const begin = () => this.beginUpload(req, parent, child, layer, bytes);
-      if (parent.uploads < parent.slots) return begin();
+      if (parent.uploads < parent.slots) return this.beginUpload(req, parent, child, layer, bytes);
       // As UploadSlots does: wait in a short line for a slot, or answer busy.
       if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
-      const entry = { req, begin };
+      const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, bytes) };
       parent.queued.push(entry);
       this.time.after(this.uploadQueueWaitMs, () => {
         const i = parent.queued.indexOf(entry);

@@ -21,7 +21,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
+import { type AnnounceState, busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -52,18 +52,20 @@ export class ThinEngine implements PeerEngine {
   readonly name = 'thin' as const;
   readonly k: DownloaderKnobs;
   private readonly running = new Map<SimHost, Set<ThinDownload>>();
+  /** Scratch for ThinDownload.schedule (one turn runs at a time). */
+  readonly candidates: PickerParent[] = [];
 
   constructor(readonly world: World) {
     this.k = downloaderDefaults(world.downloaderOptions);
   }
 
   start(host: SimHost, layer: Layer, done: (r: LayerOutcome) => void): void {
-    const d = new ThinDownload(this, host, layer, (r) => {
+    let set = this.running.get(host);
+    if (!set) this.running.set(host, (set = new Set()));
+    const d = new ThinDownload(this, host, layer, set, (r) => {
       this.running.get(host)?.delete(d);
       done(r);
     });
-    let set = this.running.get(host);
-    if (!set) this.running.set(host, (set = new Set()));
     set.add(d);
     d.tick();
   }
@@ -74,10 +76,6 @@ export class ThinEngine implements PeerEngine {
     for (const [c, asParent] of children) c.parentHas(index, asParent);
   }
 
-  /** Downloads the host runs now (they share its maxInFlight, as in TaskDownloader). */
-  downloads(host: SimHost): number {
-    return this.running.get(host)?.size ?? 1;
-  }
 
   kill(host: SimHost, crash: boolean): void {
     for (const d of this.running.get(host) ?? []) d.die();
@@ -122,11 +120,14 @@ class ThinDownload {
   private reqDeadline = Infinity;
   private timerVer = 0;
   private ended = false;
+  private readonly announceState: AnnounceState;
 
   constructor(
     private readonly eng: ThinEngine,
     readonly host: SimHost,
     private readonly layer: Layer,
+    /** The downloads its host runs now, itself included (they share the host's maxInFlight, as in TaskDownloader). */
+    private readonly siblings: ReadonlySet<ThinDownload>,
     private readonly done: (r: LayerOutcome) => void,
   ) {
     this.w = eng.world;
@@ -135,6 +136,8 @@ class ThinDownload {
     this.rng = seededRandom((this.w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0);
     this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: this.rng });
     this.startedAt = this.lastProgressAt = this.w.time.now();
+    const k = this.k;
+    this.announceState = { announcedOnce: false, lastAnnounceAt: 0, intervalMs: 0, lost: 0, released: 0, active: 0, minParents: k.minParents, wantParents: k.wantParents, earlyGapMs: k.earlyAnnounceGapMs, releaseDelayMs: 0 };
   }
 
   /** One turn of TaskDownloader.run()'s loop. */
@@ -191,18 +194,16 @@ class ThinDownload {
   }
 
   private earlyAt(): number | null {
-    return earlyAnnounceAt({
-      announcedOnce: this.announcedOnce,
-      lastAnnounceAt: this.lastAnnounceAt,
-      intervalMs: this.intervalMs,
-      lost: this.lost,
-      released: this.releasedSince,
-      active: this.parents.size,
-      minParents: this.k.minParents,
-      wantParents: this.k.wantParents,
-      earlyGapMs: this.k.earlyAnnounceGapMs,
-      releaseDelayMs: this.releaseDelayMs,
-    });
+    // One state object per download, refreshed: this runs twice per turn, millions of turns.
+    const a = this.announceState;
+    a.announcedOnce = this.announcedOnce;
+    a.lastAnnounceAt = this.lastAnnounceAt;
+    a.intervalMs = this.intervalMs;
+    a.lost = this.lost;
+    a.released = this.releasedSince;
+    a.active = this.parents.size;
+    a.releaseDelayMs = this.releaseDelayMs;
+    return earlyAnnounceAt(a);
   }
 
   /** TaskDownloader.idleMs(). */
@@ -216,7 +217,17 @@ class ThinDownload {
   private releaseIdle(now: number): void {
     const have = this.have;
     if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
-    const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    const idleMs = this.idleMs(now);
+    // idleParents' own first test, done here first: most turns no parent has been unused that long.
+    let due = false;
+    for (const p of this.parents.values()) {
+      if (p.active === 0 && now - p.usedAt >= idleMs) {
+        due = true;
+        break;
+      }
+    }
+    if (!due) return;
+    const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
       this.parents.delete(p.id);
       (p.holding.listeners as Children).delete(this);
@@ -270,16 +281,17 @@ class ThinDownload {
    * or paused parent cannot act on keeps the picker (O(pieces x parents)) off most piece events.
    */
   parentHas(index: number, p: TParent): void {
-    if (this.ended || !this.have || this.have.has(index) || this.inFlight.has(index)) return;
+    // Cheapest test first: the parent's record is at hand, the rest means reading our own state.
     const now = this.w.time.now();
-    if (p.active >= p.limit || p.pausedUntil > now || this.budget() <= 0) return;
+    if (p.active >= p.limit || p.pausedUntil > now) return;
+    if (this.ended || !this.have || this.have.has(index) || this.inFlight.has(index) || this.budget() <= 0) return;
     this.schedule(now);
   }
 
   // --- pieces --------------------------------------------------------------------------------
 
   private budget(): number {
-    const byCount = inFlightShare(this.k.maxInFlight, this.eng.downloads(this.host)) - this.nReq;
+    const byCount = inFlightShare(this.k.maxInFlight, this.siblings.size) - this.nReq;
     const byBytes = Math.max(this.nReq === 0 ? 1 : 0, Math.floor((this.k.maxInFlightBytes - this.nBytes) / this.layer.pieceSize));
     return Math.min(byCount, byBytes);
   }
@@ -289,8 +301,10 @@ class ThinDownload {
     if (!have || this.ended || have.isComplete()) return;
     const budget = this.budget();
     if (budget <= 0) return;
-    const candidates: PickerParent[] = [];
-    for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push({ id: p.id, pieces: p.holding.bf, limit: p.limit });
+    // A parent's record is a PickerParent (its live bitfield, its limit); the list is the engine's scratch (pick keeps neither).
+    const candidates = this.eng.candidates;
+    candidates.length = 0;
+    for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
     const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget });
     for (const a of picks) {
