@@ -244,18 +244,26 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
       }
       const abort = new AbortController();
       res.on('close', () => abort.abort());
-      writeHead();
       const stream = task.createReadStream({ start, end, signal: abort.signal });
-      stream.on('data', (c: Buffer) => (sent += c.length));
-      // A swarm failure must end the stream so the fallback below can take over.
-      // A back-to-source answer after the manifest also ends it (the pieces will never come).
+      // Headers go out with the first byte: if the swarm fails before it, the registry fallback
+      // below still answers with headers of its own instead of a reset connection.
+      stream.on('data', (c: Buffer) => {
+        if (sent === 0) writeHead();
+        sent += c.length;
+      });
+      // A swarm failure must end the stream so the fallback below can take over; so must a
+      // back-to-source answer after the manifest (the pieces will never come). Through the
+      // stream's signal, not stream.destroy(): a stream waiting for a piece cannot be destroyed
+      // until that piece comes (its async generator is suspended in the wait), which left the
+      // client waiting, headerless, until it gave up.
       job.result.then(
-        (r) => r.outcome !== 'done' && stream.destroy(new Error('scheduler sent this agent back to the registry')),
-        (err) => stream.destroy(err as Error),
+        (r) => r.outcome !== 'done' && abort.abort(new Error('scheduler sent this agent back to the registry')),
+        (err) => abort.abort(err),
       );
       // Not pipeline(): it would destroy the response on a swarm error, and the fallback below
       // needs the response open to continue from the registry where the swarm stopped.
       await pipeKeepOpen(stream, res);
+      if (sent === 0) writeHead();
       res.end();
       observe('swarm');
     } catch (err) {
