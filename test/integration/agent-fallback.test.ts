@@ -42,8 +42,7 @@ async function fakeScheduler(reply: (n: number) => AnnounceResponse): Promise<{ 
 }
 
 /** A parent that holds only piece 0: serves its bitfield and that piece; a long-poll for more never answers. */
-async function onePieceParent(digest: string, data: Buffer, pieceSize: number, total: number): Promise<{ url: string; server: Server; servedPiece0: () => boolean }> {
-  let served = false;
+async function onePieceParent(digest: string, data: Buffer, pieceSize: number, total: number): Promise<{ url: string; server: Server }> {
   const bits = Buffer.alloc(Math.ceil(total / 8));
   bits[0] = 0x80;
   const server = createServer((req, res) => {
@@ -56,12 +55,11 @@ async function onePieceParent(digest: string, data: Buffer, pieceSize: number, t
     if (url.pathname === `/p2p/v1/tasks/${digest}/pieces/0`) {
       const piece = data.subarray(0, pieceSize);
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': piece.length });
-      res.end(piece, () => (served = true));
-      return;
+      return res.end(piece);
     }
     res.writeHead(404).end();
   });
-  return { url: await listenLocal(server), server, servedPiece0: () => served };
+  return { url: await listenLocal(server), server };
 }
 
 async function listenLocal(server: Server): Promise<string> {
@@ -90,8 +88,9 @@ async function registryAndAgent(t: TestContext, size: number, scheduler: (data: 
 }
 
 /** GETs the blob through the agent and checks it came whole, with the registry's headers; returns the agent's recorded fallbacks. */
-async function getWholeBlob(agentUrl: string, data: Buffer, digest: string): Promise<Array<[string, string]>> {
+async function getWholeBlob(agentUrl: string, data: Buffer, digest: string, onHeaders?: () => void): Promise<Array<[string, string]>> {
   const res = await request(`${agentUrl}/v2/p2p/fallback/blobs/${digest}`, { headersTimeout: 20_000, bodyTimeout: 20_000 });
+  onHeaders?.();
   const body = Buffer.from(await res.body.arrayBuffer());
   assert.equal(res.statusCode, 200);
   assert.equal(res.headers['docker-content-digest'], digest);
@@ -119,18 +118,20 @@ test('swarm fails before the first byte: the client still gets the whole blob fr
 });
 
 test('swarm fails midway, while the client waits for the next piece: the registry serves the rest', async (t) => {
+  let clientHasBytes = false;
   const { data, digest, agentUrl } = await registryAndAgent(t, 9 * 1024 * 1024 + 5, async (blob) => {
     const m = manifestOf(blob);
     const parent = await onePieceParent(m.digest, blob, m.pieceSize, m.pieceDigests.length);
     t.after(() => closeServer(parent.server));
-    // The manifest and the one-piece parent; once piece 0 is out, back to the registry.
+    // The manifest and the one-piece parent; once the client has its first bytes (the agent sends
+    // the headers with them), back to the registry.
     const s = await fakeScheduler((n) =>
       n === 0
         ? { parents: [{ id: 'one-piece', url: parent.url, role: 'agent', labels: {} }], pieces: m, announceIntervalMs: 200, backToSource: false }
-        : { parents: [], announceIntervalMs: 200, backToSource: parent.servedPiece0() },
+        : { parents: [], announceIntervalMs: 200, backToSource: clientHasBytes },
     );
     t.after(() => closeServer(s.server));
     return s.url;
   });
-  assert.deepEqual(await getWholeBlob(agentUrl, data, digest), [[digest, 'swarm-failed-midway']]);
+  assert.deepEqual(await getWholeBlob(agentUrl, data, digest, () => (clientHasBytes = true)), [[digest, 'swarm-failed-midway']]);
 });
