@@ -13,7 +13,8 @@
 #   BENCH_SHAPING (auto | netns | in-process), BENCH_ADVERTISE_CAPS (1: in netns mode also pass the caps to the
 #   roles as --upload-limit/--download-limit, so the scheduler sizes children by uploadBps; default 0: tc only),
 #   BENCH_LOG_LEVEL (role log level, info), BENCH_KEEP_LOGS=DIR (copy every role's log and the per-phase data
-#   there before cleanup), BENCH_NODE_ARGS (extra node flags for every role, e.g. "--cpu-prof
+#   there before cleanup), BENCH_AGENT_ARGS (extra `shoal agent` flags, e.g. "--buffer-reclaim 12MiB"),
+#   BENCH_NODE_ARGS (extra node flags for every role, e.g. "--cpu-prof
 #   --cpu-prof-dir=/tmp/prof"), BENCH_WORKDIR (where data goes; default $TMPDIR or /tmp; needs about
 #   (agents + 5) x blob size free), BENCH_SKIP=churn,direct (leave phases out).
 #
@@ -82,6 +83,7 @@ LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
 SKIP=${BENCH_SKIP:-}
 ADVERTISE_CAPS=${BENCH_ADVERTISE_CAPS:-0}
 read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
+read -r -a AGENT_EXTRA_ARGS <<<"${BENCH_AGENT_ARGS:-}"
 SUBNET=10.231.0.0/16
 for v in N BLOB_MIB CAP SEED_MBIT REG_MBIT TIMEOUT_S; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -364,6 +366,7 @@ agent_args() {
   local a=(agent --listen "$(agent_ip "$i"):65001" --scheduler "$SCH_URL" --registry "$REG_URL" --data "$WORK/agents/$i")
   ((RACK_SIZE > 0)) && a+=(--labels "dc=dc1,zone=z1,rack=r$(((i - 1) / RACK_SIZE + 1))")
   if [ "$SHAPING" = in-process ] || [ "$ADVERTISE_CAPS" = 1 ]; then a+=(--upload-limit "${CAP}Mbit" --download-limit "${CAP}Mbit"); fi
+  a+=("${AGENT_EXTRA_ARGS[@]}")
   echo "${a[@]}"
 }
 
