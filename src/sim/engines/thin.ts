@@ -76,7 +76,6 @@ export class ThinEngine implements PeerEngine {
     for (const [c, asParent] of children) c.parentHas(index, asParent);
   }
 
-
   kill(host: SimHost, crash: boolean): void {
     for (const d of this.running.get(host) ?? []) d.die();
     this.running.delete(host);
@@ -217,17 +216,7 @@ class ThinDownload {
   private releaseIdle(now: number): void {
     const have = this.have;
     if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
-    const idleMs = this.idleMs(now);
-    // idleParents' own first test, done here first: most turns no parent has been unused that long.
-    let due = false;
-    for (const p of this.parents.values()) {
-      if (p.active === 0 && now - p.usedAt >= idleMs) {
-        due = true;
-        break;
-      }
-    }
-    if (!due) return;
-    const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
       this.parents.delete(p.id);
       (p.holding.listeners as Children).delete(this);
