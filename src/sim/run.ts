@@ -69,6 +69,10 @@ export interface VariantResult {
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
+  /** The random seed of the run (the variant's or the scenario's). */
+  seed?: number;
+  /** Piece bytes per byte of link capacity (network.payloadShare; 1 = payload at line rate). */
+  payload_share?: number;
   scheduler: (SchedulerLoad & { cpu_share: number; headroom: number; codec_cpu_share: number }) | null;
   scheduler_peak_msgs_per_s: number;
   scheduler_cpu_share: number;
@@ -274,6 +278,8 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       upload_queue_wait_ms: world.uploadQueueWaitMs,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
+      seed: world.seed,
+      payload_share: s.network.payloadShare ?? 1,
       virtual_s: virtualS,
       events: time.events,
       flows: world.net.stats.flowsStarted,

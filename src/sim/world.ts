@@ -129,6 +129,8 @@ export class World {
   completed = 0;
   killed = 0;
   crash = true;
+  /** The random seed of this run: the variant's, else the scenario's. */
+  readonly seed: number;
   private readonly seedFetches = new Map<string, boolean>();
 
   constructor(
@@ -137,7 +139,8 @@ export class World {
     readonly variant: Variant,
   ) {
     this.mode = variant.mode;
-    this.rng = seededRandom(scenario.seed ^ 0x5eed);
+    this.seed = variant.seed ?? scenario.seed;
+    this.rng = seededRandom(this.seed ^ 0x5eed);
     this.downloaderOptions = { ...scenario.downloader, ...variant.downloader };
     this.uploadWeightBase = variant.uploadWeightBase ?? scenario.network.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE;
     this.uploadQueue = variant.uploadQueue ?? scenario.network.uploadQueue ?? DEFAULT_UPLOAD_QUEUE;
@@ -164,7 +167,7 @@ export class World {
       (t.role === 'seed' ? this.seeds : this.agents).push(h);
     }
     this.registry = this.host(this.topo.registry, false);
-    this.sched = this.mode === 'direct' ? null : new SimScheduler(time, { ...scenario.scheduler, ...variant.scheduler }, (scenario.seed ^ 0x5c4ed) >>> 0);
+    this.sched = this.mode === 'direct' ? null : new SimScheduler(time, { ...scenario.scheduler, ...variant.scheduler }, (this.seed ^ 0x5c4ed) >>> 0);
     this.sched?.setSeedFetchHandler((seed, req) => {
       const h = this.byId.get(seed.id);
       const layer = this.byDigest.get(req.digest);

@@ -64,7 +64,7 @@ export class DownloaderEngine implements PeerEngine {
       store: { openTask: async () => target },
       clock: w.time,
       concurrentDownloads: () => set!.size,
-      rng: seededRandom((w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0),
+      rng: seededRandom((w.seed * 7919 + host.idx * 131 + layer.index) >>> 0),
       signal: ctl.signal,
     });
     dl.run().then(

@@ -102,16 +102,10 @@ class ThinDownload {
   private nBytes = 0;
   private reports: BadPeerReport[] = [];
   private released: string[] = [];
-  private releasedSince = 0;
   private pieceMs = 0;
   private have: Bitfield | null = null;
-  private announcedOnce = false;
-  private intervalMs = 3000;
   private nextAnnounceAt = 0;
-  private lastAnnounceAt = -Infinity;
-  private releaseDelayMs = 0;
   private readonly rng: () => number;
-  private lost = 0;
   private readonly startedAt: number;
   private lastProgressAt: number;
   private timerAt = Infinity;
@@ -119,7 +113,11 @@ class ThinDownload {
   private reqDeadline = Infinity;
   private timerVer = 0;
   private ended = false;
-  private readonly announceState: AnnounceState;
+  /**
+   * What parent-policy's earlyAnnounceAt() reads, kept in its own shape: that runs twice per turn,
+   * millions of turns, and a copy into it each time was measurable. `active` is refreshed per call.
+   */
+  private readonly ann: AnnounceState;
 
   constructor(
     private readonly eng: ThinEngine,
@@ -132,11 +130,11 @@ class ThinDownload {
     this.w = eng.world;
     this.k = eng.k;
     // One stream for the picker and the release delay, as TaskDownloader shares its rng.
-    this.rng = seededRandom((this.w.scenario.seed * 7919 + host.idx * 131 + layer.index) >>> 0);
+    this.rng = seededRandom((this.w.seed * 7919 + host.idx * 131 + layer.index) >>> 0);
     this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: this.rng });
     this.startedAt = this.lastProgressAt = this.w.time.now();
     const k = this.k;
-    this.announceState = { announcedOnce: false, lastAnnounceAt: 0, intervalMs: 0, lost: 0, released: 0, active: 0, minParents: k.minParents, wantParents: k.wantParents, earlyGapMs: k.earlyAnnounceGapMs, releaseDelayMs: 0 };
+    this.ann = { announcedOnce: false, lastAnnounceAt: -Infinity, intervalMs: 3000, lost: 0, released: 0, active: 0, minParents: k.minParents, wantParents: k.wantParents, earlyGapMs: k.earlyAnnounceGapMs, releaseDelayMs: 0 };
   }
 
   /** One turn of TaskDownloader.run()'s loop. */
@@ -159,15 +157,16 @@ class ThinDownload {
   private maybeAnnounce(now: number): void {
     const early = this.earlyAt();
     if (now < this.nextAnnounceAt && !(early !== null && early <= now)) return;
-    const first = !this.announcedOnce;
+    const a = this.ann;
+    const first = !a.announcedOnce;
     const res = this.announce(first ? 'started' : 'downloading', first ? this.k.wantParents : Math.max(0, this.k.wantParents - this.parents.size));
-    this.announcedOnce = true;
-    this.lastAnnounceAt = now;
-    this.lost = 0;
-    this.releasedSince = 0;
-    this.intervalMs = Math.max(100, res.announceIntervalMs);
-    this.nextAnnounceAt = now + this.intervalMs;
-    this.releaseDelayMs = drawReleaseDelay(this.rng, this.intervalMs, this.k.releaseSpreadMs, res.swapSpreadMs);
+    a.announcedOnce = true;
+    a.lastAnnounceAt = now;
+    a.lost = 0;
+    a.released = 0;
+    a.intervalMs = Math.max(100, res.announceIntervalMs);
+    this.nextAnnounceAt = now + a.intervalMs;
+    a.releaseDelayMs = drawReleaseDelay(this.rng, a.intervalMs, this.k.releaseSpreadMs, res.swapSpreadMs);
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
     if (res.pieces && !this.have) {
       this.have = this.w.holding(this.host, this.layer).bf;
@@ -193,16 +192,8 @@ class ThinDownload {
   }
 
   private earlyAt(): number | null {
-    // One state object per download, refreshed: this runs twice per turn, millions of turns.
-    const a = this.announceState;
-    a.announcedOnce = this.announcedOnce;
-    a.lastAnnounceAt = this.lastAnnounceAt;
-    a.intervalMs = this.intervalMs;
-    a.lost = this.lost;
-    a.released = this.releasedSince;
-    a.active = this.parents.size;
-    a.releaseDelayMs = this.releaseDelayMs;
-    return earlyAnnounceAt(a);
+    this.ann.active = this.parents.size;
+    return earlyAnnounceAt(this.ann);
   }
 
   /** TaskDownloader.idleMs(). */
@@ -221,7 +212,7 @@ class ThinDownload {
       this.parents.delete(p.id);
       (p.holding.listeners as Children).delete(this);
       this.released.push(p.id);
-      this.releasedSince++;
+      this.ann.released++;
     }
   }
 
@@ -253,7 +244,7 @@ class ThinDownload {
     }
     this.reports.push({ peerId: p.id, reason, detail });
     this.banned.set(p.id, reason === 'corrupt-piece' ? Infinity : this.w.time.now() + this.k.banMs);
-    this.lost++;
+    this.ann.lost++;
   }
 
   /** A parent's bitfield poll found it gone (connection refused). */

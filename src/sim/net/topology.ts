@@ -54,13 +54,17 @@ export class Topology {
     this.racks = this.zones * t.racksPerZone;
     this.rttMs = s.network.rttMs;
     this.interDcRttMs = s.network.interDcRttMs;
+    // Capacities are on the wire; flows carry payload: a link carries payloadShare of its rate in
+    // piece bytes (hosts keep their nominal upBps/downBps: the bound and the caps agents advertise).
+    const share = s.network.payloadShare ?? 1;
+    const link = (bytesPerSec: number) => net.addLink(bytesPerSec * share);
     // Agents round-robin over racks, so racks differ by at most one agent.
     const perRack = new Array<number>(this.racks).fill(0);
     for (let i = 0; i < s.nodes; i++) perRack[i % this.racks]!++;
     for (let r = 0; r < this.racks; r++) {
       const cap = t.rackOversubscription > 0 ? (perRack[r]! * input.nominalUpBps) / t.rackOversubscription : 0;
-      this.rackUp.push(net.addLink(cap));
-      this.rackDown.push(net.addLink(cap));
+      this.rackUp.push(link(cap));
+      this.rackDown.push(link(cap));
     }
     for (let z = 0; z < this.zones; z++) {
       let below = 0;
@@ -68,27 +72,27 @@ export class Topology {
         below += t.rackOversubscription > 0 ? (perRack[r]! * input.nominalUpBps) / t.rackOversubscription : perRack[r]! * input.nominalUpBps;
       }
       const cap = t.zoneOversubscription > 0 ? below / t.zoneOversubscription : 0;
-      this.zoneUp.push(net.addLink(cap));
-      this.zoneDown.push(net.addLink(cap));
+      this.zoneUp.push(link(cap));
+      this.zoneDown.push(link(cap));
     }
     for (let d = 0; d < t.dcs; d++) {
-      this.dcUp.push(net.addLink(t.dcUplinkBps));
-      this.dcDown.push(net.addLink(t.dcUplinkBps));
+      this.dcUp.push(link(t.dcUplinkBps));
+      this.dcDown.push(link(t.dcUplinkBps));
     }
     for (let i = 0; i < s.nodes; i++) {
       const rack = i % this.racks;
       const zone = Math.floor(rack / t.racksPerZone);
       const nic = input.agentNic(i);
-      this.hosts.push({ idx: i, role: 'agent', place: { dc: Math.floor(zone / t.zonesPerDc), zone, rack }, up: net.addLink(nic.up), down: net.addLink(nic.down), upBps: nic.up, downBps: nic.down });
+      this.hosts.push({ idx: i, role: 'agent', place: { dc: Math.floor(zone / t.zonesPerDc), zone, rack }, up: link(nic.up), down: link(nic.down), upBps: nic.up, downBps: nic.down });
     }
     let seedRack = this.racks;
     for (let d = 0; d < t.dcs; d++) {
       for (let k = 0; k < s.seeds.perDc; k++) {
         const idx = this.hosts.length;
-        this.hosts.push({ idx, role: 'seed', place: { dc: d, zone: d * t.zonesPerDc, rack: seedRack++ }, up: net.addLink(s.seeds.upBps), down: net.addLink(s.seeds.downBps), upBps: s.seeds.upBps, downBps: s.seeds.downBps });
+        this.hosts.push({ idx, role: 'seed', place: { dc: d, zone: d * t.zonesPerDc, rack: seedRack++ }, up: link(s.seeds.upBps), down: link(s.seeds.downBps), upBps: s.seeds.upBps, downBps: s.seeds.downBps });
       }
     }
-    this.registry = { idx: this.hosts.length, role: 'registry', place: { dc: -1, zone: -1, rack: -1 }, up: net.addLink(s.registryEgressBps), down: -1, upBps: s.registryEgressBps, downBps: 0 };
+    this.registry = { idx: this.hosts.length, role: 'registry', place: { dc: -1, zone: -1, rack: -1 }, up: link(s.registryEgressBps), down: -1, upBps: s.registryEgressBps, downBps: 0 };
   }
 
   /** Links from src to dst: src NIC, the uplinks up to the first common level, down again, dst NIC. */

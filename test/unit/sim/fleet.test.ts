@@ -153,3 +153,24 @@ test('peer servers keep a short line for upload slots unless a scenario says non
   assert.ok(busy(line) < busy(none), `busy answers with a line ${busy(line)}, without ${busy(none)}`);
   assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {uploadQueue: -1}')), /uploadQueue must be a number/);
 });
+
+test('links carry payloadShare of their rate as payload: a direct pull at half takes twice as long, the bound stays', async () => {
+  const half = parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {payloadShare: 0.5}'));
+  const [full, slow] = [await run('direct'), await runVariant(half, half.variants.find((v) => v.name === 'direct')!)];
+  assert.equal(full.payload_share, 1);
+  assert.equal(slow.payload_share, 0.5);
+  assert.equal(slow.bound_s, full.bound_s, 'the bound is on the nominal (wire) capacities');
+  // Twice the transfer time; the fixed costs (round trips, announces) do not scale.
+  assert.ok(slow.max_s / full.max_s > 1.9 && slow.max_s / full.max_s <= 2, `max ${slow.max_s} s against ${full.max_s} s`);
+  assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {payloadShare: 1.2}')), /payloadShare must be a number in \[0.5, 1\]/);
+});
+
+test('a variant can draw the fleet again with another seed; the run records which', async () => {
+  const again = parseScenario(TINY.replace('  - {name: thin,', '  - {name: seed8, mode: p2p-preheat, seed: 8}\n  - {name: thin,'));
+  const [base, other] = [await run('p2p-preheat'), await runVariant(again, again.variants.find((v) => v.name === 'seed8')!)];
+  assert.equal(base.seed, 7);
+  assert.equal(other.seed, 8);
+  assert.equal(other.completed, 20);
+  assert.notDeepEqual(other.cdf, base.cdf, 'another seed, another draw');
+  assert.throws(() => parseScenario(TINY.replace('  - {name: thin,', '  - {name: bad, mode: p2p, seed: -1}\n  - {name: thin,')), /seed must be a number/);
+});

@@ -56,3 +56,31 @@ test('the calibration section puts measured and simulated p50/max side by side, 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the calibration section compares the mean of several draws of the p2p run and says whether the measurement lies in their range', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-cal-'));
+  try {
+    const s = parseScenario('name: calibration-20\nnodes: 6\nimage: {layers: [8MiB]}\nnic: 100Mbit\nnetwork: {payloadShare: 0.9}\nvariants: [{name: p2p, mode: p2p, engine: downloader}, {name: p2p-seed43, mode: p2p, engine: downloader, seed: 43}, direct]\n');
+    const runs = [];
+    for (const v of s.variants) runs.push(await runVariant(s, v));
+    const r = collect(s, runs, 1);
+    writeResults(join(dir, 'results'), r);
+    const [a, b] = [r.results[0]!, r.results[1]!];
+    assert.notEqual(a.max_s, b.max_s, 'two seeds, two draws');
+    const meanP50 = (a.p50_s + b.p50_s) / 2;
+    // Measured p50 equal to the mean of the draws; measured max far beyond both.
+    const measured = { max_s: Math.max(a.max_s, b.max_s) * 2, p50_s: meanP50, p99_s: 1, peers: 6, blob_mib: 8, cap_mbit: 100, registry_mbit: 10_000 };
+    writeFileSync(join(dir, 'measured.json'), JSON.stringify(measured));
+    const md = readFileSync(writeReport(join(dir, 'results'), join(dir, 'REPORT.md'), join(dir, 'measured.json')).file, 'utf8');
+    const p2pRow = md.split('\n').find((l) => l.startsWith('| p2p (real TaskDownloader engine) |'));
+    assert.ok(p2pRow, md);
+    assert.match(p2pRow!, /\(mean of 2; [\d.]+ s–[\d.]+ s\) \| [\d.]+ s \| \+0\.0 % \|/, 'p50 compared by the mean of the two draws');
+    assert.match(md, /drawn 2 times \(seeds 1, 43\)/);
+    assert.match(md, /the measured p50 lies inside and the measured max outside their range/);
+    assert.match(md, /links carry 0\.9 of their rate as payload/);
+    assert.match(md, /Verdict on p2p p50 and max: \*\*outside 15 %\*\*/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
