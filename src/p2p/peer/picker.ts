@@ -221,7 +221,9 @@ export class PiecePicker {
     // Bucket by availability (small integers, a stable counting sort), shuffle inside each bucket:
     // O(n), random ties.
     if (this.bucketStart.length < maxAvail + 2) this.bucketStart = new Int32Array(maxAvail * 2 + 2);
-    const start = this.bucketStart.fill(0, 0, maxAvail + 2);
+    const start = this.bucketStart;
+    // Loops, not fill(0, from, to): the builtin's range form cost more than the whole count (profiled).
+    for (let a = 0; a < maxAvail + 2; a++) start[a] = 0;
     const availability = this.availability;
     for (let c = head; c < n; c++) start[availability[order[c]!]! + 1]!++;
     for (let a = 1; a <= maxAvail + 1; a++) start[a]! += start[a - 1]!;
@@ -319,8 +321,10 @@ const MAX_PARENTS_BY_BYTES = 255;
  */
 function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, raws: ReadonlyArray<Readonly<Uint8Array>>, np: number, out: Uint32Array, hi: Int32Array, lo: Int32Array): number {
   const bytes = mine.length;
-  hi.fill(0, 0, bytes);
-  lo.fill(0, 0, bytes);
+  for (let j = 0; j < bytes; j++) {
+    hi[j] = 0;
+    lo[j] = 0;
+  }
   for (let k = 0; k < np; k++) {
     const theirs = raws[k]!;
     for (let j = 0; j < bytes; j++) {
