@@ -155,6 +155,13 @@ class ThinDownload {
   private reports: BadPeerReport[] = [];
   private released: string[] = [];
   private pieceMs = 0;
+  /**
+   * No parent can turn idle before this (a lower bound, from the last nextDeadline, pulled earlier
+   * when a parent is added or a request to it ends), computed with idle limit idleDueMs: most
+   * turns skip the idle check, which every turn ran before.
+   */
+  private idleDue = -Infinity;
+  private idleDueMs = 0;
   private have: Bitfield | null = null;
   private nextAnnounceAt = 0;
   private readonly rng: () => number;
@@ -259,7 +266,10 @@ class ThinDownload {
   private releaseIdle(now: number): void {
     const have = this.have;
     if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
-    const idle = idleParents(this.parents.values(), { now, idleMs: this.idleMs(now), have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    const idleMs = this.idleMs(now);
+    // A shorter limit than the bound was computed with invalidates it.
+    if (now < this.idleDue && idleMs >= this.idleDueMs) return;
+    const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
       this.parents.delete(p.id);
       (p.holding.listeners as Children).delete(p);
@@ -281,6 +291,7 @@ class ThinDownload {
     const holding = this.w.holding(host, this.layer);
     const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1 };
     this.parents.set(info.id, p);
+    this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     let l = holding.listeners as Children | null;
     if (!l) holding.listeners = l = new Children();
     l.add(p);
@@ -403,7 +414,9 @@ class ThinDownload {
     }
     this.nReq--;
     entry.parent.active--;
-    entry.parent.usedAt = this.w.time.now();
+    const now = this.w.time.now();
+    entry.parent.usedAt = now;
+    this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     this.nBytes -= pieceBounds(this.layer, piece).length;
     if (cancel) this.w.cancel(entry.req);
   }
@@ -441,7 +454,11 @@ class ThinDownload {
     const early = this.earlyAt();
     if (early !== null) t = Math.min(t, early);
     for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
-    if (this.have) t = Math.min(t, Math.max(now + 1, nextIdleCheckAt(this.parents.values(), this.idleMs(now))));
+    if (this.have) {
+      this.idleDueMs = this.idleMs(now);
+      this.idleDue = nextIdleCheckAt(this.parents.values(), this.idleDueMs);
+      t = Math.min(t, Math.max(now + 1, this.idleDue));
+    }
     let d = Infinity;
     for (const reqs of this.live.values()) for (const e of reqs.values()) if (e.deadline < d) d = e.deadline;
     this.reqDeadline = d;
