@@ -43,10 +43,10 @@ interface TParent {
 
 /**
  * A holding's children (holding.listeners): the parent record of every download that has the
- * holding's host as a parent, in the order they subscribed, as a Map keyed by download kept them
- * (a re-added parent goes last), so runs stay identical. An array with holes instead of that Map:
- * every landed piece visits the ~20 children of its holder, millions of times at 10,000 nodes,
- * and walking an array costs less than a Map iterator. Holes are squeezed out once they are half
+ * holding's host as a parent. An array with holes rather than a Map keyed by download: every
+ * landed piece visits the ~20 children of its holder, millions of times at 10,000 nodes, and an
+ * array walk costs less than a Map iterator. It keeps the Map's order (subscription order; a
+ * re-added parent goes last), so runs stay identical. Holes are squeezed out once they are half
  * the array, never during a walk.
  */
 class Children {
