@@ -59,7 +59,8 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
   // The real-engine p2p run may be drawn several times (variants differing only in seed): compare
   // their mean, show their range. `p2p` is the first of them, for the fleet's parameters.
   const draws = r.results.filter((x) => x.mode === 'p2p' && x.engine === 'downloader' && !x.killed);
-  const p2p = draws[0] ?? r.results.find((x) => x.mode === 'p2p');
+  const p2pDraws = draws.length > 0 ? draws : r.results.filter((x) => x.mode === 'p2p').slice(0, 1);
+  const p2p = p2pDraws[0];
   const thins = r.results.filter((x) => x.mode === 'p2p' && x.engine === 'thin' && !x.killed);
   const direct = r.results.find((x) => x.mode === 'direct');
   if (!m) {
@@ -67,38 +68,34 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
     return out;
   }
   const rows: string[][] = [];
-  type Fig = { mean: number; text: string } | null;
-  const fig = (xs: Array<number | null | undefined>): Fig => (xs.length > 0 && xs.every((x) => !!x) ? spread(xs as number[]) : null);
-  const row = (label: string, vs: VariantResult[], mp50: Fig, mmax: Fig) => {
-    if (vs.length === 0) return;
-    const p50 = spread(vs.map((v) => v.p50_s));
-    const max = spread(vs.map((v) => v.max_s));
-    rows.push([label, p50.text, mp50?.text ?? 'n/a', pct(p50.mean, mp50?.mean), max.text, mmax?.text ?? 'n/a', pct(max.mean, mmax?.mean)]);
+  const fig = (xs: Array<number | null | undefined>): Fig | null => (xs.length > 0 && xs.every((x) => !!x) ? spread(xs as number[]) : null);
+  const row = (label: string, sim: SimFigs | null, mp50: Fig | null, mmax: Fig | null) => {
+    if (!sim) return;
+    rows.push([label, sim.p50.text, mp50?.text ?? 'n/a', pct(sim.p50.mean, mp50?.mean), sim.max.text, mmax?.text ?? 'n/a', pct(sim.max.mean, mmax?.mean)]);
   };
-  const p2pDraws = draws.length > 0 ? draws : p2p ? [p2p] : [];
   const runs = m.runs && m.runs.length > 0 ? m.runs : [{ p50_s: m.p50_s, max_s: m.max_s }];
   const measuredP50 = fig(runs.map((x) => x.p50_s));
   const measuredMax = fig(runs.map((x) => x.max_s));
-  row('p2p (real TaskDownloader engine)', p2pDraws, measuredP50, measuredMax);
-  row('p2p (thin engine)', thins, measuredP50, measuredMax);
-  row('direct from the registry', direct ? [direct] : [], fig([m.direct_p50_s]), fig([m.direct_max_s]));
+  const p2pFigs = simFigs(p2pDraws);
+  row('p2p (real TaskDownloader engine)', p2pFigs, measuredP50, measuredMax);
+  row('p2p (thin engine)', simFigs(thins), measuredP50, measuredMax);
+  row('direct from the registry', simFigs(direct ? [direct] : []), fig([m.direct_p50_s]), fig([m.direct_max_s]));
   out.push(...table(['variant', 'simulated p50', 'measured p50', 'difference', 'simulated max', 'measured max', 'difference'], rows));
   out.push('');
   const extra: string[] = [];
   if (p2p && m.origin_ratio !== undefined) extra.push(`registry egress / blob: simulated ${p2p.origin_ratio.toFixed(2)}×, measured ${m.origin_ratio.toFixed(2)}×`);
   if (p2p && m.agent_fallbacks !== undefined && m.agent_fallbacks !== null) extra.push(`agent fallbacks to the registry: simulated ${p2p.fallbacks}, measured ${m.agent_fallbacks}`);
   if (p2p && m.bound_s) extra.push(`Kumar–Ross bound: simulated ${secs(p2p.bound_s)}, bench ${secs(m.bound_s)}`);
-  if (p2pDraws.length > 1 && measuredP50 && measuredMax) {
-    const inside = (xs: number[], v: number) => v >= Math.min(...xs) && v <= Math.max(...xs);
-    const where = (xs: number[], v: number) => (inside(xs, v) ? 'inside' : 'outside');
-    extra.push(`the p2p run drawn ${p2pDraws.length} times with the real engine (seeds ${p2pDraws.map((v) => v.seed ?? '?').join(', ')}): differences are of their mean; the measured p50 lies ${where(p2pDraws.map((v) => v.p50_s), measuredP50.mean)} and the measured max ${where(p2pDraws.map((v) => v.max_s), measuredMax.mean)} their range`);
+  if (p2pFigs && p2pDraws.length > 1 && measuredP50 && measuredMax) {
+    const where = (sim: Fig, v: number) => (v >= sim.min && v <= sim.max ? 'inside' : 'outside');
+    extra.push(`the p2p run drawn ${p2pDraws.length} times with the real engine (seeds ${p2pDraws.map((v) => v.seed ?? '?').join(', ')}): differences are of their mean; the measured p50 lies ${where(p2pFigs.p50, measuredP50.mean)} and the measured max ${where(p2pFigs.max, measuredMax.mean)} their range`);
   }
   if (direct && direct.payload_share !== undefined && direct.payload_share < 1) {
     extra.push(`links carry ${direct.payload_share} of their rate as payload (network.payloadShare, the headers' share, set from the measured direct phase), so the direct row checks that setting rather than the model`);
   }
   if (m.cpu_idle_pct !== undefined && m.cpu_idle_pct !== null) extra.push(`machine CPU idle during the measured p2p phase ${m.cpu_idle_pct} %${m.foreign_cpu_s ? ` (other sessions' processes used ${m.foreign_cpu_s} CPU-s meanwhile)` : ''}`);
   if (extra.length) out.push(`${extra.join('; ')}.`, '');
-  if (p2p) {
+  if (p2p && p2pFigs) {
     const want: Record<string, number> = { peers: p2p.nodes, blob_mib: p2p.image_bytes / 1048576, cap_mbit: (p2p.nic_bps * 8) / 1e6, registry_mbit: (p2p.registry_bps * 8) / 1e6 };
     const off = Object.keys(want).filter((k) => {
       const v = (m as unknown as Record<string, unknown>)[k];
@@ -106,8 +103,7 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
     });
     if (off.length) out.push(`**Parameters differ** between the measured run and the scenario: ${off.map((k) => `${k} ${(m as unknown as Record<string, number>)[k]} vs ${want[k]}`).join(', ')} — adjust \`scenarios/${CALIBRATION}.yaml\` and rerun before comparing.`, '');
     const ok = (a: number, b: number | null | undefined) => !!b && Math.abs(a - b) / b <= TARGET;
-    const mean = (f: (v: VariantResult) => number) => p2pDraws.reduce((a, v) => a + f(v), 0) / p2pDraws.length;
-    const verdict = ok(mean((v) => v.max_s), measuredMax?.mean) && ok(mean((v) => v.p50_s), measuredP50?.mean) ? 'within' : 'outside';
+    const verdict = ok(p2pFigs.max.mean, measuredMax?.mean) && ok(p2pFigs.p50.mean, measuredP50?.mean) ? 'within' : 'outside';
     out.push(`Target: simulated completion times within 15 % of measured ones. Verdict on p2p p50 and max: **${verdict} 15 %**${m.git_head ? ` (measured at ${m.git_head}${m.source ? `, ${m.source}` : ''})` : ''}.`, '');
   }
   for (const n of m.notes ?? []) out.push(n, '');
@@ -115,8 +111,26 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
 }
 
 /** One run's figure, or the mean of several with their range (simulated draws or measured runs). */
-function spread(xs: number[]): { mean: number; text: string } {
+interface Fig {
+  mean: number;
+  min: number;
+  max: number;
+  text: string;
+}
+
+function spread(xs: number[]): Fig {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  if (xs.length === 1) return { mean, text: secs(mean) };
-  return { mean, text: `${secs(mean)} (mean of ${xs.length}; ${secs(Math.min(...xs))}–${secs(Math.max(...xs))})` };
+  const min = Math.min(...xs);
+  const max = Math.max(...xs);
+  return { mean, min, max, text: xs.length === 1 ? secs(mean) : `${secs(mean)} (mean of ${xs.length}; ${secs(min)}–${secs(max)})` };
+}
+
+interface SimFigs {
+  p50: Fig;
+  max: Fig;
+}
+
+/** p50 and max over one or several simulated runs; null for none. */
+function simFigs(vs: VariantResult[]): SimFigs | null {
+  return vs.length > 0 ? { p50: spread(vs.map((v) => v.p50_s)), max: spread(vs.map((v) => v.max_s)) } : null;
 }

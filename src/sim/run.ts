@@ -279,7 +279,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       seed: world.seed,
-      payload_share: s.network.payloadShare ?? 1,
+      payload_share: s.network.payloadShare,
       virtual_s: virtualS,
       events: time.events,
       flows: world.net.stats.flowsStarted,

@@ -86,11 +86,11 @@ export interface Scenario {
    * long, before the answer is busy (../p2p/peer/upload-slots.ts); unset = the peer server's defaults.
    */
   /**
-   * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); unset
-   * = 1, payload at line rate, which is optimistic by the header share (~5 % measured on tc-capped
+   * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); default
+   * 1, payload at line rate, which is optimistic by the header share (~5 % measured on tc-capped
    * links: scenarios/calibration-20.yaml).
    */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; payloadShare?: number };
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; payloadShare: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
@@ -236,7 +236,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       ...(network.uploadWeightBase !== undefined ? { uploadWeightBase: num(network.uploadWeightBase, 'network.uploadWeightBase', 1, 0.01, 1) } : {}),
       ...(network.uploadQueue !== undefined ? { uploadQueue: num(network.uploadQueue, 'network.uploadQueue', 0, 0, 1000) } : {}),
       ...(network.uploadQueueWaitMs !== undefined ? { uploadQueueWaitMs: num(network.uploadQueueWaitMs, 'network.uploadQueueWaitMs', 0, 0, 60_000) } : {}),
-      ...(network.payloadShare !== undefined ? { payloadShare: num(network.payloadShare, 'network.payloadShare', 1, 0.5, 1) } : {}),
+      payloadShare: num(network.payloadShare, 'network.payloadShare', 1, 0.5, 1),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),

@@ -479,10 +479,7 @@ class ThinDownload {
 
   private finish(how: 'done' | 'failed' | 'back-to-source'): void {
     if (this.ended) return;
-    this.ended = true;
-    this.timerVer++;
-    for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
-    for (const p of this.parents.values()) (p.holding.listeners as Children).delete(p);
+    this.stop();
     if (how !== 'back-to-source') this.announce(how, 0);
     this.done(how === 'done' ? { kind: 'done' } : { kind: 'fallback', reason: how });
   }
@@ -490,6 +487,11 @@ class ThinDownload {
   /** The host died: stop without a word (no final announce). */
   die(): void {
     if (this.ended) return;
+    this.stop();
+  }
+
+  /** Ends the download: no more turns, its requests cancelled, its parents' children lists left. */
+  private stop(): void {
     this.ended = true;
     this.timerVer++;
     for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);

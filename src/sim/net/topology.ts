@@ -56,8 +56,7 @@ export class Topology {
     this.interDcRttMs = s.network.interDcRttMs;
     // Capacities are on the wire; flows carry payload: a link carries payloadShare of its rate in
     // piece bytes (hosts keep their nominal upBps/downBps: the bound and the caps agents advertise).
-    const share = s.network.payloadShare ?? 1;
-    const link = (bytesPerSec: number) => net.addLink(bytesPerSec * share);
+    const link = (bytesPerSec: number) => net.addLink(bytesPerSec * s.network.payloadShare);
     // Agents round-robin over racks, so racks differ by at most one agent.
     const perRack = new Array<number>(this.racks).fill(0);
     for (let i = 0; i < s.nodes; i++) perRack[i % this.racks]!++;
