@@ -4,7 +4,7 @@
 // and an agent must stay under 100 MB. It keeps what the agent relied on: keep-alive pools per
 // origin, connect / headers / body timeouts with stable error codes, abort signals, and bodies
 // that can be iterated, read as text or JSON, or dropped.
-import { Agent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type AgentOptions, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 
 export type HttpClientErrorCode = 'CONNECT_TIMEOUT' | 'HEADERS_TIMEOUT' | 'BODY_TIMEOUT';
@@ -58,7 +58,10 @@ export class HttpPool {
 
   constructor(o: HttpPoolOptions = {}) {
     // Idle connections close when the server's Keep-Alive hint says so (node:http honours it).
-    this.agent = new Agent({ keepAlive: true, maxSockets: o.connections ?? 6, scheduling: 'lifo' });
+    // readableHighWaterMark 1: a socket that coalescedChunks pauses stops reading from the kernel
+    // after one more read (at the default 16 KiB it goes on reading packet by packet until 16 KiB
+    // are buffered, one event-loop wake-up each). A flowing socket is not affected: it never buffers.
+    this.agent = new Agent({ keepAlive: true, maxSockets: o.connections ?? 6, scheduling: 'lifo', readableHighWaterMark: 1 } as AgentOptions);
     this.connectTimeoutMs = o.connectTimeoutMs ?? 3000;
   }
 
@@ -107,40 +110,95 @@ export class HttpPool {
 export interface CoalescedReadOptions {
   /** A chunk smaller than this makes the reader wait before the next read. Default 64 KiB. */
   minChunkBytes?: number;
-  /** How long the socket is left unread after a short chunk. Default 20 ms. */
+  /** Shortest hold after a short chunk. Default 20 ms. */
   waitMs?: number;
+  /** Longest hold, for the slowest flows. Default 100 ms. */
+  maxWaitMs?: number;
 }
 
 /**
- * Iterates a response body, leaving the socket unread for `waitMs` after every short chunk so that
+ * Iterates a response body, leaving the socket unread for a while after every short chunk so that
  * the kernel gathers what arrives meanwhile into one read. Why: a paced flow (a tc-shaped link, a
  * slow parent) delivers a packet or two per socket read, and each read costs a pass through the
- * HTTP parser, the stream, the consumer's await and its hash and write: at 20 Mbit/s that was most
- * of an agent's CPU. A fast flow fills 64 KiB reads and is never held. The bytes wait in the
- * socket's receive buffer, which TCP sizes for far more than `waitMs` of a paced flow.
+ * HTTP parser, the stream, the consumer's await and its hash and write: at 6-20 Mbit/s shared by
+ * eight pieces in flight that was most of an agent's CPU. The hold is sized to the flow's rate so a
+ * read gathers about half of minChunk: an eighth of 6 Mbit/s waits 100 ms (9 KB a read, not 1.4),
+ * a 20 Mbit/s flow 20 ms. A fast flow fills 64 KiB reads and is never held. The bytes wait in the
+ * socket's receive buffer, which TCP sizes (128 KiB at first) for far more than one hold.
  */
 export async function* coalescedChunks(body: IncomingMessage, o: CoalescedReadOptions = {}): AsyncGenerator<Buffer> {
   const minChunk = o.minChunkBytes ?? 64 * 1024;
-  const waitMs = o.waitMs ?? 20;
-  const socket = body.socket;
+  const minWait = o.waitMs ?? 20;
+  const maxWait = Math.max(minWait, o.maxWaitMs ?? 100);
+  const socket = body.socket as HoldableSocket | null;
+  const started = performance.now();
+  let received = 0;
   let held = false;
+  const release = () => {
+    held = false;
+    socket!._paused = false;
+    socket!.resume();
+  };
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
+      received += chunk.length;
       yield chunk;
-      if (chunk.length < minChunk && waitMs > 0 && !body.complete && socket && !socket.destroyed) {
+      if (chunk.length < minChunk && minWait > 0 && !body.complete && socket && !socket.destroyed) {
+        // _paused keeps node:http's IncomingMessage._read from resuming the socket as soon as the
+        // body's own buffer runs low (its readStart() checks this flag); without it the hold is
+        // undone at once and the socket keeps waking the loop for every packet.
+        socket._paused = true;
         socket.pause();
         held = true;
-        await new Promise((resolve) => setTimeout(resolve, waitMs));
-        held = false;
+        await readTick(holdMs(minChunk / 2, received, performance.now() - started, minWait, maxWait));
         // Resumed by hand: the stream's own read() does not call _read again while a read is pending.
-        socket.resume();
+        release();
       }
     }
   } finally {
     // A reused keep-alive socket must not stay paused, or the next response on it never arrives.
-    if (held && socket && !socket.destroyed) socket.resume();
+    if (held && socket && !socket.destroyed) release();
   }
 }
+
+/**
+ * How long to hold a flow that has moved `bytes` in `elapsedMs` so the next read gathers about
+ * `target` bytes, within [minMs, maxMs]; rounded up to a power-of-two multiple of minMs so that
+ * flows of similar speed share a tick (see readTick).
+ */
+export function holdMs(target: number, bytes: number, elapsedMs: number, minMs: number, maxMs: number): number {
+  if (bytes <= 0 || elapsedMs <= 0) return minMs;
+  const want = (target / bytes) * elapsedMs;
+  let ms = minMs;
+  while (ms < want && ms < maxMs) ms *= 2;
+  return Math.min(ms, maxMs);
+}
+
+/** node:http's own flag for a socket paused on purpose (see coalescedChunks). */
+type HoldableSocket = NonNullable<IncomingMessage['socket']> & { _paused?: boolean };
+
+/**
+ * The end of the current read tick of `ms`: every body paused within one tick resumes at its end,
+ * on one shared timer. With a timer per body, eight paced pieces in flight woke the event loop
+ * 400 times a second for timers alone, each wake-up a syscall round trip that cost more than the
+ * read it saved; sharing it, the loop wakes once per tick and finds every socket's bytes waiting.
+ */
+function readTick(ms: number): Promise<void> {
+  let tick = ticks.get(ms);
+  if (!tick) {
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => (release = resolve));
+    tick = done;
+    ticks.set(ms, tick);
+    setTimeout(() => {
+      ticks.delete(ms);
+      release();
+    }, ms);
+  }
+  return tick;
+}
+
+const ticks = new Map<number, Promise<void>>();
 
 function withHelpers(res: IncomingMessage): ResponseBody {
   const body = res as ResponseBody;

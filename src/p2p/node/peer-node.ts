@@ -4,7 +4,8 @@ import { hostname } from 'node:os';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../server/metrics.js';
 import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
@@ -62,7 +63,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     backToSource: new RateLimiter({ rate: o.backToSourceBps }),
   };
   const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: `shoal_${o.role}_` });
+  collectProcessMetrics(metrics, `shoal_${o.role}_`);
   const bytes = new Counter({
     name: `shoal_${o.role}_bytes_total`,
     help: 'Blob bytes by where they came from or went: peers (received from agents), seed (received from seeds), origin (from the registry), cache (served from local disk), uploaded (served to peers)',

@@ -1,7 +1,8 @@
 // Prometheus metrics of the scheduler. Counters and gauges read the core's stats() at scrape time
 // (collect callbacks), so the hot path never touches prom-client; only per-request HTTP metrics
 // are recorded as requests finish.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '../../server/metrics.js';
 import type { SchedulerCore, SchedulerStats } from './core.js';
 
 export interface SchedulerMetrics {
@@ -43,7 +44,7 @@ export function createSchedulerMetrics(core: SchedulerCore, registry?: Registry)
   const reg = registry ?? new Registry();
   // Process CPU/memory/event-loop metrics, unless the shared registry already has them.
   if (!reg.getSingleMetric('shoal_process_cpu_seconds_total') && !reg.getSingleMetric('process_cpu_seconds_total')) {
-    collectDefaultMetrics({ register: reg, prefix: 'shoal_' });
+    collectProcessMetrics(reg, 'shoal_');
   }
   // One stats() snapshot per scrape, shared by every collect callback in that scrape.
   let snapshot: SchedulerStats | undefined;

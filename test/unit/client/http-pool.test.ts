@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { spawn } from 'node:child_process';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { coalescedChunks, HttpPool, HttpClientError } from '../../../src/client/http-pool.js';
+import { coalescedChunks, holdMs, HttpPool, HttpClientError } from '../../../src/client/http-pool.js';
 
 const closers: Array<() => Promise<void>> = [];
 after(async () => {
@@ -159,22 +159,42 @@ test('coalescedChunks gathers a paced body into few large reads and leaves the k
   });
   server.on('connection', () => connections++);
   const p = pool({ connections: 1 });
+  // Chunks the consumer sees, and reads the socket made (each read is one 'data' event: the
+  // hold must stop the socket itself, not only the body, or every packet still wakes the loop).
   const count = async (coalesce: boolean) => {
     const res = await p.request(`${url}/paced`);
+    let socketReads = 0;
+    const onData = () => socketReads++;
+    res.body.socket.on('data', onData);
     let chunks = 0;
     let bytes = 0;
     for await (const c of coalesce ? coalescedChunks(res.body, { waitMs: 20 }) : (res.body as AsyncIterable<Buffer>)) {
       chunks++;
       bytes += c.length;
     }
+    res.body.socket?.off('data', onData);
     assert.equal(bytes, size);
-    return chunks;
+    return { chunks, socketReads };
   };
   const plain = await count(false);
   const coalesced = await count(true);
-  assert.ok(plain >= 40, `a paced body arrives in many small reads (${plain})`);
-  assert.ok(coalesced * 3 <= plain, `coalesced reads: ${coalesced}, plain: ${plain}`);
+  assert.ok(plain.chunks >= 40 && plain.socketReads >= 40, `a paced body arrives in many small reads (${JSON.stringify(plain)})`);
+  assert.ok(coalesced.chunks * 3 <= plain.chunks, `coalesced chunks: ${coalesced.chunks}, plain: ${plain.chunks}`);
+  // One socket read per chunk handed on (and the headers'): the socket did not read on, packet by
+  // packet, behind a hold. (Before the socket itself was held: 15 reads for 8 chunks.)
+  assert.ok(coalesced.socketReads <= coalesced.chunks + 2, `socket reads while coalescing: ${coalesced.socketReads} for ${coalesced.chunks} chunks`);
   // The next request reuses the socket the coalesced read paused and resumed.
   assert.equal(await (await p.request(`${url}/small`)).body.text(), 'after');
   assert.equal(connections, 1);
+});
+
+test('holdMs sizes a hold to the flow rate, in doubling steps between the bounds', () => {
+  // No history yet: the shortest hold.
+  assert.equal(holdMs(32_768, 0, 0, 20, 100), 20);
+  // 3.2 MB/s: 32 KiB arrive in ~10 ms, under the floor.
+  assert.equal(holdMs(32_768, 3_200_000, 1000, 20, 100), 20);
+  // 1 MB/s: ~33 ms wanted, the next step up is 40.
+  assert.equal(holdMs(32_768, 1_000_000, 1000, 20, 100), 40);
+  // 94 KB/s (an eighth of 6 Mbit/s): ~350 ms wanted, capped at 100.
+  assert.equal(holdMs(32_768, 94_000, 1000, 20, 100), 100);
 });
