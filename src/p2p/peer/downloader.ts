@@ -10,7 +10,7 @@ import { Bitfield } from './bitfield.js';
 import { systemClock, type Clock } from './clock.js';
 import { PeerError, isPeerError, isTransportError, type PeerErrorCode } from './errors.js';
 import { pieceBounds, validateManifest } from './manifest.js';
-import { PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
+import { isLagging, PiecePicker, type PickerOptions, type PickerParent } from './picker.js';
 import type { ByteLimiter } from './rate-limiter.js';
 import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
 
@@ -660,6 +660,16 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
 
   // ---- pieces --------------------------------------------------------------------------------
 
+  /** When the oldest outstanding request for `piece` started. */
+  private firstFetchStart(piece: number): number | undefined {
+    let first: number | undefined;
+    for (const ctl of this.inFlight.get(piece)?.values() ?? []) {
+      const t = this.fetchStarted.get(ctl);
+      if (t !== undefined && (first === undefined || t < first)) first = t;
+    }
+    return first;
+  }
+
   private inFlightLimit(): number {
     return inFlightShare(this.o.maxInFlight, this.opts.concurrentDownloads?.() ?? 1);
   }
@@ -689,6 +699,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       parents: candidates,
       inFlight,
       maxAssignments: budget,
+      lagging: (piece) => isLagging(this.firstFetchStart(piece), now, this.pieceMs),
       ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}),
     });
     for (const a of picks) {

@@ -13,7 +13,7 @@
 // byte budget, piece timeout, stall timeout, endgame (picker) with losers cancelled, back-to-source.
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
 import type { AnnounceResponse, BadPeerReport, PeerInfo, TaskState } from '../../p2p/protocol.js';
-import { PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
+import { isLagging, PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
 import { inFlightShare, pieceTimeoutMs, stallLimitMs } from '../../p2p/peer/downloader.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
 import type { Bitfield } from '../../p2p/peer/bitfield.js';
@@ -349,12 +349,19 @@ class ThinDownload {
     candidates.length = 0;
     for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
-    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget });
+    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging });
     for (const a of picks) {
       const p = this.parents.get(a.parentId);
       if (p) this.fetch(a.piece, p, now);
     }
   }
+
+  /** PickInput.lagging, as the TaskDownloader answers it: the piece's oldest request against pieceMs. */
+  private readonly lagging = (piece: number): boolean => {
+    let first: number | undefined;
+    for (const e of this.live.get(piece)?.values() ?? []) if (first === undefined || e.startedAt < first) first = e.startedAt;
+    return isLagging(first, this.w.time.now(), this.pieceMs);
+  };
 
   private fetch(piece: number, p: TParent, now: number): void {
     const { length } = pieceBounds(this.layer, piece);

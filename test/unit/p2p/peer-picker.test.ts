@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
-import { PiecePicker, losersOf, type Assignment, type PickerParent } from '../../../src/p2p/peer/picker.js';
+import { ENDGAME_LAG, isLagging, PiecePicker, losersOf, type Assignment, type PickerParent } from '../../../src/p2p/peer/picker.js';
 
 function bits(n: number, held: number[]): Bitfield {
   const b = new Bitfield(n);
@@ -94,6 +94,32 @@ describe('PiecePicker', () => {
     assert.deepEqual(picks.filter((p) => p.piece === 7).map((p) => p.parentId), ['B']);
     assert.deepEqual(picks.filter((p) => p.piece === 6).map((p) => p.parentId).sort(), ['B', 'C']);
     assert.deepEqual(losersOf(6, 'C', new Map([[6, new Set(['A', 'B', 'C'])]])).sort(), ['A', 'B']);
+  });
+
+  it('endgame with more than the threshold missing copies only late pieces; at the threshold, any', () => {
+    const n = 16;
+    const parents: PickerParent[] = [
+      { id: 'A', pieces: Bitfield.full(n), limit: 8 },
+      { id: 'B', pieces: Bitfield.full(n), limit: 8 },
+    ];
+    // Six missing (10..15), all requested from A; only 12 and 14 are late.
+    const inFlight = new Map(range(10, 16).map((i) => [i, new Set(['A'])] as [number, Set<string>]));
+    const late = new Set([12, 14]);
+    const pick = (have: Bitfield, flying: Map<number, Set<string>>) =>
+      new PiecePicker({ rng: rng(9) }).pick({ numPieces: n, have, haveCount: have.count, parents, inFlight: flying, maxAssignments: 8, lagging: (i) => late.has(i) });
+    const picks = pick(bits(n, range(0, 10)), inFlight);
+    assert.deepEqual(picks.map((p) => `${p.piece}@${p.parentId}`).sort(), ['12@B', '14@B']);
+    assert.ok(picks.every((p) => p.endgame));
+    // Two missing (the threshold): both are copied, late or not.
+    const tail = pick(bits(n, range(0, 14)), new Map([[14, new Set(['A'])], [15, new Set(['A'])]]));
+    assert.deepEqual(tail.map((p) => `${p.piece}@${p.parentId}`).sort(), ['14@B', '15@B']);
+  });
+
+  it('isLagging: out for over ENDGAME_LAG piece times, and never before a piece time is known', () => {
+    assert.equal(isLagging(undefined, 10_000, 1000), false);
+    assert.equal(isLagging(0, 10_000, 0), false);
+    assert.equal(isLagging(1000, 1000 + ENDGAME_LAG * 1000, 1000), false);
+    assert.equal(isLagging(1000, 1001 + ENDGAME_LAG * 1000, 1000), true);
   });
 
   it('no endgame while un-requested pieces remain (beyond the small threshold)', () => {
