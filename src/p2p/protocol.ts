@@ -85,6 +85,11 @@ export interface HeartbeatRequest {
   peer: PeerInfo;
   /** Tasks this peer has complete (seeds: everything they fetched). */
   completeTasks?: Digest[];
+  /**
+   * Pieces this peer is uploading right now. A seed that children report unreachable but that is
+   * serving some is congested, not cut off, and stays a source (origin.ts hasSource).
+   */
+  uploading?: number;
 }
 
 /** POST /scheduler/v1/tasks/{digest}/pieces: a seed publishes a verified piece manifest. */

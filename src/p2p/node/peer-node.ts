@@ -132,7 +132,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     startHeartbeats(complete) {
       const beat = async () => {
         try {
-          await scheduler.heartbeat({ peer: self, ...(complete ? { completeTasks: complete() as Digest[] } : {}) });
+          await scheduler.heartbeat({ peer: self, uploading: routes.stats.activeUploads, ...(complete ? { completeTasks: complete() as Digest[] } : {}) });
           if (lastHeartbeatError) o.log.info({ scheduler: o.schedulerUrl }, 'scheduler reachable again');
           lastHeartbeatError = '';
         } catch (err) {

@@ -140,6 +140,7 @@ function heartbeat(v: unknown): HeartbeatRequest {
   if (!isObject(v)) return fail('(body)', `expected object, received ${kind(v)}`);
   const out: HeartbeatRequest = { peer: peerInfo(v.peer, 'peer') };
   if (v.completeTasks !== undefined) out.completeTasks = array(v.completeTasks, 'completeTasks', 100_000).map((d, i) => digest(d, `completeTasks.${i}`));
+  if (v.uploading !== undefined) out.uploading = int(v.uploading, 'uploading', 0, 1_000_000);
   return out;
 }
 

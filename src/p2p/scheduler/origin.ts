@@ -26,11 +26,19 @@ export class OriginPlanner {
     return seed.deadline >= now && seed.cooldownUntil <= now && !task.blocked.has(seed.info.id);
   }
 
-  /** The swarm can be fed without the origin: a manifest plus a live seed or a done agent. */
+  /**
+   * The swarm can be fed without the origin: a manifest plus a live seed or a done agent. A seed
+   * cooled down by its children's reports still counts while its heartbeats say it is uploading:
+   * children that time out connecting to a seed that serves others meet congestion (a full
+   * drop-tail queue loses their SYNs), not a seed cut off from the swarm, and granting them the
+   * registry cost three extra copies of the blob in a CPU-starved 50-agent bench run.
+   */
   hasSource(task: Task, now: number): boolean {
     if (!task.manifest) return false;
     if (task.done > 0) return true;
-    for (const s of this.holders.get(task.digest) ?? []) if (this.liveHolder(task, s, now)) return true;
+    for (const s of this.holders.get(task.digest) ?? []) {
+      if (this.liveHolder(task, s, now) || (s.servingUntil >= now && s.deadline >= now && !task.blocked.has(s.info.id))) return true;
+    }
     return false;
   }
 

@@ -53,6 +53,7 @@ export const announceSchema = z.object({
 export const heartbeatSchema = z.object({
   peer: peerInfoSchema,
   completeTasks: z.array(digest).max(100_000).optional(),
+  uploading: z.number().int().min(0).max(1_000_000).optional(),
 }) satisfies z.ZodType<HeartbeatRequest, unknown>;
 
 export const pieceManifestSchema = z.object({

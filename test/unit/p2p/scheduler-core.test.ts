@@ -483,3 +483,18 @@ test('replacement requests examine a sample sized to what they ask for; a full r
   assert.equal(sampleSizeFor(1, 40), 16);
   assert.equal(sampleSizeFor(1, 5), 5);
 });
+
+test('a seed its children report unreachable stays a source while its heartbeats say it is uploading; otherwise agents get the registry', () => {
+  for (const uploading of [0, 4]) {
+    const { core } = setup({ reportThreshold: 2, backToSourceLimit: 3 });
+    core.heartbeat({ peer: seed('s1'), uploading }, 1);
+    assert.ok(ids(core.announce(ann(agent('a0')), 1).parents).includes('s1'));
+    core.announce(ann(agent('x1'), { want: 0, bad: [{ peerId: 's1', reason: 'unreachable' }] }), 2);
+    core.announce(ann(agent('x2'), { want: 0, bad: [{ peerId: 's1', reason: 'unreachable' }] }), 2);
+    assert.equal(core.stats().cooldowns, 1, 'two reports cool the seed down for everyone');
+    const r = core.announce(ann(agent('late')), 3);
+    assert.ok(!ids(r.parents).includes('s1'), 'a cooled-down seed is not handed out either way');
+    if (uploading) assert.equal(r.backToSource, false, 'the seed serves others: congestion, not a cut-off seed');
+    else assert.equal(r.backToSource, true, 'an idle seed nobody can reach: the registry feeds the swarm');
+  }
+});
