@@ -179,9 +179,9 @@ type HoldableSocket = NonNullable<IncomingMessage['socket']> & { _paused?: boole
 
 /**
  * The end of the current read tick of `ms`: every body paused within one tick resumes at its end,
- * on one shared timer. With a timer per body, eight paced pieces in flight woke the event loop
- * 400 times a second for timers alone, each wake-up a syscall round trip that cost more than the
- * read it saved; sharing it, the loop wakes once per tick and finds every socket's bytes waiting.
+ * on one shared timer. With a timer per body, eight paced pieces in flight could wake the event
+ * loop 400 times a second for timers alone; sharing one, the loop wakes once per tick and finds
+ * every held socket's bytes waiting.
  */
 function readTick(ms: number): Promise<void> {
   let tick = ticks.get(ms);
