@@ -128,7 +128,7 @@ export class SchedulerCore {
     this.counters.heartbeats++;
     const interval = this.nextInterval();
     const peer = this.upsertPeer(req.peer, now, interval);
-    peer.servingUntil = req.uploading ? peer.deadline : 0;
+    peer.uploading = (req.uploading ?? 0) > 0;
     try {
       if (req.completeTasks) {
         const complete = new Set(req.completeTasks);
@@ -298,7 +298,7 @@ export class SchedulerCore {
     const cap = this.capFor(clean);
     if (!peer) {
       const keys = localityKeys(clean.labels);
-      peer = { info: clean, keys, loc: this.localityIds(keys), cap, deadline: 0, cooldownUntil: 0, servingUntil: 0, members: new Map() };
+      peer = { info: clean, keys, loc: this.localityIds(keys), cap, deadline: 0, cooldownUntil: 0, uploading: false, members: new Map() };
       if (clean.role === 'seed') {
         peer.holdings = new Set();
         peer.fetching = new Set();

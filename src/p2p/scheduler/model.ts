@@ -138,8 +138,8 @@ export interface PeerRec {
   deadline: number;
   /** Not handed out as a parent until then (reported by several peers). */
   cooldownUntil: number;
-  /** Said it was uploading pieces in a heartbeat that holds until then (HeartbeatRequest.uploading). */
-  servingUntil: number;
+  /** Its latest heartbeat said it was uploading pieces (HeartbeatRequest.uploading). */
+  uploading: boolean;
   /** Tasks this peer takes part in (seeds: those where it has been handed out as a parent). */
   members: Map<Digest, Member>;
   /** Seeds only: blobs held complete, and fetches asked of it that have not published yet. */

@@ -23,7 +23,12 @@ export class OriginPlanner {
 
   /** A seed that can feed the task right now (live, not cooling down, not blocklisted). */
   liveHolder(task: Task, seed: PeerRec, now: number): boolean {
-    return seed.deadline >= now && seed.cooldownUntil <= now && !task.blocked.has(seed.info.id);
+    return this.alive(task, seed, now) && seed.cooldownUntil <= now;
+  }
+
+  /** Heartbeating and not blocklisted for this task (cooling down or not). */
+  private alive(task: Task, seed: PeerRec, now: number): boolean {
+    return seed.deadline >= now && !task.blocked.has(seed.info.id);
   }
 
   /**
@@ -36,9 +41,7 @@ export class OriginPlanner {
   hasSource(task: Task, now: number): boolean {
     if (!task.manifest) return false;
     if (task.done > 0) return true;
-    for (const s of this.holders.get(task.digest) ?? []) {
-      if (this.liveHolder(task, s, now) || (s.servingUntil >= now && s.deadline >= now && !task.blocked.has(s.info.id))) return true;
-    }
+    for (const s of this.holders.get(task.digest) ?? []) if (this.alive(task, s, now) && (s.cooldownUntil <= now || s.uploading)) return true;
     return false;
   }
 
