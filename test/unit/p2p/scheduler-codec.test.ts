@@ -45,7 +45,14 @@ const announce = fc.record(
   { requiredKeys: ['peer', 'task', 'state', 'completedPieces', 'wantParents'] },
 );
 
-const heartbeat = fc.record({ peer: maybe(peer), completeTasks: opt(maybe(fc.array(digestish, { maxLength: 5 }))) }, { requiredKeys: ['peer'] });
+const heartbeat = fc.record(
+  {
+    peer: maybe(peer),
+    completeTasks: opt(maybe(fc.array(digestish, { maxLength: 5 }))),
+    uploading: opt(maybe(fc.oneof({ weight: 8, arbitrary: fc.nat({ max: 64 }) }, fc.constantFrom(-1, 1.5, 2e6)))),
+  },
+  { requiredKeys: ['peer'] },
+);
 
 describe('scheduler codec', () => {
   it('the announce parser agrees with the zod schema (accepts the same bodies, same values)', () => {
