@@ -295,7 +295,7 @@ function phase(dir, blobBytes, expectDigest) {
   const seed = sampler.procs.find((p) => p.name === 'seed');
   const registry = sampler.procs.find((p) => p.name === 'registry');
   // Agent totals from /status and /metrics collected after the phase.
-  const tot = { fromPeers: 0, fromSeed: 0, origin: 0, fallbacks: 0, corrupt: 0, failedDownloads: 0, uploaded: 0, statusRead: 0 };
+  const tot = { fromPeers: 0, fromSeed: 0, origin: 0, fallbacks: 0, corrupt: 0, failedDownloads: 0, uploaded: 0, statusRead: 0, pieceRequests: 0, busy: 0 };
   const statusDir = join(dir, 'status');
   for (const f of existsSync(statusDir) ? readdirSync(statusDir) : []) {
     if (f.endsWith('.json')) {
@@ -307,6 +307,9 @@ function phase(dir, blobBytes, expectDigest) {
       tot.fallbacks += s.totals.fallbacks ?? 0;
       tot.corrupt += s.totals.corruptPieces ?? 0;
       tot.failedDownloads += s.totals.failed ?? 0;
+      // Piece requests the agent's peer server answered, and how many of them were "busy".
+      tot.pieceRequests += s.served?.pieceRequests ?? 0;
+      tot.busy += s.served?.busyRejections ?? 0;
     } else if (f.endsWith('.prom')) {
       const text = readFileSync(join(statusDir, f), 'utf8');
       tot.origin += promSum(text, 'shoal_agent_bytes_total', 'source=origin');
@@ -424,6 +427,7 @@ function report(work) {
     row('agent bytes from peers / seed (MiB)', `${mib(p2p.tot.fromPeers)}/${mib(p2p.tot.fromSeed)}`, '', `share from seed ${f(ratio(p2p.tot.fromSeed, p2p.tot.fromSeed + p2p.tot.fromPeers), 3)}`);
     row('agent fallbacks / origin MiB', `${p2p.tot.fallbacks}/${mib(p2p.tot.origin)}`, '0', `failed downloads ${p2p.tot.failedDownloads}, corrupt pieces ${p2p.tot.corrupt}`);
     if (wire(p2p)) row('wire MiB: agents down / up', ...wire(p2p));
+    row('piece requests to agents / busy', `${p2p.tot.pieceRequests}/${p2p.tot.busy}`, '', 'answered by agents (the seed not counted)');
     row('scheduler CPU s (share of one core)', `${f(p2p.schedCpuS)} (${f(p2p.schedShare * 100, 1)} %)`, '', `announces ${p2p.sched.announces ?? 'n/a'}, parents handed out ${p2p.sched.parents ?? 'n/a'}, bad-peer reports ${p2p.sched.badReports ?? 'n/a'}, back-to-source grants ${p2p.sched.b2s ?? 'n/a'}`);
     row('agent peak RSS max / mean (MB)', `${f(p2p.agentRssMax, 0)}/${f(p2p.agentRssMean, 0)}`, '< 100', `seed ${f(p2p.seedRssMb, 0)} MB, scheduler ${f(p2p.schedRssMb, 0)} MB`);
     row('CPU idle mean / min 1-s (%)', `${f(p2p.idlePct, 1)}/${f(p2p.idleMinPct, 1)}`, '> 10', cpuNote(p2p));
@@ -468,6 +472,8 @@ function report(work) {
     seed_fetch_s: round(p2p?.seedFetchS),
     origin_ratio: round(ratio(p2p?.registryBytes, F), 4),
     agent_fallbacks: p2p?.tot.fallbacks ?? null,
+    agent_piece_requests: p2p?.tot.pieceRequests ?? null,
+    agent_busy_answers: p2p?.tot.busy ?? null,
     bytes_from_seed_share: round(ratio(p2p?.tot.fromSeed, (p2p?.tot.fromSeed ?? 0) + (p2p?.tot.fromPeers ?? 0)), 4),
     churn_killed: churn?.killed.length ?? null,
     churn_completed: churn?.completed ?? null,
