@@ -3,6 +3,7 @@
 // the agent's HTTP servers: `if (peer.handlePeerRequest(req, res)) return;`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import type { BitfieldResponse } from '../protocol.js';
@@ -93,6 +94,8 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     activeLongPolls: 0,
   };
   const closing = new AbortController();
+  // Every waiting long poll listens to it (an agent's ~20 children poll at once): no leak to warn of.
+  setMaxListeners(0, closing.signal);
 
   const authorized = (req: IncomingMessage): boolean => {
     if (!tokenHash) return true;
