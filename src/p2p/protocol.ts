@@ -134,11 +134,6 @@ export interface BitfieldResponse {
   bitfield: string;
   count: number;
   total: number;
-  /**
-   * Upload slots free when the reply left (0 while requests wait in line for one). Children prefer
-   * parents that have one (PickerParent.freeSlots); absent from older peers.
-   */
-  uploadFree?: number;
 }
 
 /** Where an agent takes prefetch orders from the scheduler's preheat jobs (`--scope all`). */

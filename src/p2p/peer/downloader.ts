@@ -255,9 +255,6 @@ interface ParentState {
   busy: number;
   notFound: number;
   bytes: number;
-  /** Upload slots it said it had free (its last bitfield reply, minus our requests since), and when it said so. */
-  saidFree: number | undefined;
-  saidAt: number;
 }
 
 // Abort reasons, so a request's failure can be told apart from our own cancellation.
@@ -267,16 +264,6 @@ const TIMEOUT = 'piece-timeout';
 const FINISHED = 'finished';
 
 const MiB = 1024 * 1024;
-/** How long a parent's word on its free upload slots (BitfieldResponse.uploadFree) is taken. */
-export const UPLOAD_FREE_TTL_MS = 1000;
-
-/**
- * PickerParent.freeSlots from what a parent said at `saidAt`: unknown once it is over
- * UPLOAD_FREE_TTL_MS old (a complete parent is not polled again, so its word would never change).
- */
-export function freeSlotsHint(saidFree: number | undefined, saidAt: number, now: number): number | undefined {
-  return saidFree !== undefined && now - saidAt <= UPLOAD_FREE_TTL_MS ? saidFree : undefined;
-}
 
 export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   readonly digest: Digest;
@@ -556,8 +543,6 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       ctl: new AbortController(),
       pausedUntil: 0,
       busy: 0,
-      saidFree: undefined,
-      saidAt: -Infinity,
       notFound: 0,
       bytes: 0,
     };
@@ -649,8 +634,6 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       }
       const news = since === undefined || view.count > since;
       p.view = view;
-      p.saidFree = res.uploadFree;
-      p.saidAt = this.clock.now();
       since = view.count;
       if (news) {
         backoff = 250;
@@ -704,9 +687,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     const candidates: PickerParent[] = [];
     for (const p of this.parents.values()) {
       if (!p.view || p.pausedUntil > now) continue;
-      const limit = p.info.role === 'seed' ? this.o.seedParentLimit : this.o.perParentLimit;
-      const freeSlots = freeSlotsHint(p.saidFree, p.saidAt, now);
-      candidates.push({ id: p.info.id, pieces: p.view, limit, ...(freeSlots !== undefined ? { freeSlots } : {}) });
+      candidates.push({ id: p.info.id, pieces: p.view, limit: p.info.role === 'seed' ? this.o.seedParentLimit : this.o.perParentLimit });
     }
     if (candidates.length === 0) return;
     const inFlight = new Map<number, Set<string>>();
@@ -743,8 +724,6 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     if (!reqs) this.inFlight.set(piece, (reqs = new Map()));
     reqs.set(p.info.id, ctl);
     p.active++;
-    // We take one of the slots it said it had.
-    if (p.saidFree !== undefined && p.saidFree > 0) p.saidFree--;
     p.usedAt = this.clock.now();
     this.fetchStarted.set(ctl, p.usedAt);
     this.inFlightRequests++;

@@ -77,8 +77,7 @@ export class HttpPeerTransport implements PeerTransport {
     if (typeof b?.bitfield !== 'string' || !Number.isSafeInteger(b.count) || !Number.isSafeInteger(b.total)) {
       throw new PeerTransportError('protocol', `${parent.id}: malformed bitfield response`);
     }
-    const free = b.uploadFree;
-    return { bitfield: b.bitfield, count: b.count!, total: b.total!, ...(Number.isSafeInteger(free) && free! >= 0 ? { uploadFree: free } : {}) };
+    return { bitfield: b.bitfield, count: b.count!, total: b.total! };
   }
 
   /** Reads the piece into one buffer of exactly its size; refuses a body of any other length. */

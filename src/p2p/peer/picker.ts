@@ -17,13 +17,6 @@ export interface PickerParent {
   pieces: PieceSet;
   /** Concurrent requests allowed to this parent; defaults to the picker's perParentLimit. */
   limit?: number;
-  /**
-   * Upload slots the parent said it had free (its latest bitfield reply, BitfieldResponse.uploadFree);
-   * unset: unknown. A holder that said 0 is asked only when no other holder of the piece may have a
-   * slot: asking a parent that serves all it can earns a busy answer and a back-off (2.4 million of
-   * the 10,000-node simulation's 5 million piece requests, before this).
-   */
-  readonly freeSlots?: number;
 }
 
 export interface PickInput {
@@ -287,18 +280,13 @@ export class PiecePicker {
     return raws;
   }
 
-  /**
-   * Among parents holding the piece with a free request slot (not in `exclude`): those that may have
-   * an upload slot (PickerParent.freeSlots) first, then the most free request slots, random among
-   * equals. -1 if none. An endgame copy (`exclude` given) never goes to a parent that said it is full.
-   */
+  /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. -1 if none. */
   private bestHolder(piece: number, parents: readonly PickerParent[], raws: Array<Readonly<Uint8Array>> | null, exclude: ReadonlySet<string> | null): number {
     const free = this.free;
     const at = piece >> 3;
     const mask = 0x80 >> (piece & 7);
     let best = -1;
     let bestFree = 0;
-    let bestOpen = false;
     let ties = 0;
     for (let k = 0; k < parents.length; k++) {
       const f = free[k]!;
@@ -306,16 +294,11 @@ export class PiecePicker {
       const p = parents[k]!;
       if (exclude?.has(p.id)) continue;
       if (raws ? (raws[k]![at]! & mask) === 0 : !p.pieces.has(piece)) continue;
-      // May it have an upload slot for us? (It said so, or it did not say.) An endgame copy is
-      // optional: not worth a busy answer.
-      const open = p.freeSlots !== 0;
-      if (!open && exclude) continue;
-      if (best < 0 || (open && !bestOpen) || (open === bestOpen && f > bestFree)) {
+      if (best < 0 || f > bestFree) {
         best = k;
         bestFree = f;
-        bestOpen = open;
         ties = 1;
-      } else if (open === bestOpen && f === bestFree) {
+      } else if (f === bestFree) {
         // Reservoir sampling keeps the choice uniform among equals.
         ties++;
         if (this.rng() * ties < 1) best = k;

@@ -116,7 +116,7 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       await waitForNews(task, since, waitMs, res, closing.signal, stats);
     }
     if (res.destroyed) return;
-    const body: BitfieldResponse = { bitfield: task.bitfield.toBase64(), count: task.bitfield.count, total: task.numPieces, uploadFree: slots.free };
+    const body: BitfieldResponse = { bitfield: task.bitfield.toBase64(), count: task.bitfield.count, total: task.numPieces };
     sendJson(res, 200, body);
   }
 

@@ -41,11 +41,6 @@ export class UploadSlots {
     return this.line.length;
   }
 
-  /** Slots a new request would get at once (0 while anyone waits). */
-  get free(): number {
-    return this.line.length > 0 ? 0 : Math.max(0, this.slots - this.active);
-  }
-
   /** Takes a free slot if there is one (and nobody is waiting for it). Every true must be matched by one release(). */
   tryAcquire(): boolean {
     if (this.active >= this.slots || this.line.length > 0) return false;

@@ -137,7 +137,7 @@ export class DownloaderEngine implements PeerEngine {
             }
             const x = p.holdings[layer.index];
             if (!x) return this.later(half, () => reject(fail('not-found', `${parent.id}: no task`)));
-            if (since === undefined || !waitMs || x.bf.count > since || x.complete) return this.later(half, () => resolve(this.response(x, p)));
+            if (since === undefined || !waitMs || x.bf.count > since || x.complete) return this.later(half, () => resolve(this.response(x)));
             const wt: Waiter = { since, child: host, resolve, reject, signal, done: false };
             let list = x.listeners as Waiter[] | null;
             if (!list) x.listeners = list = [];
@@ -145,7 +145,7 @@ export class DownloaderEngine implements PeerEngine {
             w.time.after(waitMs, () => {
               if (wt.done) return;
               wt.done = true;
-              this.later(half, () => resolve(this.response(x, p)));
+              this.later(half, () => resolve(this.response(x)));
             });
           });
         }),
@@ -159,11 +159,10 @@ export class DownloaderEngine implements PeerEngine {
     });
   }
 
-  /** The parent's bitfield and free upload slots, as its server answers them. */
-  private response(x: Holding, parent: SimHost): BitfieldResponse {
+  private response(x: Holding): BitfieldResponse {
     let c = this.b64.get(x);
     if (!c || c.count !== x.bf.count) this.b64.set(x, (c = { count: x.bf.count, s: x.bf.toBase64() }));
-    return { bitfield: c.s, count: x.bf.count, total: x.layer.numPieces, uploadFree: Math.max(0, parent.slots - parent.uploads) };
+    return { bitfield: c.s, count: x.bf.count, total: x.layer.numPieces };
   }
 
   onPiece(host: SimHost, holding: Holding, _index: number): void {
@@ -173,7 +172,7 @@ export class DownloaderEngine implements PeerEngine {
     for (const wt of list) {
       if (wt.done || wt.signal?.aborted) continue;
       wt.done = true;
-      this.later(this.world.topo.rtt(host, wt.child) / 2, () => wt.resolve(this.response(holding, host)));
+      this.later(this.world.topo.rtt(host, wt.child) / 2, () => wt.resolve(this.response(holding)));
     }
   }
 

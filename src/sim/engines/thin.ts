@@ -4,8 +4,7 @@
 // real TaskDownloader costs ~0.3-0.5 ms of CPU per piece in virtual time (its AbortControllers,
 // long polls and promise chains), which is ~15 minutes for 10,000 nodes x 256 pieces; this loop
 // costs a few µs per piece. What differs from the real one, on purpose:
-//  - a parent's bitfield and free upload slots are read live (the real one long-polls them: one
-//    RTT later, and takes a complete parent's word on its slots for UPLOAD_FREE_TTL_MS only);
+//  - a parent's bitfield is read live (the real one long-polls it: one RTT later);
 //  - announces are answered at once (no HTTP round trip);
 //  - piece timeouts are checked at the loop's deadlines instead of one timer per request.
 // The rules kept: wantParents/minParents/maxParents, early announce after losing parents, idle
@@ -40,8 +39,6 @@ interface TParent {
   /** The download this record belongs to, and the record's place in its holding's Children. */
   child: ThinDownload;
   slot: number;
-  /** PickerParent.freeSlots: the parent's free upload slots, read live when the child picks. */
-  freeSlots: number;
 }
 
 /**
@@ -292,7 +289,7 @@ class ThinDownload {
     const host = this.w.byId.get(info.id);
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, freeSlots: 0 };
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1 };
     this.parents.set(info.id, p);
     this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     let l = holding.listeners as Children | null;
@@ -350,11 +347,7 @@ class ThinDownload {
     // A parent's record is a PickerParent (its live bitfield, its limit); the list is the engine's scratch (pick keeps neither).
     const candidates = this.eng.candidates;
     candidates.length = 0;
-    for (const p of this.parents.values()) {
-      if (p.pausedUntil > now) continue;
-      p.freeSlots = p.host.slots - p.host.uploads;
-      candidates.push(p);
-    }
+    for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
     const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging });
     for (const a of picks) {

@@ -11,7 +11,7 @@ import { digestOf, type Digest } from '../../../src/oci/digest.js';
 import type { AnnounceRequest, AnnounceResponse, PeerInfo, PieceManifest } from '../../../src/p2p/protocol.js';
 import { PieceStore } from '../../../src/p2p/peer/piece-store.js';
 import { LocalTransport } from '../../../src/p2p/peer/local-transport.js';
-import { DownloadError, TaskDownloader, UPLOAD_FREE_TTL_MS, freeSlotsHint, pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, type DownloadTarget, type PeerTransport, type SchedulerClient, type TaskDownloaderOptions } from '../../../src/p2p/peer/downloader.js';
+import { DownloadError, TaskDownloader, pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, type DownloadTarget, type PeerTransport, type SchedulerClient, type TaskDownloaderOptions } from '../../../src/p2p/peer/downloader.js';
 import { PeerError, PeerTransportError } from '../../../src/p2p/peer/errors.js';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
 import type { Clock } from '../../../src/p2p/peer/clock.js';
@@ -90,36 +90,6 @@ for (const streaming of [false, true]) {
       assert.equal(sched.seen[0]!.wantParents, 16);
       assert.equal(sched.seen.at(-1)!.state, 'done');
       assert.equal(sched.seen.at(-1)!.completedPieces, 41);
-    });
-
-    it('asks no parent that said it has no upload slot free while another holder may have one', async () => {
-      // The seed has the most request slots (8 against 3), which alone would make it the first choice.
-      class Saying extends LocalTransport {
-        override async bitfield(parent: PeerInfo, d: Digest, since?: number, waitMs?: number, signal?: AbortSignal) {
-          const r = await super.bitfield(parent, d, since, waitMs, signal);
-          if (parent.id !== 'full-seed') return r;
-          // Its word comes after the agent's: until then it would be the only holder known, and asked.
-          await new Promise((resolve) => setTimeout(resolve, 50));
-          return { ...r, uploadFree: 0 };
-        }
-      }
-      const t = new Saying({ streaming });
-      const asked = new Map<string, number>();
-      // Pieces take 10 ms each, so the download outlasts the seed's late word by far.
-      const count = (id: string) => ({
-        before: async (kind: 'bitfield' | 'piece') => {
-          if (kind !== 'piece') return;
-          asked.set(id, (asked.get(id) ?? 0) + 1);
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        },
-      });
-      t.register('agent', await fullStore(), count('agent'));
-      t.register('full-seed', await fullStore(), count('full-seed'));
-      const sched = new FakeScheduler(() => answer([peer('agent'), peer('full-seed', 'seed')]));
-      const res = await new TaskDownloader(options({ scheduler: sched, transport: t, store: await emptyStore(), maxInFlight: 3, perParentLimit: 3, seedParentLimit: 8 })).run();
-      assert.equal(res.outcome, 'done');
-      assert.equal(asked.get('agent'), 41);
-      assert.equal(asked.get('full-seed') ?? 0, 0);
     });
 
     it('reports a lying parent as corrupt-piece, drops it, and completes from the others', async () => {
@@ -423,15 +393,6 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     assert.equal(announces[0], '0:started');
     assert.ok(announces.at(-1)!.endsWith(':done'));
     assert.ok(performance.now() - t0 < 3000, 'virtual time, not real time');
-  });
-});
-
-describe('a parent\'s word on its free upload slots', () => {
-  it('is taken for UPLOAD_FREE_TTL_MS, then counts as unknown (a complete parent is not polled again)', () => {
-    assert.equal(freeSlotsHint(0, 1000, 1000), 0);
-    assert.equal(freeSlotsHint(3, 1000, 1000 + UPLOAD_FREE_TTL_MS), 3);
-    assert.equal(freeSlotsHint(0, 1000, 1001 + UPLOAD_FREE_TTL_MS), undefined);
-    assert.equal(freeSlotsHint(undefined, 1000, 1000), undefined);
   });
 });
 

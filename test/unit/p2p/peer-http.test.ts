@@ -172,7 +172,7 @@ describe('peer data plane over HTTP', () => {
       await store.close();
     }
   });
-  it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy; the bitfield says how many are free', async () => {
+  it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy', async () => {
     // One slot, one place in line, pieces paced to ~250 ms each so the requests overlap.
     const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 1, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });
     const { server, url } = await peerServer(routes);
@@ -182,7 +182,6 @@ describe('peer data plane over HTTP', () => {
       const ask = (i: number) => t.piece(p, digest, i, AbortSignal.timeout(10_000), PS).then((buf) => ({ ok: buf.equals(blob.subarray(i * PS, (i + 1) * PS)) }), (err: unknown) => ({ err }));
       const first = ask(0);
       await new Promise((r) => setTimeout(r, 50));
-      assert.equal((await t.bitfield(p, digest)).uploadFree, 0, 'its one slot is taken: the bitfield says so');
       const second = ask(1);
       await new Promise((r) => setTimeout(r, 50));
       const third = ask(2);
@@ -195,7 +194,6 @@ describe('peer data plane over HTTP', () => {
       assert.equal(routes.stats.piecesServed, 2);
       assert.equal(routes.stats.busyRejections, 1);
       assert.equal(routes.stats.activeUploads, 0);
-      assert.equal((await t.bitfield(p, digest)).uploadFree, 1, 'idle again: one slot free');
     } finally {
       await t.close();
       await new Promise((r) => server.close(r));

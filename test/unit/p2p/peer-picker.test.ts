@@ -69,34 +69,6 @@ describe('PiecePicker', () => {
     assert.equal(new Set(picks.map((p) => p.piece)).size, picks.length);
   });
 
-  it('asks a parent that said it has no upload slot free only when no other holder may have one', () => {
-    const n = 12;
-    const parents: PickerParent[] = [
-      { id: 'FULL', pieces: Bitfield.full(n), freeSlots: 0, limit: 10 },
-      { id: 'QUIET', pieces: bits(n, range(0, 10)) },
-      { id: 'OPEN', pieces: bits(n, range(0, 10)), freeSlots: 3 },
-    ];
-    for (let seed = 0; seed < 20; seed++) {
-      const picks = new PiecePicker({ perParentLimit: 2, rng: rng(seed) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 4, parents, inFlight: new Map(), maxAssignments: 4 });
-      assert.equal(picks.length, 4);
-      const per = (id: string) => picks.filter((p) => p.parentId === id).length;
-      // Pieces 10 and 11 are rarest (only FULL has them): asked there anyway, as nobody else can serve them.
-      assert.deepEqual(picks.filter((p) => p.parentId === 'FULL').map((p) => p.piece).sort(), [10, 11]);
-      // The others go to the parents that did not say they were full (unknown counts as maybe free),
-      // though FULL has the most request slots left (what decides among the open ones).
-      assert.equal(per('QUIET') + per('OPEN'), 2);
-    }
-    // Once the others' request slots are taken, the full parent is asked rather than none.
-    const inFlight = new Map([[0, new Set(['QUIET'])], [1, new Set(['QUIET'])], [2, new Set(['OPEN'])], [3, new Set(['OPEN'])]]);
-    const later = new PiecePicker({ perParentLimit: 2, rng: rng(3) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 4, parents: parents.slice(0, 3), inFlight, maxAssignments: 1 });
-    assert.equal(later.length, 1);
-    assert.equal(later[0]!.parentId, 'FULL');
-    // An endgame copy is optional: never to a parent that said it is full.
-    const tail = new Map([[8, new Set(['QUIET'])], [9, new Set(['OPEN'])]]);
-    const copies = new PiecePicker({ perParentLimit: 2, rng: rng(4) }).pick({ numPieces: n, have: bits(n, [...range(0, 8), 10, 11]), haveCount: 10, parents, inFlight: tail, maxAssignments: 4 });
-    assert.deepEqual(copies.map((a) => `${a.piece}:${a.parentId}:${a.endgame}`).sort(), ['8:OPEN:true', '9:QUIET:true']);
-  });
-
   it('stays within the global budget and never picks held pieces or pieces a parent lacks', () => {
     const n = 20;
     const have = bits(n, range(0, 10));
