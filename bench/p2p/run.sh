@@ -15,7 +15,8 @@
 #   BENCH_LOG_LEVEL (role log level, info), BENCH_KEEP_LOGS=DIR (copy every role's log and the per-phase data
 #   there before cleanup), BENCH_AGENT_ARGS (extra `shoal agent` flags, e.g. "--buffer-reclaim 12MiB"),
 #   BENCH_NODE_ARGS (extra node flags for every role, e.g. "--cpu-prof
-#   --cpu-prof-dir=/tmp/prof"), BENCH_WORKDIR (where data goes; default $TMPDIR or /tmp; needs about
+#   --cpu-prof-dir=/tmp/prof"), BENCH_LIMIT_X (the P2P phase's time limit in Kumar-Ross bounds, 3; churn gets
+#   0.5 more: raise it where the machine, not the protocol, is the limit), BENCH_WORKDIR (where data goes; default $TMPDIR or /tmp; needs about
 #   (agents + 5) x blob size free), BENCH_SKIP=churn,direct (leave phases out).
 #
 # CPU: this machine has 2 cores. Every agent costs ~10-12 ms of CPU per MB it receives and forwards, and the
@@ -25,7 +26,7 @@
 # i.e. >= 12 minutes per phase. 20 Mbit/s stays the default (the run takes 30-40 minutes here); the table flags a
 # CPU-bound run and prints CPU used by other processes on the machine. On a bigger machine raise BENCH_CAP_MBIT.
 #
-# Time limits: p2p 3 x bound + 60 s, churn 3.5 x bound + 60 s, direct 2 x its client-server bound + 60 s (each at
+# Time limits: p2p 3 x bound + 60 s, churn 3.5 x bound + 60 s (BENCH_LIMIT_X sets the 3), direct 2 x its client-server bound + 60 s (each at
 # least 120 s, all within BENCH_TIMEOUT_S; a phase without time left is skipped and reported as n/a). Clients
 # still running at a limit are stopped and count as failures.
 #
@@ -76,6 +77,7 @@ SEED_MBIT=${BENCH_SEED_MBIT:-$((4 * CAP))}
 TIMEOUT_S=${BENCH_TIMEOUT_S:-2700}
 CHURN_PCT=${BENCH_CHURN_PCT:-20}
 KILL_AT=${BENCH_KILL_AT:-0.4}
+LIMIT_X=${BENCH_LIMIT_X:-3}
 RACK_SIZE=${BENCH_RACK_SIZE:-10}
 VERIFY=${BENCH_VERIFY:-1}
 SHAPING_WANTED=${BENCH_SHAPING:-auto}
@@ -90,6 +92,7 @@ for v in N BLOB_MIB CAP SEED_MBIT REG_MBIT TIMEOUT_S; do
 done
 [[ $CHURN_PCT =~ ^[0-9]+$ && $RACK_SIZE =~ ^[0-9]+$ ]] || die "BENCH_CHURN_PCT and BENCH_RACK_SIZE must be integers"
 [[ $KILL_AT =~ ^0?\.[0-9]+$ ]] || die "BENCH_KILL_AT must be a fraction like 0.4"
+[[ $LIMIT_X =~ ^([1-9]|1[0-9])(\.[0-9]+)?$ ]] || die "BENCH_LIMIT_X must be a number of bounds in 1..19.x, like 3 or 4.5 (got '$LIMIT_X')"
 ((N >= 2 && N <= 500)) || die "BENCH_AGENTS must be in 2..500"
 ((CHURN_PCT < 100)) || die "BENCH_CHURN_PCT must be < 100"
 ((TIMEOUT_S <= 7200)) || die "BENCH_TIMEOUT_S must be <= 7200"
@@ -551,8 +554,8 @@ run_phase() {
 skip() { [[ ",$SKIP," == *",$1,"* ]]; }
 # limit_for FACTOR BOUND: a phase's time limit, FACTOR x BOUND + 60 s, at least 120 s.
 limit_for() { awk -v f="$1" -v b="$2" 'BEGIN { l = f * b + 60; printf "%d", (l < 120 ? 120 : l) }'; }
-P2P_LIMIT=$(limit_for 3 "$BOUND_S")
-CHURN_LIMIT=$(limit_for 3.5 "$BOUND_S")
+P2P_LIMIT=$(limit_for "$LIMIT_X" "$BOUND_S")
+CHURN_LIMIT=$(limit_for "$(awk -v x="$LIMIT_X" 'BEGIN { print x + 0.5 }')" "$BOUND_S")
 DIRECT_LIMIT=$(limit_for 2 "$DIRECT_BOUND_S")
 skip churn && CHURN_LIMIT=0
 skip direct && DIRECT_LIMIT=0
