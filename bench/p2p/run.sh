@@ -318,6 +318,29 @@ shape() {
   tc -n "$1" qdisc replace dev "$2" root tbf rate "$3mbit" burst "$burst" latency 100ms
 }
 
+# Permanent neighbour (ARP) entries between all nodes. ARP requests and replies otherwise queue behind
+# bulk data in the drop-tail tbf queues and get lost: a connect to a peer whose entry had expired then
+# failed with EHOSTUNREACH or timed out, and each such failure is a bad-peer report.
+static_neighbours() {
+  local -a nss=("$(ns_of registry)" "$(ns_of scheduler)" "$(ns_of seed)") ips=("$REG_IP" "$SCH_IP" "$SEED_IP") macs=()
+  local i j batch="$WORK/neigh.batch"
+  for ((i = 1; i <= N; i++)); do
+    nss+=("$(ns_of "a$i")")
+    ips+=("$(agent_ip "$i")")
+  done
+  for ((i = 0; i < ${#nss[@]}; i++)); do
+    macs+=("$(ip -n "${nss[$i]}" -o link show eth0 | awk '{ for (k = 1; k < NF; k++) if ($k == "link/ether") print $(k + 1) }')")
+  done
+  for ((i = 0; i < ${#nss[@]}; i++)); do
+    : >"$batch"
+    for ((j = 0; j < ${#nss[@]}; j++)); do
+      ((i == j)) || echo "neigh replace ${ips[$j]} lladdr ${macs[$j]} dev eth0 nud permanent" >>"$batch"
+    done
+    ip -n "${nss[$i]}" -batch "$batch"
+  done
+  rm -f "$batch"
+}
+
 if [ "$SHAPING" = netns ]; then
   log "creating namespaces: hub + registry, scheduler, seed + $N agents on $SUBNET"
   ns_add "$HUB"
@@ -334,7 +357,8 @@ if [ "$SHAPING" = netns ]; then
     shape "$HUB" "va$i" "$CAP"          # download: the hub side's egress = the node's ingress
     ((SECONDS < DEADLINE)) || die "global time limit reached while building the topology"
   done
-  log "topology ready: ${#NETNS_MADE[@]} namespaces"
+  static_neighbours
+  log "topology ready: ${#NETNS_MADE[@]} namespaces, permanent neighbour entries"
 fi
 
 # ---------------------------------------------------------------------------------------------- processes
