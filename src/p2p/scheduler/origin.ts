@@ -35,8 +35,9 @@ export class OriginPlanner {
    * The swarm can be fed without the origin: a manifest plus a live seed or a done agent. A seed
    * cooled down by its children's reports still counts while its heartbeats say it is uploading:
    * children that time out connecting to a seed that serves others meet congestion (a full
-   * drop-tail queue loses their SYNs), not a seed cut off from the swarm, and granting them the
-   * registry cost three extra copies of the blob in a CPU-starved 50-agent bench run.
+   * drop-tail queue loses their connection attempts; in bench/p2p it was mostly ARP), not a seed
+   * cut off from the swarm, and granting them the registry cost three extra copies of the blob in
+   * a CPU-starved 50-agent bench run.
    */
   hasSource(task: Task, now: number): boolean {
     if (!task.manifest) return false;

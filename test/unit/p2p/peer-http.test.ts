@@ -141,6 +141,11 @@ describe('peer data plane over HTTP', () => {
     const routes = createPeerRoutes({ store, maxWaitMs: 5000 });
     const { server, url } = await peerServer(routes);
     const t = new HttpPeerTransport();
+    // Twenty children wait at once (an agent's usual number): no "possible leak" warning. One
+    // transport each: a transport's pool would queue some of them behind the others.
+    const children = Array.from({ length: 20 }, () => new HttpPeerTransport());
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
     try {
       const p: PeerInfo = { id: 'lp', url, role: 'agent', labels: {} };
       const task = await store.openTask(manifest);
@@ -151,22 +156,19 @@ describe('peer data plane over HTTP', () => {
       assert.equal(res.count, 1);
       assert.ok(Bitfield.fromBase64(res.bitfield, res.total).has(3));
       assert.ok(performance.now() - t0 < 2000);
-      // Twenty children wait at once (an agent's usual number): no "possible leak" warning.
-      const warnings: string[] = [];
-      const onWarning = (w: Error) => warnings.push(w.name);
       process.on('warning', onWarning);
-      // One transport each: a transport's pool would queue some of them behind the others.
-      const children = Array.from({ length: 20 }, () => new HttpPeerTransport());
       const waiting = children.map((c) => c.bitfield(p, digest, 1, 5000));
       await new Promise((r) => setTimeout(r, 100));
       const t1 = performance.now();
       routes.close();
       assert.deepEqual((await Promise.all(waiting)).map((r) => r.count), Array(20).fill(1));
       assert.ok(performance.now() - t1 < 1000);
-      process.off('warning', onWarning);
-      await Promise.all(children.map((c) => c.close()));
+      // Node emits the warning on the next tick: let it arrive before looking.
+      await new Promise((r) => setImmediate(r));
       assert.deepEqual(warnings.filter((n) => n === 'MaxListenersExceededWarning'), []);
     } finally {
+      process.off('warning', onWarning);
+      await Promise.all(children.map((c) => c.close()));
       await t.close();
       await new Promise((r) => server.close(r));
       await store.close();
