@@ -20,12 +20,13 @@
 #   measures nothing), BENCH_WORKDIR (where data goes; default $TMPDIR or /tmp; needs about
 #   (agents + 5) x blob size free), BENCH_SKIP=churn,direct (leave phases out).
 #
-# CPU: this machine has 2 cores. Every agent costs ~10-12 ms of CPU per MB it receives and forwards, and the
-# kernel's veth/bridge/tbf path takes another ~40 % of the machine, so 50 agents saturate both cores at ~55 MB/s
-# aggregate (measured), about 9 Mbit/s per agent. At 40 Mbit/s (the first default) the p2p run had 0 % CPU idle
-# and collapsed; at 20 Mbit/s it still has ~0 % idle. A run that is not CPU-bound needs <= ~6 Mbit/s per agent,
-# i.e. >= 12 minutes per phase. 20 Mbit/s stays the default (the run takes 45-55 minutes here); the table flags a
-# CPU-bound run and prints CPU used by other processes on the machine. On a bigger machine raise BENCH_CAP_MBIT.
+# CPU: this machine has 2 cores. At 20 Mbit/s an agent spends ~25 ms of CPU per MiB on its wire (received or
+# forwarded; 1,279 CPU-s for 51,946 MiB in the full run at dac4e4b), and the kernel's veth/bridge/tbf path takes
+# a sixth of the machine in softirq on top, so 50 agents saturate both cores at ~37 MB/s on the agents' downlinks
+# (the caps allow 125). Slower caps do not help: at 6 Mbit/s an agent spends ~130 ms per MiB it receives (per-packet
+# work), and 50 agents at 6 Mbit/s are CPU-bound too. 20 Mbit/s stays the default (the run takes 30-55 minutes
+# here); the table flags a CPU-bound run and prints CPU used by other processes on the machine. On a bigger machine
+# the same defaults measure the protocol rather than the CPU.
 #
 # Time limits: p2p 4.5 x bound + 60 s, churn 5 x bound + 60 s (BENCH_LIMIT_X sets the 4.5), direct 2 x its client-server bound + 60 s (each at
 # least 120 s, all within BENCH_TIMEOUT_S; a phase without time left is skipped and reported as n/a). Clients
