@@ -6,7 +6,7 @@ import type { Digest } from '../../oci/digest.js';
 import { PATHS, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
 import { PeerTransportError, type TransportErrorKind } from './errors.js';
 import { MAX_PIECE_SIZE } from './manifest.js';
-import type { PeerTransport, SchedulerClient } from './downloader.js';
+import type { PeerTransport, SchedulerClient } from './download-types.js';
 
 const MAX_JSON = 4 * 1024 * 1024;
 

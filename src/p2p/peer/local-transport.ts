@@ -5,7 +5,7 @@ import type { Digest } from '../../oci/digest.js';
 import type { BitfieldResponse, PeerInfo } from '../protocol.js';
 import { systemClock, abortReason, type Clock } from './clock.js';
 import { PeerTransportError } from './errors.js';
-import type { PeerTransport } from './downloader.js';
+import type { PeerTransport } from './download-types.js';
 import type { PieceStore } from './piece-store.js';
 import type { PieceTask } from './piece-task.js';
 

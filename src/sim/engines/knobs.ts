@@ -2,7 +2,7 @@
 // the thin engine follows the same settings as the downloader engine, a retune of downloader.ts
 // reaches the simulation on its next run, and a scenario can override any of them under
 // `downloader:`.
-import { resolveDownloaderTuning, type DownloaderTuning } from '../../p2p/peer/downloader.js';
+import { resolveDownloaderTuning, type DownloaderTuning } from '../../p2p/peer/download-options.js';
 
 export type DownloaderKnobs = DownloaderTuning;
 

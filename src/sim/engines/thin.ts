@@ -14,7 +14,7 @@
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
 import type { AnnounceResponse, BadPeerReport, PeerInfo, TaskState } from '../../p2p/protocol.js';
 import { isLagging, PiecePicker, type PickerParent } from '../../p2p/peer/picker.js';
-import { inFlightShare, pieceTimeoutMs, stallLimitMs } from '../../p2p/peer/downloader.js';
+import { inFlightShare, pieceTimeoutMs, stallLimitMs } from '../../p2p/peer/download-options.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
 import type { Bitfield } from '../../p2p/peer/bitfield.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
