@@ -32,7 +32,10 @@ export interface HttpRequestOptions {
   /** A string or buffer, or a stream piped as the request body. */
   body?: string | Buffer | Readable;
   signal?: AbortSignal;
-  /** From sending the request until the response's status line and headers. Default 30 000 ms. */
+  /**
+   * From sending the request (on a connected socket: a wait for a free connection or for the
+   * connect does not count) until the response's status line and headers. Default 30 000 ms.
+   */
   headersTimeout?: number;
   /** Longest silence between two pieces of the body. Default 300 000 ms. */
   bodyTimeout?: number;
@@ -73,15 +76,28 @@ export class HttpPool {
       if (typeof o.body === 'string' || Buffer.isBuffer(o.body)) headers['content-length'] = Buffer.byteLength(o.body);
       const req = httpRequest(url, { method: o.method ?? 'GET', headers, agent: this.agent, signal: o.signal });
       let connectTimer: NodeJS.Timeout | undefined;
-      const headersTimer = setTimeout(() => req.destroy(new HttpClientError('HEADERS_TIMEOUT', `no response headers from ${url} within ${headersTimeout} ms`)), headersTimeout);
+      let headersTimer: NodeJS.Timeout | undefined;
+      let done = false;
       const clearTimers = () => {
+        done = true;
         clearTimeout(headersTimer);
         clearTimeout(connectTimer);
       };
+      // The headers clock starts once the request is on a connected socket, not when it is
+      // made: a request queued behind busy connections (more than `connections` to one origin,
+      // e.g. an agent pulling several layers from the same parent, each with a long-polled
+      // bitfield) would otherwise blame the server for time it spent waiting here.
+      const startHeadersClock = () => {
+        if (done || headersTimer) return;
+        headersTimer = setTimeout(() => req.destroy(new HttpClientError('HEADERS_TIMEOUT', `no response headers from ${url} within ${headersTimeout} ms`)), headersTimeout);
+      };
       req.on('socket', (socket) => {
-        if (!socket.connecting) return;
+        if (!socket.connecting) return startHeadersClock();
         connectTimer = setTimeout(() => req.destroy(new HttpClientError('CONNECT_TIMEOUT', `connecting to ${url} took over ${this.connectTimeoutMs} ms`)), this.connectTimeoutMs);
-        socket.once('connect', () => clearTimeout(connectTimer));
+        socket.once('connect', () => {
+          clearTimeout(connectTimer);
+          startHeadersClock();
+        });
       });
       req.once('error', (err) => {
         clearTimers();

@@ -62,6 +62,23 @@ test('sends string and streamed bodies with the caller\'s headers', async () => 
   assert.equal(await streamed.body.text(), 'PUT b chunked one two');
 });
 
+test('a request queued for a connection is not charged the wait in its headers timeout', async () => {
+  // One connection: the second request waits ~300 ms for it behind a slow first response, then
+  // gets its own headers at once. Only the time on the connection counts against 200 ms.
+  const { url } = await serve((req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('slow'), 300);
+    else res.end('fast');
+  });
+  const p = pool({ connections: 1 });
+  const t0 = performance.now();
+  const slow = p.request(`${url}/slow`, { headersTimeout: 2000 });
+  const fast = p.request(`${url}/fast`, { headersTimeout: 200 });
+  const [a, b] = await Promise.all([slow, fast]);
+  assert.equal(await a.body.text(), 'slow');
+  assert.equal(await b.body.text(), 'fast');
+  assert.ok(performance.now() - t0 >= 280, 'the fast request really waited behind the slow one');
+});
+
 test('caps connections per origin; extra requests queue', async () => {
   let open = 0;
   let peak = 0;
