@@ -18,16 +18,8 @@ export interface HttpTransportOptions {
   headersTimeoutMs?: number;
   /** Longest silence between body bytes. Default 15 000 ms. The downloader's piece timeout bounds the total. */
   bodyTimeoutMs?: number;
-  /** Connections kept per parent for pieces and plain bitfield reads; the downloader asks at most a few pieces of one parent at once. Default 6. */
+  /** Connections kept per parent; the downloader asks at most a few pieces of one parent at once. Default 6. */
   connectionsPerOrigin?: number;
-  /**
-   * Connections per parent for bitfield long polls, a pool of their own. A poll holds its
-   * connection for up to its waitMs, and every download polls each of its parents: an agent
-   * pulling an image's layers at once from rack-mates that are parents of every layer has one
-   * poll per layer on the same parent, which in a shared pool of 6 left the piece requests
-   * queued behind sleeping polls. Default 32.
-   */
-  pollConnectionsPerOrigin?: number;
   /** Share one connection pool among transports; otherwise one is created (and closed by close()). */
   pool?: HttpPool;
   /** Piece buffers kept for reuse after the downloader releases them (fewer big allocations, less GC). Default 8. */
@@ -61,8 +53,6 @@ function makePool(o: HttpTransportOptions): HttpPool {
 export class HttpPeerTransport implements PeerTransport {
   private readonly http: HttpPool;
   private readonly owned: HttpPool | null;
-  /** Long polls only (see pollConnectionsPerOrigin); always this transport's own. */
-  private readonly polls: HttpPool;
   private readonly headers: Record<string, string>;
   private readonly headersTimeoutMs: number;
   private readonly bodyTimeoutMs: number;
@@ -72,7 +62,6 @@ export class HttpPeerTransport implements PeerTransport {
     this.pool = new BufferPool(opts.pooledBuffers ?? 8);
     this.owned = opts.pool ? null : makePool(opts);
     this.http = opts.pool ?? this.owned!;
-    this.polls = makePool({ connectionsPerOrigin: opts.pollConnectionsPerOrigin ?? 32, connectTimeoutMs: opts.connectTimeoutMs });
     this.headers = opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {};
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
     this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 15_000;
@@ -83,8 +72,7 @@ export class HttpPeerTransport implements PeerTransport {
     if (since !== undefined) q.set('since', String(since));
     if (waitMs !== undefined && since !== undefined) q.set('waitMs', String(Math.round(waitMs)));
     const url = joinUrl(parent.url, PATHS.bitfield(digest)) + (q.size > 0 ? `?${q}` : '');
-    const longPoll = waitMs !== undefined && since !== undefined;
-    const body = await this.getJson(longPoll ? this.polls : this.http, url, (waitMs ?? 0) + this.headersTimeoutMs, signal);
+    const body = await this.getJson(url, (waitMs ?? 0) + this.headersTimeoutMs, signal);
     const b = body as Partial<BitfieldResponse>;
     if (typeof b?.bitfield !== 'string' || !Number.isSafeInteger(b.count) || !Number.isSafeInteger(b.total)) {
       throw new PeerTransportError('protocol', `${parent.id}: malformed bitfield response`);
@@ -164,13 +152,13 @@ export class HttpPeerTransport implements PeerTransport {
     this.pool.give(buf);
   }
 
-  private async getJson(http: HttpPool, url: string, headersTimeout: number, signal?: AbortSignal): Promise<unknown> {
-    const res = await send(http, url, { method: 'GET', headers: this.headers, signal, headersTimeout, bodyTimeout: this.bodyTimeoutMs });
+  private async getJson(url: string, headersTimeout: number, signal?: AbortSignal): Promise<unknown> {
+    const res = await send(this.http, url, { method: 'GET', headers: this.headers, signal, headersTimeout, bodyTimeout: this.bodyTimeoutMs });
     return readJson(res, url, signal);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.owned?.close(), this.polls.close()]);
+    await this.owned?.close();
   }
 }
 
