@@ -68,6 +68,11 @@ export class HttpPool {
     this.connectTimeoutMs = o.connectTimeoutMs ?? 3000;
   }
 
+  /** Changes the connections kept per origin; later requests (and queued ones, as connections free up) follow it. */
+  setConnections(n: number): void {
+    this.agent.maxSockets = Math.max(1, Math.floor(n));
+  }
+
   request(url: string, o: HttpRequestOptions = {}): Promise<HttpResponse> {
     const headersTimeout = o.headersTimeout ?? 30_000;
     const bodyTimeout = o.bodyTimeout ?? 300_000;

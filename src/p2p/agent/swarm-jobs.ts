@@ -84,6 +84,7 @@ export class SwarmJobs extends EventEmitter {
     this.totals.downloads++;
     job.result = downloader.run();
     this.jobs.set(digest, job);
+    node.transport.setDownloads(this.jobs.size);
     job.result
       .then((r) => {
         resolveTask(null);
@@ -102,7 +103,10 @@ export class SwarmJobs extends EventEmitter {
         this.totals.corruptPieces += stats?.corruptPieces ?? 0;
         this.log.warn({ digest, repo, err: (err as Error).message }, 'p2p download failed');
       })
-      .finally(() => this.jobs.delete(digest));
+      .finally(() => {
+        this.jobs.delete(digest);
+        node.transport.setDownloads(this.jobs.size);
+      });
     return job;
   }
 }

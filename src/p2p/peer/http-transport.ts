@@ -57,8 +57,10 @@ export class HttpPeerTransport implements PeerTransport {
   private readonly headersTimeoutMs: number;
   private readonly bodyTimeoutMs: number;
   private readonly pool: BufferPool;
+  private readonly connectionsPerOrigin: number;
 
   constructor(opts: HttpTransportOptions = {}) {
+    this.connectionsPerOrigin = opts.connectionsPerOrigin ?? 6;
     this.pool = new BufferPool(opts.pooledBuffers ?? 8);
     this.owned = opts.pool ? null : makePool(opts);
     this.http = opts.pool ?? this.owned!;
@@ -145,6 +147,18 @@ export class HttpPeerTransport implements PeerTransport {
         if (got !== expectedSize || !res.body.readableEnded) discard(res);
       }
     })();
+  }
+
+  /**
+   * Tells the transport how many downloads the node runs now: each one beyond the first gets one
+   * more connection per parent. Every download long-polls each of its parents for up to 5 s, and
+   * an agent pulling an image's layers at once from rack-mates that parent every layer has one
+   * poll per layer on the same parent; with a fixed 6 the piece requests queued behind sleeping
+   * polls. One download keeps exactly connectionsPerOrigin (a separate pool for polls cost the
+   * single-blob bench ~10 sockets per agent and measurably more time; bench/p2p/README.md).
+   */
+  setDownloads(n: number): void {
+    this.http.setConnections(this.connectionsPerOrigin + Math.max(0, n - 1));
   }
 
   /** Takes back a buffer piece() returned once the caller is done with it. */

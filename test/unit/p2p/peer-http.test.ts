@@ -174,6 +174,33 @@ describe('peer data plane over HTTP', () => {
       await store.close();
     }
   });
+  it('with several downloads running, their long polls on one parent do not hold up its pieces', async () => {
+    // A parent holding piece 3; four downloads poll it for more (an image's layers pulled at once
+    // from a rack-mate that parents every layer), with 2 connections per parent for one download.
+    const store = await PieceStore.open(join(root, 'polls'), { durable: false });
+    const routes = createPeerRoutes({ store, maxWaitMs: 3000 });
+    const { server, url } = await peerServer(routes);
+    const t = new HttpPeerTransport({ connectionsPerOrigin: 2 });
+    try {
+      const p: PeerInfo = { id: 'polls', url, role: 'agent', labels: {} };
+      const task = await store.openTask(manifest);
+      await task.writePiece(3, blob.subarray(3 * PS, 4 * PS));
+      t.setDownloads(4);
+      const polls = Array.from({ length: 4 }, () => t.bitfield(p, digest, 1, 3000));
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = performance.now();
+      const piece = await t.piece(p, digest, 3, AbortSignal.timeout(10_000), PS);
+      const took = performance.now() - t0;
+      assert.ok(piece.equals(blob.subarray(3 * PS, 4 * PS)));
+      assert.ok(took < 1500, `the piece took ${Math.round(took)} ms behind the polls`);
+      routes.close();
+      assert.deepEqual((await Promise.all(polls)).map((r) => r.count), [1, 1, 1, 1]);
+    } finally {
+      await t.close();
+      await new Promise((r) => server.close(r));
+      await store.close();
+    }
+  });
   it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy', async () => {
     // One slot, one place in line, pieces paced to ~250 ms each so the requests overlap.
     const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 1, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });
