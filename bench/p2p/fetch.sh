@@ -5,8 +5,9 @@
 #
 # Waits until the wall clock reaches T0_MS (epoch milliseconds, so every client starts together),
 # GETs URL with curl (bounded by --max-time), hashes the body with openssl (HASH=1) or discards it
-# (HASH=0), and writes one line to OUT: "start_ms end_ms curl_rc sha256hex|skip http_code bytes cpu_user cpu_sys"
-# (the last two: CPU time of curl and openssl, as bash's `times` prints it).
+# (HASH=0), and writes one line to OUT: "start_ms end_ms curl_rc sha256hex|skip http_code bytes cpu_user cpu_sys
+# ttfb_s" (cpu_*: CPU time of curl and openssl, as bash's `times` prints it; ttfb_s: seconds from curl's
+# start to the first body byte, curl's time_starttransfer).
 set -u
 url=$1 t0=$2 maxt=$3 out=$4 hash=$5 limit=${6:-}
 
@@ -22,7 +23,7 @@ if ((wait_ms > 0)); then
   sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))"
 fi
 
-args=(-sS --max-time "$maxt" -H 'Expect:' -w '%{stderr}%{http_code} %{size_download}\n')
+args=(-sS --max-time "$maxt" -H 'Expect:' -w '%{stderr}%{http_code} %{size_download} %{time_starttransfer}\n')
 [ -n "$limit" ] && args+=(--limit-rate "$limit")
 start=$(now_ms)
 if [ "$hash" = 1 ]; then
@@ -36,8 +37,8 @@ else
   sha=skip
 fi
 end=$(now_ms)
-read -r code bytes < <(tail -n 1 "$out.err")
+read -r code bytes ttfb < <(tail -n 1 "$out.err")
 # CPU of this client's children (curl, openssl): the second line of `times`, e.g. "0m1.020s 0m0.310s".
 times >"$out.times"
 read -r cuser csys < <(tail -n 1 "$out.times")
-echo "$start $end $rc $sha ${code:-000} ${bytes:-0} ${cuser:-0m0s} ${csys:-0m0s}" >"$out.tmp" && mv "$out.tmp" "$out"
+echo "$start $end $rc $sha ${code:-000} ${bytes:-0} ${cuser:-0m0s} ${csys:-0m0s} ${ttfb:-}" >"$out.tmp" && mv "$out.tmp" "$out"

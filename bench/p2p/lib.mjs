@@ -261,7 +261,7 @@ function bashTime(t) {
   return m ? Number(m[1]) * 60 + Number(m[2]) : 0;
 }
 
-/** One phase directory: meta.env, clients/<i> lines "start end rc sha code bytes", sampler.json, metrics. */
+/** One phase directory: meta.env, clients/<i> lines "start end rc sha code bytes cpu_user cpu_sys ttfb_s", sampler.json, metrics. */
 function phase(dir, blobBytes, expectDigest) {
   if (!existsSync(dir)) return null;
   const meta = readKv(join(dir, 'meta.env'));
@@ -269,6 +269,8 @@ function phase(dir, blobBytes, expectDigest) {
   const killed = new Set((meta.killed ?? '').split(' ').filter(Boolean).map(Number));
   const clientsDir = join(dir, 'clients');
   const times = [];
+  /** Time to the first body byte from the common start, of the clients that completed. */
+  const firstBytes = [];
   const failures = [];
   const seen = new Set();
   let clientCpuS = 0;
@@ -277,12 +279,16 @@ function phase(dir, blobBytes, expectDigest) {
     const i = Number(f);
     seen.add(i);
     if (killed.has(i)) continue;
-    const [start, end, rc, sha, code, bytes, cu, cs] = readFileSync(join(clientsDir, f), 'utf8').trim().split(/\s+/);
+    const [start, end, rc, sha, code, bytes, cu, cs, ttfb] = readFileSync(join(clientsDir, f), 'utf8').trim().split(/\s+/);
     clientCpuS += bashTime(cu) + bashTime(cs);
     const ok = rc === '0' && (code === '200' || code === '206') && Number(bytes) === blobBytes && (!sha || sha === 'skip' || `sha256:${sha}` === expectDigest);
     if (!ok) failures.push({ agent: i, rc, code, bytes: Number(bytes), sha: sha?.slice(0, 12) });
-    else times.push((Number(end) - t0) / 1000);
+    else {
+      times.push((Number(end) - t0) / 1000);
+      if (ttfb !== undefined && Number.isFinite(Number(ttfb))) firstBytes.push((Number(start) - t0) / 1000 + Number(ttfb));
+    }
   }
+  firstBytes.sort((a, b) => a - b);
   const expected = Number(meta.clients ?? seen.size);
   // Clients that never wrote a result (timed out and were stopped) count as failures too.
   for (let i = 1; i <= expected; i++) if (!seen.has(i) && !killed.has(i)) failures.push({ agent: i, rc: 'no result' });
@@ -333,6 +339,8 @@ function phase(dir, blobBytes, expectDigest) {
     p50: pct(times, 50),
     p99: pct(times, 99),
     max: times.length ? times[times.length - 1] : null,
+    ttfbP50: pct(firstBytes, 50),
+    ttfbMax: firstBytes.length ? firstBytes[firstBytes.length - 1] : null,
     min: times.length ? times[0] : null,
     registryBytes: regAfter !== null && regBefore !== null ? regAfter - regBefore : null,
     registryBlobGets: meta.registry_blob_gets !== undefined ? Number(meta.registry_blob_gets) : null,
@@ -421,6 +429,7 @@ function report(work) {
     lines.push(' P2P run (all agents at once, cold caches, cold seed)');
     row('completed / agents', `${p2p.completed}/${p2p.clients}`, 'all', p2p.failures.length ? `FAILURES: ${JSON.stringify(p2p.failures.slice(0, 5))}` : 'digest verified by every client');
     row('p50 / p99 / max (s)', `${f(p2p.p50, 1)}/${f(p2p.p99, 1)}/${f(p2p.max, 1)}`);
+    row('first byte p50 / max (s)', `${f(p2p.ttfbP50, 1)}/${f(p2p.ttfbMax, 1)}`, '', 'from the common start to the first body byte at the client (curl time_starttransfer)');
     row('max / bound', f(ratio(p2p.max, bound)), '<= 1.3', `bound ${bound.toFixed(1)} s`);
     row('seed fetch from registry (s)', f(p2p.seedFetchS, 1), '', 'on the critical path (no preheat)');
     row('registry egress / blob', f(ratio(p2p.registryBytes, F), 3), '<= 1.05', `${mib(p2p.registryBytes)} MiB; ${p2p.registryBlobGets ?? 'n/a'} blob GETs in the access log`);
@@ -447,6 +456,7 @@ function report(work) {
     lines.push(' Direct baseline (every agent namespace pulls from the registry, same shaping)');
     row('completed / agents', `${direct.completed}/${direct.clients}`, 'all', direct.failures.length ? `FAILURES: ${JSON.stringify(direct.failures.slice(0, 5))}` : '');
     row('p50 / max (s)', `${f(direct.p50, 1)}/${f(direct.max, 1)}`, '', `client-server bound max(N*F/u_reg, F/d) = ${directBound.toFixed(1)} s`);
+    row('first byte p50 / max (s)', `${f(direct.ttfbP50, 1)}/${f(direct.ttfbMax, 1)}`);
     row('registry egress / blob', f(ratio(direct.registryBytes, F), 2), `(= N)`);
     if (wire(direct, false)) row('wire MiB: agents down / up', ...wire(direct, false));
     row('P2P speed-up (direct max / P2P max)', f(ratio(direct.max, p2p?.max), 2));
@@ -467,6 +477,8 @@ function report(work) {
     max_s: round(p2p?.max),
     p50_s: round(p2p?.p50),
     p99_s: round(p2p?.p99),
+    ttfb_p50_s: round(p2p?.ttfbP50),
+    ttfb_max_s: round(p2p?.ttfbMax),
     bound_s: round(bound),
     ratio_to_bound: round(ratio(p2p?.max, bound), 3),
     seed_fetch_s: round(p2p?.seedFetchS),
@@ -484,6 +496,8 @@ function report(work) {
     churn_fallbacks: churn?.tot.fallbacks ?? null,
     direct_max_s: round(direct?.max),
     direct_p50_s: round(direct?.p50),
+    direct_ttfb_p50_s: round(direct?.ttfbP50),
+    direct_ttfb_max_s: round(direct?.ttfbMax),
     direct_origin_ratio: round(ratio(direct?.registryBytes, F), 3),
     direct_failures: direct?.failures.length ?? null,
     scheduler_cpu_s: round(p2p?.schedCpuS),
