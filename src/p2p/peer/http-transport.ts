@@ -46,8 +46,10 @@ class BufferPool {
 
 const POOL_MIN = 256 * 1024;
 
+const DEFAULT_CONNECTIONS_PER_ORIGIN = 6;
+
 function makePool(o: HttpTransportOptions): HttpPool {
-  return new HttpPool({ connections: o.connectionsPerOrigin ?? 6, connectTimeoutMs: o.connectTimeoutMs ?? 3000 });
+  return new HttpPool({ connections: o.connectionsPerOrigin ?? DEFAULT_CONNECTIONS_PER_ORIGIN, connectTimeoutMs: o.connectTimeoutMs ?? 3000 });
 }
 
 export class HttpPeerTransport implements PeerTransport {
@@ -60,7 +62,7 @@ export class HttpPeerTransport implements PeerTransport {
   private readonly connectionsPerOrigin: number;
 
   constructor(opts: HttpTransportOptions = {}) {
-    this.connectionsPerOrigin = opts.connectionsPerOrigin ?? 6;
+    this.connectionsPerOrigin = opts.connectionsPerOrigin ?? DEFAULT_CONNECTIONS_PER_ORIGIN;
     this.pool = new BufferPool(opts.pooledBuffers ?? 8);
     this.owned = opts.pool ? null : makePool(opts);
     this.http = opts.pool ?? this.owned!;
@@ -156,9 +158,10 @@ export class HttpPeerTransport implements PeerTransport {
    * poll per layer on the same parent; with a fixed 6 the piece requests queued behind sleeping
    * polls. One download keeps exactly connectionsPerOrigin (a separate pool for polls cost the
    * single-blob bench ~10 sockets per agent and measurably more time; bench/p2p/README.md).
+   * A pool shared through `opts.pool` is left alone: its owner sizes it for all its users.
    */
   setDownloads(n: number): void {
-    this.http.setConnections(this.connectionsPerOrigin + Math.max(0, n - 1));
+    this.owned?.setConnections(this.connectionsPerOrigin + Math.max(0, n - 1));
   }
 
   /** Takes back a buffer piece() returned once the caller is done with it. */
