@@ -22,7 +22,6 @@ test('free slots are taken at once; past them one request waits and gets the nex
   await waiting;
   assert.equal(granted, true);
   assert.equal(s.inUse, 2, 'the released slot went to the waiter, not back to the pool');
-  // A free slot is not taken past someone waiting for it.
   s.release();
   s.release();
   assert.equal(s.inUse, 0);
