@@ -413,7 +413,7 @@ function report(work) {
   const row = (name, value, target = '', note = '') => lines.push(`  ${name.padEnd(38)} ${String(value).padStart(12)}   ${target.padEnd(14)} ${note}`);
   lines.push('');
   lines.push(`P2P distribution benchmark: ${N} agents, blob ${mib(F)} MiB, shaping: ${cfg.shaping}, mode: ${cfg.mode}`);
-  lines.push(`  caps: agent up/down ${cfg.cap_mbit} Mbit/s, seed up ${cfg.seed_mbit} Mbit/s, registry egress ${cfg.registry_mbit} Mbit/s${cfg.shaping === 'in-process' ? ' (in-process: registry egress not capped; direct clients use curl --limit-rate)' : ''}`);
+  lines.push(`  caps: agent up/down ${cfg.cap_mbit} Mbit/s, seed up ${cfg.seed_mbit} Mbit/s, registry egress ${cfg.registry_mbit} Mbit/s${cfg.shaping === 'in-process' ? ' (in-process: registry egress not capped; direct clients use curl --limit-rate)' : `, MTU ${cfg.mtu}`}`);
   lines.push(`  Kumar-Ross bound = max(F/u_seed ${terms.seed.toFixed(1)} s, F/d_min ${terms.dmin.toFixed(1)} s, N*F/(u_seed+sum u) ${terms.swarm.toFixed(1)} s) = ${bound.toFixed(1)} s`);
   lines.push(`  (caps are on the wire; TCP/IP/HTTP headers cost ~3-5 %, so ~1.05x is the practical floor)`);
   lines.push(`  code: ${cfg.git_head}${Number(cfg.src_dirty_files) > 0 ? ` + ${cfg.src_dirty_files} uncommitted src/ files` : ''}${cfg.build_ok === '0' ? ' (npm run build reported errors)' : ''}; agents advertise caps to the scheduler (--upload-limit): ${cfg.advertise_caps === '1' || cfg.shaping === 'in-process' ? 'yes' : 'no'}`);
@@ -468,6 +468,7 @@ function report(work) {
     peers: N,
     blob_mib: round(F / 1048576, 1),
     shaping: cfg.shaping,
+    mtu: cfg.mtu ? Number(cfg.mtu) : null,
     mode: cfg.mode,
     cap_mbit: Number(cfg.cap_mbit),
     seed_mbit: Number(cfg.seed_mbit),
