@@ -1,4 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-concurrent-recompilation
+// --no-concurrent-recompilation: Node 20's V8 can deadlock when a background TurboFan job waits on a
+// map lock while the main thread, holding it in Object.setPrototypeOf (every new AbortController),
+// starts a GC that waits for that job: the process sleeps forever on a futex with its port open.
+// One of 50 bench agents hung that way mid-transfer (gdb stacks in bench/p2p/README.md). The flag
+// must be on node's command line (V8 creates the compiler thread at start-up), so every launcher
+// in this repo passes it; compiling on the main thread costs the same CPU, in a few ms pauses.
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
 import { setFlagsFromString } from 'node:v8';
 // The young generation per role, unless the user sized it (node --max-semi-space-size=N or

@@ -7,4 +7,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 [ -f dist/cli/main.js ] || npm run build
-exec node bin/shoal.js serve --listen "${SHOAL_LISTEN:-127.0.0.1:5000}" --data "${SHOAL_DATA:-./data}" "$@"
+exec node --no-concurrent-recompilation bin/shoal.js serve --listen "${SHOAL_LISTEN:-127.0.0.1:5000}" --data "${SHOAL_DATA:-./data}" "$@"

@@ -371,7 +371,8 @@ fi
 start_role() { # name ns -- args...
   local name=$1 ns=$2
   shift 2
-  spawn "$ns" node "${NODE_ARGS[@]}" "$SHOAL" "$@" --log-level "$LOG_LEVEL" >"$WORK/logs/$name.log" 2>&1
+  # --no-concurrent-recompilation: see bin/shoal.js (a V8 deadlock that hung one agent of 50).
+  spawn "$ns" node --no-concurrent-recompilation "${NODE_ARGS[@]}" "$SHOAL" "$@" --log-level "$LOG_LEVEL" >"$WORK/logs/$name.log" 2>&1
   ROLE_PID[$name]=$!
 }
 
