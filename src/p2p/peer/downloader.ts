@@ -42,6 +42,12 @@ const CANCELLED = 'cancelled';
 const DROPPED = 'parent-dropped';
 const TIMEOUT = 'piece-timeout';
 const FINISHED = 'finished';
+/**
+ * Ends a sleep that is no longer needed (idle() woken early, a piece's timeout once it is done).
+ * One Error made once: abort() without a reason, or a sleep rejecting with a string reason, builds
+ * a DOMException with a stack trace each time, ~10 µs, and these run on every turn and request.
+ */
+const SLEEP_UNNEEDED = new Error('sleep no longer needed');
 
 const MiB = 1024 * 1024;
 
@@ -540,7 +546,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     } catch (err) {
       return this.fetchFailed(err, piece, p, ctl.signal, length);
     } finally {
-      timer.abort();
+      timer.abort(SLEEP_UNNEEDED);
       // Releases a response body nobody read (e.g. the piece landed from another parent meanwhile).
       if (!ctl.signal.aborted) ctl.abort(FINISHED);
     }
@@ -694,7 +700,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       this.wakeFn = resolve;
       this.clock.sleep(ms, ctl.signal).then(resolve, () => undefined);
     });
-    ctl.abort();
+    ctl.abort(SLEEP_UNNEEDED);
     this.wakeFn = null;
     this.woken = false;
   }
