@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shoalBin } from './server.js';
+import { roleNodeFlags, shoalBin } from './server.js';
 
 export interface RoleProcess {
   role: string;
@@ -23,7 +23,7 @@ const live = new Set<RoleProcess>();
 
 export async function startRole(role: 'scheduler' | 'seed' | 'agent', listen: string, args: string[], opts: { withData?: boolean } = {}): Promise<RoleProcess> {
   const dataDir = opts.withData === false || role === 'scheduler' ? undefined : await mkdtemp(join(tmpdir(), `shoal-${role}-`));
-  const proc = spawn(process.execPath, [shoalBin, role, '--listen', listen, ...(dataDir ? ['--data', dataDir] : []), '--log-level', 'info', ...args], {
+  const proc = spawn(process.execPath, [...roleNodeFlags, shoalBin, role, '--listen', listen, ...(dataDir ? ['--data', dataDir] : []), '--log-level', 'info', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

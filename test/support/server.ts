@@ -8,6 +8,8 @@ import { createInterface } from 'node:readline';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const shoalBin = join(repoRoot, 'dist', 'cli', 'main.js');
+/** Node flags every long-lived role gets, as bin/shoal.js's shebang gives them (see the comment there). */
+export const roleNodeFlags = ['--no-concurrent-recompilation'];
 
 export interface RunningShoal {
   /** e.g. http://127.0.0.1:40123 */
@@ -36,7 +38,7 @@ export async function startShoal(opts: StartOptions = {}): Promise<RunningShoal>
   const listenHost = opts.listenHost ?? '127.0.0.1';
   const proc = spawn(
     process.execPath,
-    [shoalBin, 'serve', '--listen', `${listenHost}:0`, '--data', dataDir, '--log-level', 'info', ...(opts.args ?? [])],
+    [...roleNodeFlags, shoalBin, 'serve', '--listen', `${listenHost}:0`, '--data', dataDir, '--log-level', 'info', ...(opts.args ?? [])],
     { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const output: string[] = [];
