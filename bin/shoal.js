@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --no-concurrent-recompilation
-// --no-concurrent-recompilation: Node 20's V8 can deadlock when a background TurboFan job waits on a
-// map lock while the main thread, holding it in Object.setPrototypeOf (every new AbortController),
-// starts a GC that waits for that job: the process sleeps forever on a futex with its port open.
+// --no-concurrent-recompilation: Node 20's V8 can deadlock. Seen in gdb: the main thread, inside
+// Object.setPrototypeOf (every new AbortController does one), started a GC and waited at a safepoint
+// for a background TurboFan job, and that job waited on a map read lock (most likely the one the main
+// thread held for the prototype transition): the process sleeps forever on a futex, port open.
 // One of 50 bench agents hung that way mid-transfer (gdb stacks in bench/p2p/README.md). The flag
 // must be on node's command line (V8 creates the compiler thread at start-up), so every launcher
 // in this repo passes it; compiling on the main thread costs the same CPU, in a few ms pauses.

@@ -12,7 +12,8 @@
 #   (agents per rack label, 10; 0 = no labels), BENCH_MTU (MTU of every veth, 9000: jumbo frames, as in the data
 #   centres such fleets run in (an AWS VPC's default is 9001); 1500 costs the agents ~40 % more CPU and the kernel
 #   4x the softirq time here, for the same bytes: 12 agents x 64 MiB at 20 Mbit/s, 2 runs each: agents 32.4 / 35.7
-#   CPU-s and softirq 3.4 / 3.7 % at 9000, 57.6 / 52.6 CPU-s and 10.1 / 9.7 % at 1500), BENCH_VERIFY (1: every client hashes what it got; 0: none),
+#   CPU-s and softirq 3.4 / 3.7 % at 9000, 57.6 / 52.6 CPU-s and 10.1 / 9.7 % at 1500), BENCH_VERIFY (1: every
+#   client hashes what it got; 0: none),
 #   BENCH_SHAPING (auto | netns | in-process), BENCH_ADVERTISE_CAPS (1: in netns mode also pass the caps to the
 #   roles as --upload-limit/--download-limit, so the scheduler sizes children by uploadBps; default 0: tc only),
 #   BENCH_LOG_LEVEL (role log level, info), BENCH_KEEP_LOGS=DIR (copy every role's log and the per-phase data
