@@ -62,10 +62,16 @@ describe('tenancy policies', () => {
     await admin(reg.url, ADMIN, 'PUT', 'namespaces/team/members/dev', { role: 'maintainer' });
     devToken = await getToken(reg.url, DEV, ['repository:team/app:pull,push,delete', 'repository:team/big:pull,push']);
   });
-  after(async () => reg?.stop());
+  /** Data dirs a restarted registry reuses: the restarted process does not own them, so they are removed here. */
+  const reusedDirs: string[] = [];
+  after(async () => {
+    await reg?.stop();
+    for (const d of reusedDirs) await rm(d, { recursive: true, force: true });
+  });
 
   it('bootstrap: SHOAL_ADMIN_PASSWORD created admin once; a restart with another password does not change it; tokens survive the restart', async () => {
     const dir = reg.dataDir;
+    reusedDirs.push(dir);
     const before = await getToken(reg.url, ADMIN, ['registry:catalog:*']);
     await reg.stop({ keepData: true });
     reg = await startShoal({ dataDir: dir, args: ['--auth'], env: { SHOAL_ADMIN_PASSWORD: 'another-password' } });
