@@ -2,7 +2,7 @@
 # P2P distribution benchmark: one registry, one scheduler, one seed and N agents, each its own process
 # (node bin/shoal.js ...), each in its own network namespace with tc tbf bandwidth caps.
 #
-#   npm run bench:p2p                  full run: 50 agents, 512 MiB blob, 20 Mbit/s per agent (45-55 minutes on 2 cores)
+#   npm run bench:p2p                  full run: 50 agents, 512 MiB blob, 20 Mbit/s per agent (22-26 minutes on 2 cores)
 #   BENCH_QUICK=1 npm run bench:p2p    quick run: 10 agents, 64 MiB, 100 Mbit/s per agent (about 1 minute)
 #
 # Knobs (env): BENCH_AGENTS (50; quick 10), BENCH_BLOB_MIB (512; quick 64), BENCH_CAP_MBIT (agent upload and
@@ -24,13 +24,14 @@
 #   measures nothing), BENCH_WORKDIR (where data goes; default $TMPDIR or /tmp; needs about
 #   (agents + 5) x blob size free), BENCH_SKIP=churn,direct (leave phases out).
 #
-# CPU: this machine has 2 cores. At 20 Mbit/s an agent spends ~25 ms of CPU per MiB on its wire (received or
-# forwarded; 1,279 CPU-s for 51,946 MiB in the full run at dac4e4b), and the kernel's veth/bridge/tbf path takes
-# a sixth of the machine in softirq on top, so 50 agents saturate both cores at ~37 MB/s on the agents' downlinks
-# (the caps allow 125). Slower caps do not help: at 6 Mbit/s an agent spends ~130 ms per MiB it receives (per-packet
-# work), and 50 agents at 6 Mbit/s are CPU-bound too. 20 Mbit/s stays the default (the run takes 30-55 minutes
-# here); the table flags a CPU-bound run and prints CPU used by other processes on the machine. On a bigger machine
-# the same defaults measure the protocol rather than the CPU.
+# CPU: this machine has 2 cores. At 20 Mbit/s and MTU 9000 an agent spends ~17-20 ms of CPU per MiB on its wire
+# (received or forwarded; 977 CPU-s for ~49,500 MiB in the full run at 6d04d28; ~25 ms at MTU 1500), and the
+# kernel's veth/bridge/tbf path takes ~7 % of the machine in softirq on top (16 % at MTU 1500), so 50 agents still
+# saturate both cores at ~45-50 MB/s on the agents' downlinks (the caps allow 125). Slower caps do not help: at
+# 6 Mbit/s an agent spends ~130 ms per MiB it receives (per-packet work, measured at MTU 1500), and 50 agents at
+# 6 Mbit/s are CPU-bound too. 20 Mbit/s stays the default (the run takes 22-26 minutes here at MTU 9000); the
+# table flags a CPU-bound run and prints CPU used by other processes on the machine. On a bigger machine the same
+# defaults measure the protocol rather than the CPU.
 #
 # Time limits: p2p 4.5 x bound + 60 s, churn 5 x bound + 60 s (BENCH_LIMIT_X sets the 4.5), direct 2 x its client-server bound + 60 s (each at
 # least 120 s, all within BENCH_TIMEOUT_S; a phase without time left is skipped and reported as n/a). Clients
