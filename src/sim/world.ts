@@ -295,9 +295,12 @@ export class World {
       req.uploading = false;
       const parent = req.parent!;
       parent.uploads--;
-      const i = parent.weighted?.indexOf(req) ?? -1;
+      const serving = parent.weighted;
+      const i = serving ? serving.indexOf(req) : -1;
       if (i >= 0) {
-        parent.weighted!.splice(i, 1);
+        // Swap with the last, not splice (which allocates the removed part): weights ignore order.
+        serving![i] = serving![serving!.length - 1]!;
+        serving!.pop();
         this.reweigh(parent);
       }
       while (parent.uploads < parent.slots && parent.queued.length > 0) {
