@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseScenario } from '../../../src/sim/scenario.js';
 import { runVariant, type VariantResult } from '../../../src/sim/run.js';
+import { checkThinWalk } from '../../../src/sim/engines/thin.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
 import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../../../src/p2p/peer/upload-slots.js';
 
@@ -92,6 +93,25 @@ test('the thin engine agrees with the real TaskDownloader on the same fleet', as
   assert.equal(thin.completed, 20);
   assert.ok(Math.abs(thin.max_s - real.max_s) / real.max_s < 0.25, `max ${thin.max_s} vs ${real.max_s}`);
   assert.ok(Math.abs(thin.p50_s - real.p50_s) / real.p50_s < 0.25, `p50 ${thin.p50_s} vs ${real.p50_s}`);
+});
+
+test('thin engine: the walk over a landed piece\'s children skips only children that could not request it (checked at every skip)', async () => {
+  // A fleet of its own: cold seed, a crash mid-transfer and a hang (requests settled by kills and
+  // timeouts), several layers at once, so every path that changes what a download wants is taken.
+  const fleet = parseScenario(TINY.replace(/^variants:[\s\S]*$/m, `variants:
+  - {name: cold, mode: p2p, engine: thin}
+  - {name: crash, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: crash}}
+  - {name: hang, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: hang}}
+`));
+  checkThinWalk(true);
+  try {
+    for (const v of fleet.variants) {
+      const r = await runVariant(fleet, v);
+      assert.equal(r.completed, r.expected, `${v.name}: every survivor completes`);
+    }
+  } finally {
+    checkThinWalk(false);
+  }
 });
 
 // Slow links: 8 requests in flight share a 6 Mbit/s downlink (94 KB/s each, 45 s per 4 MiB
