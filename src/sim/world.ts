@@ -297,10 +297,10 @@ export class World {
       parent.uploads--;
       const serving = parent.weighted;
       const i = serving ? serving.indexOf(req) : -1;
-      if (i >= 0) {
+      if (serving && i >= 0) {
         // Swap with the last, not splice (which allocates the removed part): weights ignore order.
-        serving![i] = serving![serving!.length - 1]!;
-        serving!.pop();
+        serving[i] = serving[serving.length - 1]!;
+        serving.pop();
         this.reweigh(parent);
       }
       while (parent.uploads < parent.slots && parent.queued.length > 0) {

@@ -557,7 +557,7 @@ class ThinDownload {
   /** Ends the download: no more turns, its requests cancelled, its parents' children lists left. */
   private stop(): void {
     this.ended = true;
-    this.want[this.want.length - 1] = 0;
+    this.budgetChanged();
     this.timerVer++;
     for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);
     for (const p of this.parents.values()) (p.holding.listeners as Children).delete(p);
