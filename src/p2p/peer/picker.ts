@@ -75,6 +75,31 @@ export interface PickerOptions {
   rng?: () => number;
 }
 
+/**
+ * pick()'s per-turn scratch. pick() runs on every landed piece of every download (millions of
+ * times in a fleet simulation): allocating these per call was most of its cost and a tenth of the
+ * simulator's garbage collection, and one set per picker (per download: 40,000 at 10,000 nodes)
+ * made every turn start on cold memory. pick() is synchronous, so one set serves every picker in
+ * the process; a nested call (from a PickInput callback) gets its own.
+ */
+class PickScratch {
+  availability = new Uint32Array(0);
+  /** The fresh pieces, then the same pieces in the order they are tried. */
+  order = new Int32Array(0);
+  sorted = new Int32Array(0);
+  bucketStart = new Int32Array(0);
+  /** Request slots left per parent (by position in input.parents). */
+  free = new Int32Array(0);
+  /** Each parent's raw bitfield bytes when every set is a Bitfield of numPieces (the fast path). */
+  raws: Array<Readonly<Uint8Array>> = [];
+  /** Byte-lane counters of countAvailabilityByBytes. */
+  laneHi = new Int32Array(0);
+  laneLo = new Int32Array(0);
+}
+
+const sharedScratch = new PickScratch();
+let sharedScratchBusy = false;
+
 export class PiecePicker {
   readonly perParentLimit: number;
   private readonly randomFirst: number;
@@ -82,22 +107,6 @@ export class PiecePicker {
   private readonly endgameMaxRequests: number;
   private readonly sequentialWindow: number;
   private readonly rng: () => number;
-  // Per-turn scratch, reused: pick() runs on every landed piece of every download (millions of
-  // times in a fleet simulation), and its allocations were most of its cost and a tenth of the
-  // simulator's garbage collection.
-  private availability = new Uint32Array(0);
-  /** The fresh pieces, then the same pieces in the order they are tried. */
-  private order = new Int32Array(0);
-  private sorted = new Int32Array(0);
-  private bucketStart = new Int32Array(0);
-  /** Request slots left per parent (by position in input.parents). */
-  private free = new Int32Array(0);
-  /** Each parent's raw bitfield bytes when every set is a Bitfield of numPieces (the fast path). */
-  private raws: Array<Readonly<Uint8Array>> = [];
-  /** Byte-lane counters of countAvailabilityByBytes. */
-  private laneHi = new Int32Array(0);
-  private laneLo = new Int32Array(0);
-
   constructor(opts: PickerOptions = {}) {
     this.perParentLimit = Math.max(1, opts.perParentLimit ?? 3);
     this.randomFirst = Math.max(0, opts.randomFirst ?? 4);
@@ -109,14 +118,24 @@ export class PiecePicker {
 
   /** The next requests to start. Never assigns a held piece, a parent that lacks it, or beyond a parent's limit. */
   pick(input: PickInput): Assignment[] {
+    if (sharedScratchBusy) return this.pickWith(input, new PickScratch());
+    sharedScratchBusy = true;
+    try {
+      return this.pickWith(input, sharedScratch);
+    } finally {
+      sharedScratchBusy = false;
+    }
+  }
+
+  private pickWith(input: PickInput, s: PickScratch): Assignment[] {
     const { numPieces, have, parents, inFlight } = input;
     let budget = Math.floor(input.maxAssignments);
     const np = parents.length;
     if (budget <= 0 || np === 0) return [];
 
     // Free request slots per parent, after what is already outstanding.
-    if (this.free.length < np) this.free = new Int32Array(np * 2);
-    const free = this.free;
+    if (s.free.length < np) s.free = new Int32Array(np * 2);
+    const free = s.free;
     for (let k = 0; k < np; k++) free[k] = parents[k]!.limit ?? this.perParentLimit;
     let inFlightPieces = 0;
     for (const [piece, ids] of inFlight) {
@@ -138,23 +157,23 @@ export class PiecePicker {
 
     // Availability of each missing, not-yet-requested piece over the parents we know; both counts
     // write every entry below numPieces.
-    if (this.availability.length < numPieces) {
-      this.availability = new Uint32Array(numPieces);
-      this.order = new Int32Array(numPieces);
-      this.sorted = new Int32Array(numPieces);
+    if (s.availability.length < numPieces) {
+      s.availability = new Uint32Array(numPieces);
+      s.order = new Int32Array(numPieces);
+      s.sorted = new Int32Array(numPieces);
     }
-    const availability = this.availability;
-    const raws = this.rawBitfields(numPieces, have, parents);
+    const availability = s.availability;
+    const raws = this.rawBitfields(numPieces, have, parents, s);
     const mine = raws && (have as Bitfield).rawBytes();
-    if (mine && this.laneHi.length < mine.length) {
-      this.laneHi = new Int32Array(mine.length);
-      this.laneLo = new Int32Array(mine.length);
+    if (mine && s.laneHi.length < mine.length) {
+      s.laneHi = new Int32Array(mine.length);
+      s.laneLo = new Int32Array(mine.length);
     }
-    const missing = mine ? countAvailabilityByBytes(numPieces, mine, (have as Bitfield).count, raws, np, availability, this.laneHi, this.laneLo) : countAvailability(numPieces, have, parents, availability);
+    const missing = mine ? countAvailabilityByBytes(numPieces, mine, (have as Bitfield).count, raws, np, availability, s.laneHi, s.laneLo) : countAvailability(numPieces, have, parents, availability);
     if (missing === 0) return [];
     // Pieces already requested are not fresh (endgame below may duplicate them).
     for (const [piece, ids] of inFlight) if (ids.size > 0 && piece >= 0 && piece < numPieces) availability[piece] = 0;
-    const order = this.order;
+    const order = s.order;
     let n = 0;
     let maxAvail = 0;
     // Held pieces count 0, so only pieces some parent can give are looked at further.
@@ -164,13 +183,13 @@ export class PiecePicker {
       if (a > maxAvail) maxAvail = a;
       order[n++] = i;
     }
-    this.arrange(n, maxAvail, input);
+    this.arrange(n, maxAvail, input, s);
 
     const out: Assignment[] = [];
     for (let c = 0; c < n; c++) {
       if (budget <= 0 || openLeft === 0) return out;
       const piece = order[c]!;
-      const k = this.bestHolder(piece, parents, raws, null);
+      const k = this.bestHolder(piece, parents, raws, null, s);
       if (k < 0) continue;
       if (--free[k]! === 0) openLeft--;
       budget--;
@@ -205,7 +224,7 @@ export class PiecePicker {
       for (const p of pending) {
         if (budget <= 0) break;
         if (p.ids.size >= this.endgameMaxRequests) continue;
-        const k = this.bestHolder(p.piece, parents, raws, p.ids);
+        const k = this.bestHolder(p.piece, parents, raws, p.ids, s);
         if (k < 0) continue;
         if (--free[k]! === 0) openLeft--;
         budget--;
@@ -219,17 +238,17 @@ export class PiecePicker {
   }
 
   /**
-   * Puts the first n entries of this.order (fresh pieces, ascending) in the order they are tried:
+   * Puts the first n entries of s.order (fresh pieces, ascending) in the order they are tried:
    * streaming window first, then random (first pieces) or rarest-first with random ties.
    */
-  private arrange(n: number, maxAvail: number, input: PickInput): void {
-    const order = this.order;
+  private arrange(n: number, maxAvail: number, input: PickInput, s: PickScratch): void {
+    const order = s.order;
     let head = 0;
     if (input.sequentialFrom !== undefined) {
       // Stable partition: the window's pieces to the front, the rest after them.
       const from = input.sequentialFrom;
       const to = from + this.sequentialWindow;
-      const sorted = this.sorted;
+      const sorted = s.sorted;
       let r = 0;
       for (let c = 0; c < n; c++) {
         const i = order[c]!;
@@ -244,14 +263,14 @@ export class PiecePicker {
     }
     // Bucket by availability (small integers, a stable counting sort), shuffle inside each bucket:
     // O(n), random ties.
-    if (this.bucketStart.length < maxAvail + 2) this.bucketStart = new Int32Array(maxAvail * 2 + 2);
-    const start = this.bucketStart;
+    if (s.bucketStart.length < maxAvail + 2) s.bucketStart = new Int32Array(maxAvail * 2 + 2);
+    const start = s.bucketStart;
     // Loops, not fill(0, from, to): the builtin's range form cost more than the whole count (profiled).
     for (let a = 0; a < maxAvail + 2; a++) start[a] = 0;
-    const availability = this.availability;
+    const availability = s.availability;
     for (let c = head; c < n; c++) start[availability[order[c]!]! + 1]!++;
     for (let a = 1; a <= maxAvail + 1; a++) start[a]! += start[a - 1]!;
-    const sorted = this.sorted;
+    const sorted = s.sorted;
     for (let c = head; c < n; c++) {
       const i = order[c]!;
       sorted[head + start[availability[i]!]!++] = i;
@@ -268,9 +287,9 @@ export class PiecePicker {
   }
 
   /** Raw bytes of every parent's bitfield when all sets are Bitfields of numPieces, else null. */
-  private rawBitfields(numPieces: number, have: PieceSet, parents: readonly PickerParent[]): Array<Readonly<Uint8Array>> | null {
+  private rawBitfields(numPieces: number, have: PieceSet, parents: readonly PickerParent[], s: PickScratch): Array<Readonly<Uint8Array>> | null {
     if (!(have instanceof Bitfield) || have.size !== numPieces || parents.length > MAX_PARENTS_BY_BYTES) return null;
-    const raws = this.raws;
+    const raws = s.raws;
     raws.length = parents.length;
     for (let k = 0; k < parents.length; k++) {
       const p = parents[k]!.pieces;
@@ -281,8 +300,8 @@ export class PiecePicker {
   }
 
   /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. -1 if none. */
-  private bestHolder(piece: number, parents: readonly PickerParent[], raws: Array<Readonly<Uint8Array>> | null, exclude: ReadonlySet<string> | null): number {
-    const free = this.free;
+  private bestHolder(piece: number, parents: readonly PickerParent[], raws: Array<Readonly<Uint8Array>> | null, exclude: ReadonlySet<string> | null, s: PickScratch): number {
+    const free = s.free;
     const at = piece >> 3;
     const mask = 0x80 >> (piece & 7);
     let best = -1;

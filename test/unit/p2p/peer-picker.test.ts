@@ -225,6 +225,25 @@ describe('PiecePicker', () => {
       { numRuns: 500 },
     );
   });
+  it('pickers share their scratch, and a pick nested in a callback of another leaves it unchanged', () => {
+    const n = 16;
+    const parents: PickerParent[] = [
+      { id: 'A', pieces: Bitfield.full(n), limit: 8 },
+      { id: 'B', pieces: bits(n, range(8, 16)), limit: 8 },
+      { id: 'C', pieces: bits(n, [12, 13, 14, 15]), limit: 2 },
+    ];
+    const inFlight = new Map(range(10, 16).map((i) => [i, new Set(['A'])] as [number, Set<string>]));
+    const have = bits(n, range(0, 10));
+    const other = new PiecePicker({ rng: rng(3) });
+    // The nested turn writes every scratch array, with other sizes and other parents.
+    const nested = () => other.pick({ numPieces: 40, have: new Bitfield(40), haveCount: 0, parents: [{ id: 'X', pieces: Bitfield.full(40), limit: 9 }, { id: 'Y', pieces: Bitfield.full(40) }], inFlight: new Map(), maxAssignments: 12 });
+    const turn = (lagging: (i: number) => boolean) => new PiecePicker({ rng: rng(5) }).pick({ numPieces: n, have, haveCount: have.count, parents, inFlight, maxAssignments: 8, lagging });
+    const alone = turn(() => true);
+    const withNested = turn(() => nested().length > 0);
+    assert.ok(alone.length >= 4, `endgame copies: ${JSON.stringify(alone)}`);
+    assert.deepEqual(withNested, alone);
+  });
+
   it('a picker reused across turns (its scratch kept) picks what a fresh one picks', () => {
     fc.assert(
       fc.property(
