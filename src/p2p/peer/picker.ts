@@ -17,6 +17,8 @@ export interface PickerParent {
   pieces: PieceSet;
   /** Concurrent requests allowed to this parent; defaults to the picker's perParentLimit. */
   limit?: number;
+  /** Where this parent's bitfield bytes sit in PickInput.bitsArena (with an arena, every parent has one). */
+  bitsAt?: number;
 }
 
 export interface PickInput {
@@ -39,6 +41,14 @@ export interface PickInput {
    * pieces at 6 Mbit/s: 38 % of the bytes on the wire were such copies). Unset: any piece.
    */
   lagging?: (piece: number) => boolean;
+  /**
+   * Optional: one byte array that holds every parent's bitfield, the same bytes as its
+   * `pieces.rawBytes()` from PickerParent.bitsAt on, kept current by the caller. The fleet
+   * simulator keeps a download's parents side by side: reading 16 parents' bitfields through their
+   * objects was a cache miss or three each, and the largest part of a turn at 10,000 nodes.
+   * Without it (or if a parent lacks bitsAt) the picker copies the bitfields into its scratch.
+   */
+  bitsArena?: Readonly<Uint8Array>;
 }
 
 /** A request counts as late once it has taken this many typical piece times (isLagging). */
@@ -90,8 +100,10 @@ class PickScratch {
   bucketStart = new Int32Array(0);
   /** Request slots left per parent (by position in input.parents). */
   free = new Int32Array(0);
-  /** Each parent's raw bitfield bytes when every set is a Bitfield of numPieces (the fast path). */
-  raws: Array<Readonly<Uint8Array>> = [];
+  /** The parents' bitfields side by side, when the input has no arena (parent k's at k * bytes). */
+  matrix = new Uint8Array(0);
+  /** Where parent k's bitfield bytes start in the arena read this turn. */
+  offsets = new Int32Array(0);
   /** Byte-lane counters of countAvailabilityByBytes. */
   laneHi = new Int32Array(0);
   laneLo = new Int32Array(0);
@@ -163,13 +175,13 @@ export class PiecePicker {
       s.sorted = new Int32Array(numPieces);
     }
     const availability = s.availability;
-    const raws = this.rawBitfields(numPieces, have, parents, s);
-    const mine = raws && (have as Bitfield).rawBytes();
+    const arena = this.parentBits(numPieces, have, input, s);
+    const mine = arena && (have as Bitfield).rawBytes();
     if (mine && s.laneHi.length < mine.length) {
       s.laneHi = new Int32Array(mine.length);
       s.laneLo = new Int32Array(mine.length);
     }
-    const missing = mine ? countAvailabilityByBytes(numPieces, mine, (have as Bitfield).count, raws, np, availability, s.laneHi, s.laneLo) : countAvailability(numPieces, have, parents, availability);
+    const missing = mine ? countAvailabilityByBytes(numPieces, mine, (have as Bitfield).count, arena, s.offsets, np, availability, s.laneHi, s.laneLo) : countAvailability(numPieces, have, parents, availability);
     if (missing === 0) return [];
     // Pieces already requested are not fresh (endgame below may duplicate them).
     for (const [piece, ids] of inFlight) if (ids.size > 0 && piece >= 0 && piece < numPieces) availability[piece] = 0;
@@ -189,7 +201,7 @@ export class PiecePicker {
     for (let c = 0; c < n; c++) {
       if (budget <= 0 || openLeft === 0) return out;
       const piece = order[c]!;
-      const k = this.bestHolder(piece, parents, raws, null, s);
+      const k = this.bestHolder(piece, parents, arena, null, s);
       if (k < 0) continue;
       if (--free[k]! === 0) openLeft--;
       budget--;
@@ -224,7 +236,7 @@ export class PiecePicker {
       for (const p of pending) {
         if (budget <= 0) break;
         if (p.ids.size >= this.endgameMaxRequests) continue;
-        const k = this.bestHolder(p.piece, parents, raws, p.ids, s);
+        const k = this.bestHolder(p.piece, parents, arena, p.ids, s);
         if (k < 0) continue;
         if (--free[k]! === 0) openLeft--;
         budget--;
@@ -286,21 +298,42 @@ export class PiecePicker {
     }
   }
 
-  /** Raw bytes of every parent's bitfield when all sets are Bitfields of numPieces, else null. */
-  private rawBitfields(numPieces: number, have: PieceSet, parents: readonly PickerParent[], s: PickScratch): Array<Readonly<Uint8Array>> | null {
-    if (!(have instanceof Bitfield) || have.size !== numPieces || parents.length > MAX_PARENTS_BY_BYTES) return null;
-    const raws = s.raws;
-    raws.length = parents.length;
-    for (let k = 0; k < parents.length; k++) {
+  /**
+   * Every parent's bitfield bytes in one array, parent k's from s.offsets[k] (the fast path): the
+   * input's arena, or a copy into scratch when every set is a Bitfield of numPieces; else null.
+   */
+  private parentBits(numPieces: number, have: PieceSet, input: PickInput, s: PickScratch): Readonly<Uint8Array> | null {
+    const { parents } = input;
+    const np = parents.length;
+    if (!(have instanceof Bitfield) || have.size !== numPieces || np > MAX_PARENTS_BY_BYTES) return null;
+    if (s.offsets.length < np) s.offsets = new Int32Array(np * 2);
+    const offsets = s.offsets;
+    const arena = input.bitsArena;
+    if (arena) {
+      let k = 0;
+      for (; k < np; k++) {
+        const at = parents[k]!.bitsAt;
+        if (at === undefined) break;
+        offsets[k] = at;
+      }
+      if (k === np) return arena;
+    }
+    const bytes = (numPieces + 7) >> 3;
+    if (s.matrix.length < np * bytes) s.matrix = new Uint8Array(np * bytes * 2);
+    const matrix = s.matrix;
+    for (let k = 0; k < np; k++) {
       const p = parents[k]!.pieces;
       if (!(p instanceof Bitfield) || p.size !== numPieces) return null;
-      raws[k] = p.rawBytes();
+      const raw = p.rawBytes();
+      const at = k * bytes;
+      for (let j = 0; j < bytes; j++) matrix[at + j] = raw[j]!;
+      offsets[k] = at;
     }
-    return raws;
+    return matrix;
   }
 
   /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. -1 if none. */
-  private bestHolder(piece: number, parents: readonly PickerParent[], raws: Array<Readonly<Uint8Array>> | null, exclude: ReadonlySet<string> | null, s: PickScratch): number {
+  private bestHolder(piece: number, parents: readonly PickerParent[], arena: Readonly<Uint8Array> | null, exclude: ReadonlySet<string> | null, s: PickScratch): number {
     const free = s.free;
     const at = piece >> 3;
     const mask = 0x80 >> (piece & 7);
@@ -312,7 +345,7 @@ export class PiecePicker {
       if (f <= 0) continue;
       const p = parents[k]!;
       if (exclude?.has(p.id)) continue;
-      if (raws ? (raws[k]![at]! & mask) === 0 : !p.pieces.has(piece)) continue;
+      if (arena ? (arena[s.offsets[k]! + at]! & mask) === 0 : !p.pieces.has(piece)) continue;
       if (best < 0 || f > bestFree) {
         best = k;
         bestFree = f;
@@ -360,19 +393,19 @@ const MAX_PARENTS_BY_BYTES = 255;
  * downloader's and the simulator's are) and there are at most 255 parents: per parent and byte,
  * two table lookups and two adds count the byte's eight pieces in byte-wide lanes (SWAR), with no
  * branch per piece. A loop over the set bits was the simulator's hottest code at 16 parents.
- * `hi`/`lo` are scratch of at least mine.length entries.
+ * Parent k's bitfield is arena[offsets[k] ..]; `hi`/`lo` are scratch of at least mine.length entries.
  */
-function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, raws: ReadonlyArray<Readonly<Uint8Array>>, np: number, out: Uint32Array, hi: Int32Array, lo: Int32Array): number {
+function countAvailabilityByBytes(numPieces: number, mine: Readonly<Uint8Array>, held: number, arena: Readonly<Uint8Array>, offsets: Int32Array, np: number, out: Uint32Array, hi: Int32Array, lo: Int32Array): number {
   const bytes = mine.length;
   for (let j = 0; j < bytes; j++) {
     hi[j] = 0;
     lo[j] = 0;
   }
   for (let k = 0; k < np; k++) {
-    const theirs = raws[k]!;
+    const from = offsets[k]!;
     for (let j = 0; j < bytes; j++) {
       // Pieces 8j..8j+7, piece 8j in the high bit (the wire order, see bitfield.ts).
-      const b = theirs[j]! & ~mine[j]!;
+      const b = arena[from + j]! & ~mine[j]!;
       hi[j]! += SPREAD_NIBBLE[(b >> 4) & 15]!;
       lo[j]! += SPREAD_NIBBLE[b & 15]!;
     }

@@ -39,13 +39,15 @@ interface TParent {
   /** The download this record belongs to, and the record's place in its holding's Children. */
   child: ThinDownload;
   slot: number;
-  /** The child's ThinDownload.want, read by the walk over a landed piece's children. */
-  want: Uint8Array;
+  /** The child's ThinDownload.bits: the walk over a landed piece's children reads and writes it. */
+  bits: Uint8Array;
+  /** Where this parent's copy of its bitfield sits in `bits` (PickerParent.bitsAt). */
+  bitsAt: number;
 }
 
 let walkCheck = false;
 
-/** Tests: make the walk over a landed piece's children check every child it skips against the child's own state. */
+/** Tests: make the walk over a landed piece's children check every child it skips against the child's own state, and every pick check the parents' bitfield copies it reads. */
 export function checkThinWalk(on: boolean): void {
   walkCheck = on;
 }
@@ -63,6 +65,9 @@ class Children {
   private holes = 0;
   private walking = false;
 
+  /** `wantBytes`: the layer's bitfield length, where every child's "could request" byte sits in its `bits`. */
+  constructor(private readonly wantBytes: number) {}
+
   add(p: TParent): void {
     p.slot = this.recs.length;
     this.recs.push(p);
@@ -77,7 +82,9 @@ class Children {
 
   /**
    * Tells each child that the parent got piece `index` (children added meanwhile are told too, as
-   * a Map iterator would). Only ~1 % of children can act on it (1,000-agent proxy: 46 % hold the
+   * a Map iterator would), first in the child's copy of this parent's bitfield, which its picker
+   * reads (no pick runs between a piece landing and this walk: requests answer after an RTT).
+   * Only ~1 % of children can act on it (1,000-agent proxy: 46 % hold the
    * piece, 32 % have no request budget, 11 % find this parent full or paused, 10 % have the piece
    * in flight), so they are sorted out here from the parent record and one byte array, without
    * reading the child's own state (its Bitfield, Maps and Set: cache misses, 40 million walks at
@@ -88,11 +95,14 @@ class Children {
     const recs = this.recs;
     const at = index >> 3;
     const mask = 0x80 >> (index & 7);
+    const flag = this.wantBytes;
     for (let i = 0; i < recs.length; i++) {
       const p = recs[i];
-      if (!p || p.active >= p.limit || p.pausedUntil > now) continue;
-      const want = p.want;
-      if ((want[at]! & mask) === 0 || want[want.length - 1] === 0) {
+      if (!p) continue;
+      const bits = p.bits;
+      bits[p.bitsAt + at]! |= mask;
+      if (p.active >= p.limit || p.pausedUntil > now) continue;
+      if ((bits[at]! & mask) === 0 || bits[flag] === 0) {
         if (walkCheck && p.child.couldRequest(index)) throw new Error(`thin engine: the walk skipped ${p.child.host.id}, which could request piece ${index}`);
         continue;
       }
@@ -192,12 +202,18 @@ class ThinDownload {
   private idleDueMs = 0;
   private have: Bitfield | null = null;
   /**
-   * What the walk over a landed piece's children reads instead of this object's state: bit i (the
-   * Bitfield's order) is set while piece i is neither held nor requested, and the last byte is 1
-   * while a new request could start (manifest known, budget left, not ended). parentHas() still
-   * checks the real state; this only has to be exact in saying "can't".
+   * What the walk over a landed piece's children reads and writes instead of this object's state,
+   * in one array so that a turn touches little memory. Bytes [0, W) (W = the layer's bitfield
+   * length; the Bitfield's bit order): bit i set while piece i is neither held nor requested.
+   * Byte W: 1 while a new request could start (manifest known, budget left, not ended).
+   * parentHas() still checks the real state; these only have to be exact in saying "can't". Then
+   * one W-byte slot per parent (TParent.bitsAt): a copy of its bitfield, for the picker
+   * (PickInput.bitsArena), kept current by the walk.
    */
-  readonly want: Uint8Array;
+  readonly bits: Uint8Array;
+  private readonly wantBytes: number;
+  /** Parent slots in `bits` not in use. */
+  private readonly freeSlots: number[] = [];
   private nextAnnounceAt = 0;
   private readonly rng: () => number;
   private readonly startedAt: number;
@@ -226,7 +242,9 @@ class ThinDownload {
     // One stream for the picker and the release delay, as TaskDownloader shares its rng.
     this.rng = seededRandom((this.w.seed * 7919 + host.idx * 131 + layer.index) >>> 0);
     this.picker = new PiecePicker({ perParentLimit: this.k.perParentLimit, rng: this.rng });
-    this.want = new Uint8Array(((layer.numPieces + 7) >> 3) + 1);
+    const w = (this.wantBytes = (layer.numPieces + 7) >> 3);
+    this.bits = new Uint8Array(w + 1 + this.k.maxParents * w);
+    for (let slot = this.k.maxParents - 1; slot >= 0; slot--) this.freeSlots.push(w + 1 + slot * w);
     this.startedAt = this.lastProgressAt = this.w.time.now();
     const k = this.k;
     this.ann = { announcedOnce: false, lastAnnounceAt: -Infinity, intervalMs: 3000, lost: 0, released: 0, active: 0, minParents: k.minParents, wantParents: k.wantParents, earlyGapMs: k.earlyAnnounceGapMs, releaseDelayMs: 0 };
@@ -311,6 +329,7 @@ class ThinDownload {
     for (const p of idle) {
       this.parents.delete(p.id);
       (p.holding.listeners as Children).delete(p);
+      this.freeSlots.push(p.bitsAt);
       this.released.push(p.id);
       this.ann.released++;
     }
@@ -327,11 +346,13 @@ class ThinDownload {
     const host = this.w.byId.get(info.id);
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, want: this.want };
+    const bitsAt = this.freeSlots.pop()!;
+    this.bits.set(holding.bf.rawBytes(), bitsAt);
+    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, bits: this.bits, bitsAt };
     this.parents.set(info.id, p);
     this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     let l = holding.listeners as Children | null;
-    if (!l) holding.listeners = l = new Children();
+    if (!l) holding.listeners = l = new Children(this.wantBytes);
     l.add(p);
   }
 
@@ -339,6 +360,7 @@ class ThinDownload {
     if (this.parents.get(p.id) !== p) return;
     this.parents.delete(p.id);
     (p.holding.listeners as Children).delete(p);
+    this.freeSlots.push(p.bitsAt);
     for (const [piece, reqs] of this.live) {
       const r = reqs.get(p.id);
       if (r) this.settle(piece, p.id, r, true);
@@ -367,22 +389,22 @@ class ThinDownload {
     this.schedule(now);
   }
 
-  /** Whether a new request for `index` could start now, from our own state (what `want` mirrors). */
+  /** Whether a new request for `index` could start now, from our own state (what `bits` mirrors). */
   couldRequest(index: number): boolean {
     return !this.ended && this.have !== null && !this.have.has(index) && !this.inFlight.has(index) && this.budget() > 0;
   }
 
   // --- pieces --------------------------------------------------------------------------------
 
-  /** Keeps want's last byte current: call whenever budget(), `have` or `ended` may have changed. */
+  /** Keeps the "could request" byte current: call whenever budget(), `have` or `ended` may have changed. */
   budgetChanged(): void {
-    this.want[this.want.length - 1] = !this.ended && this.have !== null && this.budget() > 0 ? 1 : 0;
+    this.bits[this.wantBytes] = !this.ended && this.have !== null && this.budget() > 0 ? 1 : 0;
   }
 
   private wantPiece(piece: number, on: boolean): void {
     const mask = 0x80 >> (piece & 7);
-    if (on) this.want[piece >> 3]! |= mask;
-    else this.want[piece >> 3]! &= ~mask;
+    if (on) this.bits[piece >> 3]! |= mask;
+    else this.bits[piece >> 3]! &= ~mask;
   }
 
   private budget(): number {
@@ -401,10 +423,21 @@ class ThinDownload {
     candidates.length = 0;
     for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
-    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging });
+    if (walkCheck) this.checkParentCopies();
+    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging, bitsArena: this.bits });
     for (const a of picks) {
       const p = this.parents.get(a.parentId);
       if (p) this.fetch(a.piece, p, now);
+    }
+  }
+
+  /** Tests (checkThinWalk): every parent's copy in `bits` is its live bitfield. */
+  private checkParentCopies(): void {
+    for (const p of this.parents.values()) {
+      const live = p.pieces.rawBytes();
+      for (let j = 0; j < live.length; j++) {
+        if (this.bits[p.bitsAt + j] !== live[j]) throw new Error(`thin engine: ${this.host.id}'s copy of ${p.id}'s bitfield differs at byte ${j}`);
+      }
     }
   }
 

@@ -25,6 +25,30 @@ function rng(seed: number): () => number {
   };
 }
 
+/**
+ * A random turn: up to maxParents parents over 1..70 pieces, up to maxHeld pieces held, up to
+ * maxFlying of the missing ones in flight (each from some parent), and a budget of 1..12.
+ */
+function turnArbitrary(maxParents: number, maxHeld: number, maxFlying: number) {
+  return fc
+    .tuple(
+      fc.integer({ min: 1, max: 70 }),
+      fc.array(fc.array(fc.nat(69), { maxLength: 70 }), { minLength: 1, maxLength: maxParents }),
+      fc.array(fc.nat(69), { maxLength: maxHeld }),
+      fc.array(fc.nat(69), { maxLength: maxFlying }),
+      fc.integer({ min: 1, max: 12 }),
+      fc.nat(),
+    )
+    .map(([n, parentHeld, held, flying, budget, seed]) => {
+      const clip = (xs: number[]) => xs.filter((i) => i < n);
+      const have = bits(n, clip(held));
+      const parents: PickerParent[] = parentHeld.map((h, k) => ({ id: `p${k}`, pieces: bits(n, clip(h)) }));
+      const inFlight = new Map<number, Set<string>>();
+      for (const i of clip(flying)) if (!have.has(i)) inFlight.set(i, new Set([`p${i % parents.length}`]));
+      return { n, have, parents, seed, input: { numPieces: n, have, haveCount: have.count, parents, inFlight, maxAssignments: budget } };
+    });
+}
+
 describe('PiecePicker', () => {
   it('picks the rarest pieces first (after the random-first phase)', () => {
     const n = 10;
@@ -204,19 +228,8 @@ describe('PiecePicker', () => {
     const asSet = (b: Bitfield) => ({ has: (i: number) => b.has(i) });
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 70 }),
-        fc.array(fc.array(fc.nat(69), { maxLength: 70 }), { minLength: 1, maxLength: 16 }),
-        fc.array(fc.nat(69), { maxLength: 40 }),
-        fc.array(fc.nat(69), { maxLength: 6 }),
-        fc.integer({ min: 1, max: 12 }),
-        fc.nat(),
-        (n, parentHeld, held, flying, budget, seed) => {
-          const clip = (xs: number[]) => xs.filter((i) => i < n);
-          const have = bits(n, clip(held));
-          const parents: PickerParent[] = parentHeld.map((h, k) => ({ id: `p${k}`, pieces: bits(n, clip(h)) }));
-          const inFlight = new Map<number, Set<string>>();
-          for (const i of clip(flying)) if (!have.has(i)) inFlight.set(i, new Set(['p0']));
-          const input = { numPieces: n, have, haveCount: have.count, parents, inFlight, maxAssignments: budget };
+        turnArbitrary(16, 40, 6),
+        ({ input, parents, have, seed }) => {
           const fast = new PiecePicker({ rng: rng(seed) }).pick(input);
           const slow = new PiecePicker({ rng: rng(seed) }).pick({ ...input, have: asSet(have), parents: parents.map((p) => ({ ...p, pieces: asSet(p.pieces as Bitfield) })) });
           assert.deepEqual(fast, slow);
@@ -242,6 +255,30 @@ describe('PiecePicker', () => {
     const withNested = turn(() => nested().length > 0);
     assert.ok(alone.length >= 4, `endgame copies: ${JSON.stringify(alone)}`);
     assert.deepEqual(withNested, alone);
+  });
+
+  it('parents read from one byte arena (PickInput.bitsArena) pick exactly what their Bitfields pick', () => {
+    fc.assert(
+      fc.property(
+        turnArbitrary(18, 60, 8),
+        ({ n, input, parents, seed }) => {
+          // The parents' bytes in reverse order, after a few bytes of something else, and 0xff between them.
+          const width = Math.ceil(n / 8);
+          const arena = new Uint8Array(3 + parents.length * (width + 1)).fill(0xff);
+          const placed = parents.map((p, k) => {
+            const at = 3 + (parents.length - 1 - k) * (width + 1);
+            arena.set((p.pieces as Bitfield).rawBytes(), at);
+            return { ...p, bitsAt: at };
+          });
+          const fromArena = new PiecePicker({ rng: rng(seed) }).pick({ ...input, parents: placed, bitsArena: arena });
+          assert.deepEqual(fromArena, new PiecePicker({ rng: rng(seed) }).pick(input));
+          // A parent without bitsAt: the picker copies the bitfields instead, and still agrees.
+          const partly = placed.map((p, k) => (k === placed.length - 1 ? { id: p.id, pieces: p.pieces } : p));
+          assert.deepEqual(new PiecePicker({ rng: rng(seed) }).pick({ ...input, parents: partly, bitsArena: arena }), fromArena);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   it('a picker reused across turns (its scratch kept) picks what a fresh one picks', () => {
