@@ -184,7 +184,10 @@ export class World {
     const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
     // As peer-node.ts does: agents share their uplink by the children's progress, seeds evenly.
     const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
-    return { ...t, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [] };
+    // Every field in one literal, not `{ ...t, ... }`: after a spread V8 put the 15 fields added here
+    // out of the object (a PropertyArray), one more pointer to follow, and miss, on every request.
+    const { idx, role, place, up, down, upBps, downBps } = t;
+    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [] };
   }
 
   holding(h: SimHost, layer: Layer): Holding {

@@ -133,7 +133,8 @@ export class FlowNetwork {
   /** Starts moving `bytes` along `path` (link ids; -1 entries are skipped); `onDone` runs when the last byte arrives. */
   start(path: readonly number[], bytes: number, onDone: () => void): Flow {
     const now = this.time.now();
-    const f: Flow = { id: -1, bytes, moved: 0, onDone };
+    // `tag` in the literal, set or not: added later it would go out of the object (one more allocation per flow).
+    const f: Flow = { id: -1, bytes, moved: 0, onDone, tag: undefined };
     this.stats.flowsStarted++;
     let n = 0;
     for (const l of path) if (l >= 0) n++;
