@@ -95,7 +95,7 @@ test('the thin engine agrees with the real TaskDownloader on the same fleet', as
   assert.ok(Math.abs(thin.p50_s - real.p50_s) / real.p50_s < 0.25, `p50 ${thin.p50_s} vs ${real.p50_s}`);
 });
 
-test('thin engine: the walk over a landed piece\'s children skips only children that could not request it (checked at every skip)', async () => {
+test('thin engine: the walk over a landed piece\'s children skips only children that could not request it, and every pick reads parents\' bitfield copies equal to the real ones (checked at every use)', async () => {
   // A fleet of its own: cold seed, a crash mid-transfer and a hang (requests settled by kills and
   // timeouts), several layers at once, so every path that changes what a download wants is taken.
   const fleet = parseScenario(TINY.replace(/^variants:[\s\S]*$/m, `variants:
