@@ -335,9 +335,7 @@ class ThinDownload {
     if (now < this.idleDue && idleMs >= this.idleDueMs) return;
     const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
     for (const p of idle) {
-      this.parents.delete(p.id);
-      (p.holding.listeners as Children).delete(p);
-      this.freeSlots.push(p.bitsAt);
+      this.removeParent(p);
       this.released.push(p.id);
       this.ann.released++;
     }
@@ -364,11 +362,16 @@ class ThinDownload {
     l.add(p);
   }
 
-  private dropParent(p: TParent, reason: BadPeerReport['reason'], detail: string): void {
-    if (this.parents.get(p.id) !== p) return;
+  /** Forgets a parent: our list, its holding's children, and its slot in `bits` (free for the next parent). */
+  private removeParent(p: TParent): void {
     this.parents.delete(p.id);
     (p.holding.listeners as Children).delete(p);
     this.freeSlots.push(p.bitsAt);
+  }
+
+  private dropParent(p: TParent, reason: BadPeerReport['reason'], detail: string): void {
+    if (this.parents.get(p.id) !== p) return;
+    this.removeParent(p);
     for (const [piece, reqs] of this.live) {
       const r = reqs.get(p.id);
       if (r) this.settle(piece, p.id, r, true);
