@@ -66,6 +66,8 @@ export interface VariantResult {
   /** Requests that may wait for a busy upload slot, and for how long (ms). */
   upload_queue: number;
   upload_queue_wait_ms: number;
+  /** A seed's task share window (ms; 0 = first come, first served). */
+  seed_task_share_ms: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
@@ -276,6 +278,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       upload_weight_base: world.uploadWeightBase,
       upload_queue: world.uploadQueue,
       upload_queue_wait_ms: world.uploadQueueWaitMs,
+      seed_task_share_ms: world.seedTaskShareMs,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       seed: world.seed,

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
 import { Bitfield } from '../p2p/peer/bitfield.js';
-import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
+import { taskShareWindowFor, uploadSlotsFor } from '../p2p/peer/server-routes.js';
+import { TaskSlotShares } from '../p2p/peer/task-shares.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeight } from '../p2p/peer/upload-shares.js';
 import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../p2p/peer/upload-slots.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
@@ -58,6 +59,8 @@ export interface SimHost extends TopoHost {
   weighted: PieceRequest[] | null;
   /** Requests waiting for an upload slot (the peer server's queue), oldest first. */
   queued: Array<{ req: PieceRequest; begin: () => void }>;
+  /** Seeds: each layer held to an even share of the slots (the peer server's TaskSlotShares); else null. */
+  shares: TaskSlotShares | null;
 }
 
 export type PieceCallback = (err: TransportErrorKind | null) => void;
@@ -70,6 +73,8 @@ export class PieceRequest {
   uploading = false;
   /** Pieces of the layer the child held when it asked (the `?held=N` of a real request). */
   held: number | undefined = undefined;
+  /** The layer (digest) whose share of the parent's slots this upload counts against, if the parent shares them. */
+  task: string | undefined = undefined;
   /** Told when no more bytes will come (the parent hung): the child's transport times out later. */
   onStall: (() => void) | null = null;
   constructor(
@@ -126,6 +131,8 @@ export class World {
   /** Requests that may wait for a busy upload slot, and for how long (the peer server's line, upload-slots.ts). */
   readonly uploadQueue: number;
   readonly uploadQueueWaitMs: number;
+  /** Seeds' task share window (taskShareWindowFor), 0 = none. */
+  readonly seedTaskShareMs: number;
   completed = 0;
   killed = 0;
   crash = true;
@@ -145,6 +152,7 @@ export class World {
     this.uploadWeightBase = variant.uploadWeightBase ?? scenario.network.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE;
     this.uploadQueue = variant.uploadQueue ?? scenario.network.uploadQueue ?? DEFAULT_UPLOAD_QUEUE;
     this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
+    this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? taskShareWindowFor('seed');
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -184,10 +192,13 @@ export class World {
     const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
     // As peer-node.ts does: agents share their uplink by the children's progress, seeds evenly.
     const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
+    // As peer-node.ts does: a seed shares its slots evenly among the layers asked for.
+    const shareMs = info.role === 'seed' ? this.seedTaskShareMs : taskShareWindowFor('agent');
+    const shares = t.role !== 'registry' && shareMs > 0 ? new TaskSlotShares(slots, shareMs) : null;
     // Every field in one literal, not `{ ...t, ... }`: after a spread V8 put the 15 fields added here
     // out of the object (a PropertyArray), one more pointer to follow, and miss, on every request.
     const { idx, role, place, up, down, upBps, downBps } = t;
-    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [] };
+    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [], shares };
   }
 
   holding(h: SimHost, layer: Layer): Holding {
@@ -227,8 +238,10 @@ export class World {
       }
       const x = parent.holdings[layer.index];
       if (!x || !x.bf.has(index)) return this.answer(req, 'not-found', half);
-      if (parent.uploads < parent.slots) return this.beginUpload(req, parent, child, layer, bytes);
-      // As UploadSlots does: wait in a short line for a slot, or answer busy.
+      // As UploadSlots does: a free slot within the layer's share, else a short line, else busy.
+      const shares = parent.shares;
+      if (shares) shares.asked(layer.digest, this.time.now());
+      if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, this.time.now()))) return this.beginUpload(req, parent, child, layer, bytes);
       if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
       const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, bytes) };
       parent.queued.push(entry);
@@ -245,6 +258,10 @@ export class World {
   private beginUpload(req: PieceRequest, parent: SimHost, child: SimHost, layer: Layer, bytes: number): void {
       parent.uploads++;
       req.uploading = true;
+      if (parent.shares) {
+        parent.shares.took(layer.digest);
+        req.task = layer.digest;
+      }
       req.held = child.holdings[layer.index]?.bf.count ?? 0;
       req.flow = this.net.start(this.topo.path(parent, child), bytes, () => {
         req.flow = null;
@@ -298,6 +315,7 @@ export class World {
       req.uploading = false;
       const parent = req.parent!;
       parent.uploads--;
+      if (req.task !== undefined) parent.shares!.gaveBack(req.task);
       const serving = parent.weighted;
       const i = serving ? serving.indexOf(req) : -1;
       if (serving && i >= 0) {
@@ -306,6 +324,7 @@ export class World {
         serving.pop();
         this.reweigh(parent);
       }
+      // As UploadSlots.release(): the oldest waiter takes the slot, whatever the shares.
       while (parent.uploads < parent.slots && parent.queued.length > 0) {
         const next = parent.queued.shift()!;
         if (!next.req.settled && next.req.child.alive && parent.alive) next.begin();

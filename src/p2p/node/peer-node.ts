@@ -9,7 +9,7 @@ import { collectProcessMetrics } from '../../server/metrics.js';
 import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
-import { uploadSlotsFor } from '../peer/server-routes.js';
+import { taskShareWindowFor, uploadSlotsFor } from '../peer/server-routes.js';
 
 export interface PeerNodeOptions {
   role: PeerRole;
@@ -79,6 +79,8 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // An uplink split among too many children makes every piece slow; past this many concurrent
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
+    // A seed shares its slots evenly among the blobs it is asked for, so no layer's swarm starves.
+    taskShareWindowMs: taskShareWindowFor(o.role),
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     clusterToken: o.clusterToken,

@@ -201,6 +201,38 @@ describe('peer data plane over HTTP', () => {
       await store.close();
     }
   });
+  it('a seed shares its upload slots among blobs: one blob cannot hold them all while another is asked for', async () => {
+    const other = randomBytes(PS * 4);
+    const otherDigest = digestOf(other);
+    await seedStore.writeCompleteBlob(otherDigest, Readable.from([other]), { pieceSize: PS });
+    // Four slots, no line, 64 KiB/s for all uploads together (a piece takes over a second) so the
+    // requests overlap: one piece of the other blob, then three of this one.
+    const run = async (taskShareWindowMs: number) => {
+      const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 4, uploadQueue: 0, taskShareWindowMs, uploadLimiter: new RateLimiter({ rate: 64 * 1024, burst: 4096 }) });
+      const { server, url } = await peerServer(routes);
+      const t = new HttpPeerTransport({ clusterToken: TOKEN });
+      try {
+        const p: PeerInfo = { id: 'shares', url, role: 'seed', labels: {} };
+        const ask = (d: Digest, i: number) => t.piece(p, d, i, AbortSignal.timeout(10_000), PS).then(() => 'ok', (err: unknown) => (isTransportError(err, 'busy') ? 'busy' : String(err)));
+        const asked: Array<Promise<string>> = [];
+        let uploadsAtLast = 0;
+        for (const [d, i] of [[otherDigest, 0], [digest, 0], [digest, 1], [digest, 2]] as const) {
+          uploadsAtLast = routes.stats.activeUploads;
+          asked.push(ask(d, i));
+          await new Promise((r) => setTimeout(r, 60));
+        }
+        return { answers: await Promise.all(asked), uploadsAtLast };
+      } finally {
+        await t.close();
+        await new Promise((r) => server.close(r));
+      }
+    };
+    const shared = await run(5000);
+    assert.deepEqual(shared.answers, ['ok', 'ok', 'ok', 'busy'], 'two blobs asked for: this one may hold 2 of the 4 slots');
+    assert.equal(shared.uploadsAtLast, 3, 'a slot was free when the third piece of the same blob was refused');
+    const firstCome = await run(0);
+    assert.deepEqual(firstCome.answers, ['ok', 'ok', 'ok', 'ok'], 'without shares the free slot is taken');
+  });
   it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy', async () => {
     // One slot, one place in line, pieces paced to ~250 ms each so the requests overlap.
     const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 1, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });

@@ -65,3 +65,64 @@ test('--upload-queue and --upload-queue-wait reach the peer options, with the de
   assert.equal(set.uploadQueueWaitMs, 2000);
   for (const bad of ['-1', '1.5', 'many']) assert.throws(() => parseCount(bad, '--upload-queue'), /invalid --upload-queue .*whole number >= 0/);
 });
+
+test('task shares: each task asked for lately may hold an even share of the slots, rounded up; alone, a task may hold them all', async () => {
+  const { TaskSlotShares } = await import('../../../src/p2p/peer/task-shares.js');
+  const s = new TaskSlotShares(32, 1000);
+  s.asked('a', 0);
+  assert.equal(s.cap(0), 32, 'one task asked for: every slot');
+  s.asked('b', 10);
+  s.asked('c', 20);
+  assert.equal(s.cap(20), 11, '32 slots over 3 tasks, rounded up');
+  for (let i = 0; i < 11; i++) s.took('a');
+  assert.equal(s.mayTake('a', 30), false, 'a holds its share');
+  assert.equal(s.mayTake('b', 30), true);
+  // b and c stop asking: after the window only a counts, and may take the rest.
+  s.asked('a', 1500);
+  assert.equal(s.cap(1500), 32);
+  assert.equal(s.mayTake('a', 1500), true);
+  s.gaveBack('a');
+  assert.equal(s.holding('a'), 10);
+});
+
+test('with task shares, a task over its share is refused a free slot that another task takes; the line stays first come', async () => {
+  let now = 0;
+  const s = new UploadSlots({ slots: 4, queueLength: 1, queueWaitMs: 1000, taskShareWindowMs: 1000, now: () => now });
+  // Two tasks asked for: 2 slots each.
+  assert.equal(s.tryAcquire('a'), true);
+  assert.equal(s.tryAcquire('b'), true);
+  assert.equal(s.tryAcquire('a'), true);
+  assert.equal(s.tryAcquire('a'), false, 'a holds its 2 of 4 although a slot is free');
+  let granted: boolean | undefined;
+  const waiting = s.wait(undefined, 'a').then((ok) => (granted = ok));
+  assert.equal(s.waiting, 1);
+  assert.equal(s.tryAcquire('b'), true, 'the free slot goes to b, within its share, past the waiting a');
+  assert.equal(s.inUse, 4);
+  assert.equal(s.tryAcquire('b'), false, 'every slot taken');
+  // b gives one back: the waiter takes it over, although a is at its share (the line is one long).
+  s.release('b');
+  await waiting;
+  assert.equal(granted, true);
+  assert.equal(s.inUse, 4);
+  s.release('a');
+  s.release('a');
+  s.release('a');
+  s.release('b');
+  assert.equal(s.inUse, 0);
+  // The shares follow demand: once b has not been asked for within the window, a may take every slot.
+  now = 5000;
+  for (let i = 0; i < 4; i++) assert.equal(s.tryAcquire('a'), true);
+  // Without a task the slots are first come, first served.
+  s.release('a');
+  assert.equal(s.tryAcquire(), true);
+});
+
+test('a peer server shares its slots among blobs only when asked to (seeds), with the window taskShareWindowFor gives', async () => {
+  const { taskShareWindowFor } = await import('../../../src/p2p/peer/server-routes.js');
+  const { DEFAULT_TASK_SHARE_WINDOW_MS } = await import('../../../src/p2p/peer/task-shares.js');
+  assert.equal(taskShareWindowFor('seed'), DEFAULT_TASK_SHARE_WINDOW_MS);
+  assert.equal(taskShareWindowFor('agent'), 0);
+  const s = new UploadSlots({ slots: 2, taskShareWindowMs: 0 });
+  assert.equal(s.tryAcquire('a'), true);
+  assert.equal(s.tryAcquire('a'), true, 'no shares: one blob may take every slot');
+});

@@ -194,3 +194,41 @@ test('a variant can draw the fleet again with another seed; the run records whic
   assert.notDeepEqual(other.cdf, base.cdf, 'another seed, another draw');
   assert.throws(() => parseScenario(TINY.replace('  - {name: thin,', '  - {name: bad, mode: p2p, seed: -1}\n  - {name: thin,')), /seed must be a number/);
 });
+
+test('seeds share their upload slots among the layers asked for unless a scenario says first come (seedTaskShareMs)', async () => {
+  const { TaskSlotShares } = await import('../../../src/p2p/peer/task-shares.js');
+  // Four slots everywhere, so two layers asked for at once give each layer two of the seed's.
+  const tiny = parseScenario(
+    TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {maxConcurrentUploads: 4}').replace('  - {name: thin,', '  - {name: first-come, mode: p2p-preheat, seedTaskShareMs: 0}\n  - {name: thin,'),
+  );
+  const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
+  const proto = TaskSlotShares.prototype;
+  const { mayTake, took } = proto;
+  const seen = { takes: 0, refused: 0 };
+  proto.mayTake = function (this: InstanceType<typeof TaskSlotShares>, task: string, now: number) {
+    const ok = mayTake.call(this, task, now);
+    if (!ok) seen.refused++;
+    return ok;
+  };
+  proto.took = function (this: InstanceType<typeof TaskSlotShares>, task: string) {
+    seen.takes++;
+    took.call(this, task);
+  };
+  try {
+    const shared = await byName('p2p-preheat');
+    const sharedSeen = { ...seen };
+    seen.takes = seen.refused = 0;
+    const firstCome = await byName('first-come');
+    assert.ok(shared.seed_task_share_ms > 0);
+    assert.equal(firstCome.seed_task_share_ms, 0);
+    for (const r of [shared, firstCome]) assert.equal(r.completed, 20);
+    assert.ok(sharedSeen.takes > 0, 'the seeds counted their uploads per layer');
+    assert.ok(sharedSeen.refused > 0, 'a layer at its share was refused a free slot at least once');
+    assert.deepEqual(seen, { takes: 0, refused: 0 }, 'first come: no shares kept');
+    assert.notEqual(shared.mean_s, firstCome.mean_s);
+  } finally {
+    proto.mayTake = mayTake;
+    proto.took = took;
+  }
+  assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedTaskShareMs: -5}')), /seedTaskShareMs must be a number/);
+});
