@@ -34,6 +34,8 @@ export interface AgentOptions {
   /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts). */
   uploadQueue?: number;
   uploadQueueWaitMs?: number;
+  /** Upload slots' even shares among blobs (task-shares.ts): window in ms, 0 = none; unset = the role's default. */
+  uploadTaskShareMs?: number;
   backToSourceBps?: number;
   quotaBytes?: number;
   /** How long a registry authorisation decision is reused. */
@@ -91,6 +93,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     uploadWeightBase: o.uploadWeightBase,
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
+    uploadTaskShareMs: o.uploadTaskShareMs,
     downloadBps: o.downloadBps,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,

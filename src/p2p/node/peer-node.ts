@@ -28,6 +28,8 @@ export interface PeerNodeOptions {
   /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts defaults). */
   uploadQueue?: number;
   uploadQueueWaitMs?: number;
+  /** Window of the upload slots' even shares among blobs (task-shares.ts); 0 = none; unset = the role's default (taskShareWindowFor). */
+  uploadTaskShareMs?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
   quotaBytes?: number;
   log: Logger;
@@ -80,7 +82,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
     // A seed shares its slots evenly among the blobs it is asked for, so no layer's swarm starves.
-    taskShareWindowMs: taskShareWindowFor(o.role),
+    taskShareWindowMs: o.uploadTaskShareMs ?? taskShareWindowFor(o.role),
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     clusterToken: o.clusterToken,

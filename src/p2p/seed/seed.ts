@@ -28,6 +28,8 @@ export interface SeedOptions {
   /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts). */
   uploadQueue?: number;
   uploadQueueWaitMs?: number;
+  /** Upload slots' even shares among blobs (task-shares.ts): window in ms, 0 = none; unset = the role's default. */
+  uploadTaskShareMs?: number;
   quotaBytes?: number;
   log: Logger;
 }
@@ -83,6 +85,7 @@ export async function startSeed(o: SeedOptions): Promise<RunningSeed> {
     uploadBps: o.uploadBps,
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
+    uploadTaskShareMs: o.uploadTaskShareMs,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,
     log: o.log,

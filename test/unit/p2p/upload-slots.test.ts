@@ -66,6 +66,15 @@ test('--upload-queue and --upload-queue-wait reach the peer options, with the de
   for (const bad of ['-1', '1.5', 'many']) assert.throws(() => parseCount(bad, '--upload-queue'), /invalid --upload-queue .*whole number >= 0/);
 });
 
+test('--upload-task-share reaches the peer options: unset leaves the role default, 0 turns shares off, a duration sets the window', async () => {
+  const { peerOptions } = await import('../../../src/cli/peer-flags.js');
+  const base = { listen: '127.0.0.1:0', scheduler: 'http://127.0.0.1:1', registry: 'http://127.0.0.1:2', data: '/tmp/x', uploadLimit: '0', backToSourceLimit: '0', quota: '0' };
+  assert.equal('uploadTaskShareMs' in peerOptions(base), false);
+  assert.equal(peerOptions({ ...base, uploadTaskShare: '0' }).uploadTaskShareMs, 0);
+  assert.equal(peerOptions({ ...base, uploadTaskShare: '2s' }).uploadTaskShareMs, 2000);
+  assert.throws(() => peerOptions({ ...base, uploadTaskShare: 'soon' }), /invalid duration "soon"/);
+});
+
 test('task shares: each task asked for lately may hold an even share of the slots, rounded up; alone, a task may hold them all', async () => {
   const { TaskSlotShares } = await import('../../../src/p2p/peer/task-shares.js');
   const s = new TaskSlotShares(32, 1000);
