@@ -91,7 +91,7 @@ export const peerFlags = (cmd: Command) =>
     .option('--quota <size>', 'disk for cached blobs (LRU eviction), e.g. 20GiB; 0 = unlimited', '0')
     .option('--upload-queue <n>', 'piece requests that may wait for a busy upload slot before the answer is 503 busy; 0 = answer busy at once', String(DEFAULT_UPLOAD_QUEUE))
     .option('--upload-queue-wait <duration>', 'longest such wait', `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`)
-    .option('--upload-task-share <duration>', `hold each blob to an even share of the upload slots among the blobs asked for within this window; 0 = first come, first served (default: ${DEFAULT_TASK_SHARE_WINDOW_MS}ms for a seed, 0 for an agent)`);
+    .option('--upload-task-share <duration>', `hold each blob to an even share of the upload slots among the blobs asked for within this window, e.g. ${DEFAULT_TASK_SHARE_WINDOW_MS}ms for a seed; 0 = first come, first served`, '0');
 
 /** The options every peer role (seed, agent) takes from peerFlags, parsed. */
 export function peerOptions(opts: Record<string, string | undefined>) {
@@ -109,8 +109,7 @@ export function peerOptions(opts: Record<string, string | undefined>) {
     quotaBytes: parseSize(opts.quota!),
     uploadQueue: parseCount(opts.uploadQueue ?? String(DEFAULT_UPLOAD_QUEUE), '--upload-queue'),
     uploadQueueWaitMs: parseDuration(opts.uploadQueueWait ?? `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`),
-    // Unset: the role's default (taskShareWindowFor).
-    ...(opts.uploadTaskShare !== undefined ? { uploadTaskShareMs: opts.uploadTaskShare.trim() === '0' ? 0 : parseDuration(opts.uploadTaskShare) } : {}),
+    uploadTaskShareMs: (opts.uploadTaskShare ?? '0').trim() === '0' ? 0 : parseDuration(opts.uploadTaskShare!),
   };
 }
 

@@ -172,7 +172,7 @@ function knobText(x: VariantResult, base: VariantResult): string {
   for (const [k, v] of Object.entries(x.scheduler_options ?? {})) diffs.push(`scheduler ${k} ${v}`);
   if (x.upload_slots !== base.upload_slots) diffs.push(`upload slots ${x.upload_slots}`);
   if ((x.upload_queue ?? 0) !== (base.upload_queue ?? 0)) diffs.push(x.upload_queue ? `upload queue ${x.upload_queue}` : 'no upload queue');
-  if ((x.seed_task_share_ms ?? 0) !== (base.seed_task_share_ms ?? 0)) diffs.push(x.seed_task_share_ms ? `seed task share window ${x.seed_task_share_ms} ms` : "seed slots first come, first served (no share per layer)");
+  if ((x.seed_task_share_ms ?? 0) !== (base.seed_task_share_ms ?? 0)) diffs.push(x.seed_task_share_ms ? `seed slots shared by layer (${x.seed_task_share_ms} ms window)` : 'seed slots first come, first served');
   if (x.upload_weight_base !== base.upload_weight_base) diffs.push(x.upload_weight_base === 1 ? 'uploads shared evenly' : `upload weight base ${x.upload_weight_base}`);
   if (x.start_spread_ms !== base.start_spread_ms) diffs.push(`start spread ${x.start_spread_ms / 1000} s`);
   if (x.prefetch_layers !== base.prefetch_layers) diffs.push(x.prefetch_layers ? 'layer prefetch' : 'no layer prefetch (containerd: 3 layers at a time)');

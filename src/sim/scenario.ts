@@ -89,8 +89,8 @@ export interface Scenario {
    */
   /**
    * seedTaskShareMs: a seed holds each layer to an even share of its upload slots among the layers
-   * asked for within this many ms (../p2p/peer/task-shares.ts); 0 = first come, first served; unset
-   * = the seed's default (taskShareWindowFor).
+   * asked for within this many ms (../p2p/peer/task-shares.ts, the seed's --upload-task-share);
+   * unset or 0 = first come, first served, the default.
    */
   /**
    * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); default

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Digest } from '../oci/digest.js';
 import { pieceCount, pieceSizeFor, type PeerInfo, type PieceManifest } from '../p2p/protocol.js';
 import { Bitfield } from '../p2p/peer/bitfield.js';
-import { taskShareWindowFor, uploadSlotsFor } from '../p2p/peer/server-routes.js';
+import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
 import { TaskSlotShares } from '../p2p/peer/task-shares.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeight } from '../p2p/peer/upload-shares.js';
 import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../p2p/peer/upload-slots.js';
@@ -131,7 +131,7 @@ export class World {
   /** Requests that may wait for a busy upload slot, and for how long (the peer server's line, upload-slots.ts). */
   readonly uploadQueue: number;
   readonly uploadQueueWaitMs: number;
-  /** Seeds' task share window (taskShareWindowFor), 0 = none. */
+  /** Seeds' task share window (ms; 0 = none, the peer server's default). */
   readonly seedTaskShareMs: number;
   completed = 0;
   killed = 0;
@@ -152,7 +152,7 @@ export class World {
     this.uploadWeightBase = variant.uploadWeightBase ?? scenario.network.uploadWeightBase ?? DEFAULT_UPLOAD_WEIGHT_BASE;
     this.uploadQueue = variant.uploadQueue ?? scenario.network.uploadQueue ?? DEFAULT_UPLOAD_QUEUE;
     this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
-    this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? taskShareWindowFor('seed');
+    this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? 0;
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -192,9 +192,8 @@ export class World {
     const slots = this.variant.maxConcurrentUploads ?? this.scenario.network.maxConcurrentUploads ?? uploadSlotsFor(info.role, info.uploadBps);
     // As peer-node.ts does: agents share their uplink by the children's progress, seeds evenly.
     const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
-    // As peer-node.ts does: a seed shares its slots evenly among the layers asked for.
-    const shareMs = info.role === 'seed' ? this.seedTaskShareMs : taskShareWindowFor('agent');
-    const shares = t.role !== 'registry' && shareMs > 0 ? new TaskSlotShares(slots, shareMs) : null;
+    // As a seed run with --upload-task-share: each layer held to an even share of its slots.
+    const shares = info.role === 'seed' && this.seedTaskShareMs > 0 ? new TaskSlotShares(slots, this.seedTaskShareMs) : null;
     // Every field in one literal, not `{ ...t, ... }`: after a spread V8 put the 15 fields added here
     // out of the object (a PropertyArray), one more pointer to follow, and miss, on every request.
     const { idx, role, place, up, down, upBps, downBps } = t;

@@ -34,7 +34,7 @@ export interface AgentOptions {
   /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts). */
   uploadQueue?: number;
   uploadQueueWaitMs?: number;
-  /** Upload slots' even shares among blobs (task-shares.ts): window in ms, 0 = none; unset = the role's default. */
+  /** Upload slots' even shares among blobs (task-shares.ts): window in ms; 0 or unset = none. */
   uploadTaskShareMs?: number;
   backToSourceBps?: number;
   quotaBytes?: number;

@@ -9,7 +9,7 @@ import { collectProcessMetrics } from '../../server/metrics.js';
 import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
-import { taskShareWindowFor, uploadSlotsFor } from '../peer/server-routes.js';
+import { uploadSlotsFor } from '../peer/server-routes.js';
 
 export interface PeerNodeOptions {
   role: PeerRole;
@@ -28,7 +28,7 @@ export interface PeerNodeOptions {
   /** Piece requests that may wait for a busy upload slot, and for how long (upload-slots.ts defaults). */
   uploadQueue?: number;
   uploadQueueWaitMs?: number;
-  /** Window of the upload slots' even shares among blobs (task-shares.ts); 0 = none; unset = the role's default (taskShareWindowFor). */
+  /** Window of the upload slots' even shares among blobs (task-shares.ts); 0 or unset = none. */
   uploadTaskShareMs?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
   quotaBytes?: number;
@@ -81,8 +81,8 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // An uplink split among too many children makes every piece slow; past this many concurrent
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
-    // A seed shares its slots evenly among the blobs it is asked for, so no layer's swarm starves.
-    taskShareWindowMs: o.uploadTaskShareMs ?? taskShareWindowFor(o.role),
+    // Off unless asked for (--upload-task-share): task-shares.ts says where it helped and where not.
+    taskShareWindowMs: o.uploadTaskShareMs ?? 0,
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     clusterToken: o.clusterToken,

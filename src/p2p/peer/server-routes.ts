@@ -11,7 +11,6 @@ import { isPeerError } from './errors.js';
 import type { PieceStore } from './piece-store.js';
 import type { PieceTask } from './piece-task.js';
 import { UploadSlots } from './upload-slots.js';
-import { DEFAULT_TASK_SHARE_WINDOW_MS } from './task-shares.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
 import type { UploadShares } from './upload-shares.js';
 
@@ -30,16 +29,6 @@ export function uploadSlotsFor(role: 'seed' | 'agent', uploadBps?: number): numb
   const max = role === 'seed' ? 64 : 8;
   if (!uploadBps || uploadBps <= 0) return role === 'seed' ? 32 : 8;
   return Math.min(max, Math.max(2, Math.ceil(uploadBps / (16 * 1024 * 1024))));
-}
-
-/**
- * How long a request keeps its task among those sharing the upload slots evenly (task-shares.ts),
- * 0 for none: a seed is every layer's way into the swarm, so no layer may hold more than its share
- * of the seed's slots; an agent's uploads all feed swarms already under way, and the simulated
- * fleets did no better with agents sharing too (1,000 agents: 1.298x the bound against 1.286x).
- */
-export function taskShareWindowFor(role: 'seed' | 'agent'): number {
-  return role === 'seed' ? DEFAULT_TASK_SHARE_WINDOW_MS : 0;
 }
 
 export interface PeerRoutesOptions {
@@ -61,7 +50,7 @@ export interface PeerRoutesOptions {
   uploadQueue?: number;
   /** Longest such wait. Default DEFAULT_UPLOAD_QUEUE_WAIT_MS. */
   uploadQueueWaitMs?: number;
-  /** Hold each blob to an even share of the upload slots among those asked for within this many ms (taskShareWindowFor). Default 0: first come, first served. */
+  /** Hold each blob to an even share of the upload slots among those asked for within this many ms (task-shares.ts). Default 0: first come, first served. */
   taskShareWindowMs?: number;
   /** Extra check per request (e.g. "may this caller read this digest"); false → 403. */
   authorize?: (req: IncomingMessage, digest: Digest) => boolean | Promise<boolean>;

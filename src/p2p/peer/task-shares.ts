@@ -1,14 +1,16 @@
-// Even shares of a peer server's upload slots among the tasks (blobs) it is asked for. The peer
-// server's UploadSlots applies it, and the fleet simulator applies the same class to its seeds.
+// Even shares of a peer server's upload slots among the tasks (blobs) it is asked for: off by
+// default, on with `--upload-task-share` (UploadSlots applies it; the fleet simulator's seeds use
+// the same class with a scenario's `seedTaskShareMs`).
 //
-// Why: a seed is the way into every layer's swarm of its data centre, and its slots went to
-// whoever asked first. In the 2,500-agent simulation (one seed, 4 layers pulled at once) two
+// Why it exists: a seed is the way into every layer's swarm of its data centre, and its slots go
+// to whoever asks first. In the 2,500-agent simulation (one seed, 4 layers pulled at once) two
 // layers held 11-14 of the seed's 32 slots for four seconds while another got 2-4: children that
 // landed a piece asked again at once and took their slot back, those of the starved layer met
-// "busy" and backed off. That layer's swarm had nothing to trade (2,000 of its 2,500 downloads had
-// no parent holding a piece they lacked), and every node waits for its last layer. With each
-// task held to an even share of the slots, the fleet finished at 1.31x the bound instead of 1.35x
-// (five draws, docs/sim/ramp-experiments.md).
+// "busy" and backed off, and that layer's swarm had nothing to trade. Shared by layer, that fleet
+// finished at 1.31x the bound instead of 1.35x (mean of five draws), but the 1,000-agent fleet of
+// two data centres (scenarios/fleet-1k.yaml) did worse, 1.40x against 1.26x, its slowest 1 %
+// later by half a second to a second, and 10,000 agents did not move: so it stays off by default
+// (docs/sim/ramp-experiments.md has the figures).
 //
 // Shares follow demand: only tasks asked for within `windowMs` count, so a seed serving one blob
 // lends it every slot, and a task nobody asks for any more stops taking a share.

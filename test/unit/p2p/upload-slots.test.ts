@@ -66,10 +66,10 @@ test('--upload-queue and --upload-queue-wait reach the peer options, with the de
   for (const bad of ['-1', '1.5', 'many']) assert.throws(() => parseCount(bad, '--upload-queue'), /invalid --upload-queue .*whole number >= 0/);
 });
 
-test('--upload-task-share reaches the peer options: unset leaves the role default, 0 turns shares off, a duration sets the window', async () => {
+test('--upload-task-share reaches the peer options: off unless given a duration', async () => {
   const { peerOptions } = await import('../../../src/cli/peer-flags.js');
   const base = { listen: '127.0.0.1:0', scheduler: 'http://127.0.0.1:1', registry: 'http://127.0.0.1:2', data: '/tmp/x', uploadLimit: '0', backToSourceLimit: '0', quota: '0' };
-  assert.equal('uploadTaskShareMs' in peerOptions(base), false);
+  assert.equal(peerOptions(base).uploadTaskShareMs, 0);
   assert.equal(peerOptions({ ...base, uploadTaskShare: '0' }).uploadTaskShareMs, 0);
   assert.equal(peerOptions({ ...base, uploadTaskShare: '2s' }).uploadTaskShareMs, 2000);
   assert.throws(() => peerOptions({ ...base, uploadTaskShare: 'soon' }), /invalid duration "soon"/);
@@ -126,12 +126,11 @@ test('with task shares, a task over its share is refused a free slot that anothe
   assert.equal(s.tryAcquire(), true);
 });
 
-test('a peer server shares its slots among blobs only when asked to (seeds), with the window taskShareWindowFor gives', async () => {
-  const { taskShareWindowFor } = await import('../../../src/p2p/peer/server-routes.js');
-  const { DEFAULT_TASK_SHARE_WINDOW_MS } = await import('../../../src/p2p/peer/task-shares.js');
-  assert.equal(taskShareWindowFor('seed'), DEFAULT_TASK_SHARE_WINDOW_MS);
-  assert.equal(taskShareWindowFor('agent'), 0);
-  const s = new UploadSlots({ slots: 2, taskShareWindowMs: 0 });
+test('without a share window a blob may take every slot (the default for seeds and agents)', () => {
+  const s = new UploadSlots({ slots: 2 });
   assert.equal(s.tryAcquire('a'), true);
+  assert.equal(s.tryAcquire('b'), true);
+  s.release('b');
   assert.equal(s.tryAcquire('a'), true, 'no shares: one blob may take every slot');
+  assert.equal(s.tryAcquire('b'), false, 'every slot taken');
 });

@@ -195,11 +195,11 @@ test('a variant can draw the fleet again with another seed; the run records whic
   assert.throws(() => parseScenario(TINY.replace('  - {name: thin,', '  - {name: bad, mode: p2p, seed: -1}\n  - {name: thin,')), /seed must be a number/);
 });
 
-test('seeds share their upload slots among the layers asked for unless a scenario says first come (seedTaskShareMs)', async () => {
+test('seeds share their upload slots among the layers asked for when a scenario says so (seedTaskShareMs), first come otherwise', async () => {
   const { TaskSlotShares } = await import('../../../src/p2p/peer/task-shares.js');
   // Four slots everywhere, so two layers asked for at once give each layer two of the seed's.
   const tiny = parseScenario(
-    TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {maxConcurrentUploads: 4}').replace('  - {name: thin,', '  - {name: first-come, mode: p2p-preheat, seedTaskShareMs: 0}\n  - {name: thin,'),
+    TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {maxConcurrentUploads: 4}').replace('  - {name: thin,', '  - {name: shared, mode: p2p-preheat, seedTaskShareMs: 1000}\n  - {name: thin,'),
   );
   const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
   const proto = TaskSlotShares.prototype;
@@ -215,16 +215,16 @@ test('seeds share their upload slots among the layers asked for unless a scenari
     took.call(this, task);
   };
   try {
-    const shared = await byName('p2p-preheat');
+    const shared = await byName('shared');
     const sharedSeen = { ...seen };
     seen.takes = seen.refused = 0;
-    const firstCome = await byName('first-come');
-    assert.ok(shared.seed_task_share_ms > 0);
+    const firstCome = await byName('p2p-preheat');
+    assert.equal(shared.seed_task_share_ms, 1000);
     assert.equal(firstCome.seed_task_share_ms, 0);
     for (const r of [shared, firstCome]) assert.equal(r.completed, 20);
     assert.ok(sharedSeen.takes > 0, 'the seeds counted their uploads per layer');
     assert.ok(sharedSeen.refused > 0, 'a layer at its share was refused a free slot at least once');
-    assert.deepEqual(seen, { takes: 0, refused: 0 }, 'first come: no shares kept');
+    assert.deepEqual(seen, { takes: 0, refused: 0 }, 'first come (the default): no shares kept');
     assert.notEqual(shared.mean_s, firstCome.mean_s);
   } finally {
     proto.mayTake = mayTake;
