@@ -8,8 +8,8 @@
 // landed a piece asked again at once and took their slot back, those of the starved layer met
 // "busy" and backed off, and that layer's swarm had nothing to trade. Shared by layer, that fleet
 // finished at 1.31x the bound instead of 1.35x (mean of five draws), but the 1,000-agent fleet of
-// two data centres (scenarios/fleet-1k.yaml) did worse, 1.40x against 1.26x, its slowest 1 %
-// later by half a second to a second, and 10,000 agents did not move: so it stays off by default
+// two data centres (scenarios/fleet-1k.yaml) did worse, 1.35x against 1.29x (mean of four draws;
+// a better median, a later tail), and 10,000 agents did not move: so it stays off by default
 // (docs/sim/ramp-experiments.md has the figures).
 //
 // Shares follow demand: only tasks asked for within `windowMs` count, so a seed serving one blob
