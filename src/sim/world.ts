@@ -239,8 +239,9 @@ export class World {
       if (!x || !x.bf.has(index)) return this.answer(req, 'not-found', half);
       // As UploadSlots does: a free slot within the layer's share, else a short line, else busy.
       const shares = parent.shares;
-      if (shares) shares.asked(layer.digest, this.time.now());
-      if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, this.time.now()))) return this.beginUpload(req, parent, child, layer, bytes);
+      const now = shares ? this.time.now() : 0;
+      shares?.asked(layer.digest, now);
+      if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, now))) return this.beginUpload(req, parent, child, layer, bytes);
       if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
       const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, bytes) };
       parent.queued.push(entry);

@@ -45,7 +45,7 @@ export class TaskSlotShares {
   }
 
   mayTake(task: string, now: number): boolean {
-    return (this.held.get(task) ?? 0) < this.cap(now);
+    return this.holding(task) < this.cap(now);
   }
 
   holding(task: string): number {
@@ -53,11 +53,11 @@ export class TaskSlotShares {
   }
 
   took(task: string): void {
-    this.held.set(task, (this.held.get(task) ?? 0) + 1);
+    this.held.set(task, this.holding(task) + 1);
   }
 
   gaveBack(task: string): void {
-    const n = (this.held.get(task) ?? 0) - 1;
+    const n = this.holding(task) - 1;
     if (n > 0) this.held.set(task, n);
     else this.held.delete(task);
   }
