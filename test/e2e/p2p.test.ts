@@ -5,7 +5,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -15,6 +14,7 @@ import { startRole, stopAllRoles, registryBlobGets, type RoleProcess } from '../
 import { buildBusyboxImage, pushImage, pushBlob, allBlobs, DEFAULT_HELLO, type Blob } from '../support/image.js';
 import { startContainerd, type Containerd } from '../support/containerd.js';
 import { assertPrerequisites, skipUnless, tempDir, removeDir, which, run } from '../support/tools.js';
+import { startDistribution, type Registry } from '../support/target.js';
 
 const execFileP = promisify(execFile);
 // An explicit dispatcher: undici's default one would also become global fetch's (the image
@@ -237,7 +237,7 @@ describe('p2p fleet: registry + scheduler + seed + 10 agents as processes', () =
 
 describe('p2p privacy: a private registry (docker-registry with htpasswd) behind the agent', { skip: skipUnless(['docker-registry', 'htpasswd']) }, () => {
   let dir: string;
-  let registryProc: { kill(): void } | undefined;
+  let registry: Registry | undefined;
   let registryUrl: string;
   let scheduler: RoleProcess;
   let agent: RoleProcess;
@@ -248,20 +248,9 @@ describe('p2p privacy: a private registry (docker-registry with htpasswd) behind
     assertPrerequisites(['docker-registry', 'htpasswd']);
     dir = await tempDir('private-registry');
     await run(which('htpasswd')!, ['-Bbc', join(dir, 'htpasswd'), 'ci', 's3cret']);
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    registryUrl = `http://127.0.0.1:${port}`;
-    await writeFile(
-      join(dir, 'config.yml'),
-      ['version: 0.1', 'log:', '  level: error', 'storage:', '  filesystem:', `    rootdirectory: ${join(dir, 'data')}`, 'http:', `  addr: 127.0.0.1:${port}`, 'auth:', '  htpasswd:', '    realm: shoal-test', `    path: ${join(dir, 'htpasswd')}`, ''].join('\n'),
-    );
-    const { spawn } = await import('node:child_process');
-    const p = spawn(which('docker-registry')!, ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
-    registryProc = p;
-    for (let i = 0; i < 100; i++) {
-      const ok = await request(`${registryUrl}/v2/`).then((r) => (r.body.resume(), r.statusCode === 401), () => false);
-      if (ok) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // Its own free port, a deadline, and the registry's output in the error if it does not come up.
+    registry = await startDistribution({ htpasswd: { path: join(dir, 'htpasswd'), realm: 'shoal-test' } });
+    registryUrl = registry.url;
     const res = await request(`${registryUrl}/v2/private/app/blobs/uploads/`, { method: 'POST', headers: { authorization: basic } });
     res.body.resume();
     const loc = String(res.headers.location);
@@ -275,7 +264,7 @@ describe('p2p privacy: a private registry (docker-registry with htpasswd) behind
 
   after(async () => {
     await stopAllRoles();
-    registryProc?.kill();
+    await registry?.stop();
     await removeDir(dir);
   });
 

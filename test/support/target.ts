@@ -57,7 +57,12 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startDistribution(): Promise<Registry> {
+export interface DistributionOptions {
+  /** An htpasswd file: the registry then asks for basic auth (realm `realm`) and answers /v2/ with 401 when ready. */
+  htpasswd?: { path: string; realm: string };
+}
+
+export async function startDistribution(o: DistributionOptions = {}): Promise<Registry> {
   const bin = which('docker-registry');
   if (!bin) throw new Error('docker-registry not installed (SHOAL_E2E_TARGET=distribution)');
   const dir = await tempDir('distribution');
@@ -76,6 +81,7 @@ export async function startDistribution(): Promise<Registry> {
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(o.htpasswd ? ['auth:', '  htpasswd:', `    realm: ${o.htpasswd.realm}`, `    path: ${o.htpasswd.path}`] : []),
       '',
     ].join('\n'),
   );
@@ -103,7 +109,7 @@ export async function startDistribution(): Promise<Registry> {
     try {
       const res = await fetch(`${url}/v2/`);
       await res.arrayBuffer();
-      if (res.status === 200) break;
+      if (res.status === (o.htpasswd ? 401 : 200)) break;
     } catch {
       /* not up yet */
     }
