@@ -49,7 +49,13 @@ export interface TaskDownloaderOptions {
   concurrentDownloads?: () => number;
   /** Bytes of pieces in flight at once (each is buffered whole until verified). Default 48 MiB. */
   maxInFlightBytes?: number;
-  /** Requests per agent parent / per seed parent. Defaults 3 and 5. */
+  /**
+   * Requests per agent parent / per seed parent. Defaults 3 and 1. One per seed: a seed's upload
+   * slots then go to as many children as it has slots, each piece at the child's whole downlink,
+   * and every child passes its piece on sooner. With 5, a fleet that starts at once gave the seed's
+   * 32 slots to 3-6 children whose downlinks were split 14 ways, and the first pieces landed 0.4 s
+   * in (1,000- and 2,500-agent proxies: p50 0.25-0.85 s sooner with 1; docs/sim/ramp-experiments.md).
+   */
   perParentLimit?: number;
   seedParentLimit?: number;
   /** Long-poll wait asked of parents' bitfield endpoint. Default 5000 ms. */
@@ -84,6 +90,13 @@ export interface TaskDownloaderOptions {
    * Default 2000 ms.
    */
   idleParentMs?: number;
+  /**
+   * A parent that answered "busy" this many times in a row (no piece between) is released like an
+   * idle one and replaced at a near announce: it serves its other children, and its child slot is
+   * better given to a child it can serve (./parent-policy.ts). 0 = never. Default 6 (with the busy
+   * back-off, 1.5 s or more of refusals).
+   */
+  busyReleaseStreak?: number;
   picker?: Omit<PickerOptions, 'rng' | 'perParentLimit'>;
 }
 
@@ -93,7 +106,7 @@ export type DownloaderTuning = Required<
     TaskDownloaderOptions,
     | 'wantParents' | 'minParents' | 'maxParents' | 'maxInFlight' | 'maxInFlightBytes' | 'perParentLimit' | 'seedParentLimit'
     | 'bitfieldWaitMs' | 'pieceTimeoutBaseMs' | 'pieceTimeoutMinBps' | 'stallTimeoutMs' | 'manifestTimeoutMs'
-    | 'earlyAnnounceGapMs' | 'releaseSpreadMs' | 'banMs' | 'busyBackoffMs' | 'idleParentMs'
+    | 'earlyAnnounceGapMs' | 'releaseSpreadMs' | 'banMs' | 'busyBackoffMs' | 'idleParentMs' | 'busyReleaseStreak'
   >
 >;
 
@@ -138,7 +151,7 @@ export function resolveDownloaderTuning(opts: Partial<DownloaderTuning>): Downlo
     maxInFlight: Math.max(1, opts.maxInFlight ?? 8),
     maxInFlightBytes: Math.max(1, opts.maxInFlightBytes ?? 48 * MiB),
     perParentLimit: Math.max(1, opts.perParentLimit ?? 3),
-    seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
+    seedParentLimit: Math.max(1, opts.seedParentLimit ?? 1),
     bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
     pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
     pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? 128 * 1024),
@@ -149,5 +162,6 @@ export function resolveDownloaderTuning(opts: Partial<DownloaderTuning>): Downlo
     banMs: opts.banMs ?? 30_000,
     busyBackoffMs: opts.busyBackoffMs ?? 100,
     idleParentMs: Math.max(0, opts.idleParentMs ?? 2000),
+    busyReleaseStreak: Math.max(0, Math.floor(opts.busyReleaseStreak ?? 6)),
   };
 }

@@ -351,11 +351,11 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     this.wake();
   }
 
-  /** Lets go of parents that have had nothing for us for idleParentMs (./parent-policy.ts). */
+  /** Lets go of parents that have had nothing for us for idleParentMs, or only "busy" answers of late (./parent-policy.ts). */
   private releaseIdleParents(): void {
     const m = this.manifest;
     const target = this.target;
-    if (!m || !target || this.o.idleParentMs <= 0 || target.bitfield.isComplete()) return;
+    if (!m || !target || (this.o.idleParentMs <= 0 && this.o.busyReleaseStreak <= 0) || target.bitfield.isComplete()) return;
     const idle = idleParents(this.parents.values(), {
       now: this.clock.now(),
       idleMs: this.idleMs(),
@@ -363,13 +363,14 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       numPieces: m.pieceDigests.length,
       inFlight: this.inFlight,
       keep: 1,
+      busyRelease: this.o.busyReleaseStreak,
     });
     for (const p of idle) {
       this.parents.delete(p.info.id);
       p.ctl.abort(DROPPED);
       this.released.push(p.info.id);
       this.releasedSinceAnnounce++;
-      this.log?.debug({ digest: this.digest, parent: p.info.id }, 'released idle parent');
+      this.log?.debug({ digest: this.digest, parent: p.info.id, busy: p.busy }, 'released idle parent');
       this.emit('parent', { parentId: p.info.id, change: 'released' });
     }
   }

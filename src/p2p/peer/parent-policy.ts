@@ -15,6 +15,8 @@ export interface ParentUsage {
   active: number;
   /** Its pieces as we last saw them; null before its first bitfield. */
   pieces: PieceSet | null;
+  /** "busy" answers from it in a row (reset by a piece from it). */
+  busy: number;
 }
 
 export interface IdleCheck {
@@ -27,6 +29,8 @@ export interface IdleCheck {
   inFlight: { has(piece: number): boolean };
   /** Never release below this many parents. */
   keep: number;
+  /** Release a parent after this many "busy" answers in a row (nothing in flight to it); 0 = never. */
+  busyRelease: number;
 }
 
 /** Whether `pieces` holds a piece we lack that nobody is fetching for us. O(numPieces). */
@@ -36,20 +40,31 @@ export function offersSomething(pieces: PieceSet, have: PieceSet, numPieces: num
 }
 
 /**
- * The parents to release now: unused for idleMs, nothing in flight, and nothing to offer. A
- * parent unused that long which does offer something (we were busy elsewhere) is marked used
- * now, so the O(pieces) test runs at most once per idleMs per parent. The most recently used
- * parents are kept, `keep` of them at least.
+ * The parents to release now, with nothing in flight to them and either
+ * - unused for idleMs with nothing to offer (a parent unused that long which does offer something,
+ *   because we were busy elsewhere, is marked used now, so the O(pieces) test runs at most once per
+ *   idleMs per parent), or
+ * - "busy" busyRelease times in a row: its upload slots go to its other children, and it holds a
+ *   child slot the scheduler could give to one it can serve. Traced in the simulator: agents that
+ *   announced first got parents only among the few peers that had announced before them (other
+ *   racks, soon full), kept all 16 of them through the rollout while the busy back-off grew to
+ *   4x, and finished last (docs/sim/ramp-experiments.md).
+ * The most recently used parents are kept, `keep` of them at least.
  */
 export function idleParents<T extends ParentUsage>(parents: Iterable<T>, c: IdleCheck): T[] {
-  if (c.idleMs <= 0) return [];
+  if (c.idleMs <= 0 && c.busyRelease <= 0) return [];
   // One pass, allocating only once an idle parent turns up: most turns (of the downloader, and of
   // the simulator's millions) find none.
   let count = 0;
   let idle: T[] | null = null;
   for (const p of parents) {
     count++;
-    if (p.active > 0 || c.now - p.usedAt < c.idleMs) continue;
+    if (p.active > 0) continue;
+    if (c.busyRelease > 0 && p.busy >= c.busyRelease) {
+      (idle ??= []).push(p);
+      continue;
+    }
+    if (c.idleMs <= 0 || c.now - p.usedAt < c.idleMs) continue;
     if (p.pieces && offersSomething(p.pieces, c.have, c.numPieces, c.inFlight)) p.usedAt = c.now;
     else (idle ??= []).push(p);
   }
@@ -137,16 +152,21 @@ export function drawReleaseDelay(rng: () => number, intervalMs: number, capMs: n
 /**
  * When an early announce (asking for replacements) may go out, or null if none is needed:
  * - after losing parents to faults, once below minParents, earlyGapMs after the last announce;
- * - after releasing idle parents, once below wantParents, half an interval after the last one
+ * - after releasing parents, once below wantParents, half an interval after the last one
  *   (never sooner than earlyGapMs) plus releaseDelayMs: swaps then cost at most twice the
- *   announces the scheduler asked for, and the scheduler still sheds load by raising the interval.
+ *   announces the scheduler asked for, and the scheduler still sheds load by raising the interval;
+ * - after releasing parents down to under half of wantParents, earlyGapMs after the last one: a
+ *   download left with a few parents, all busy or with nothing for it, is starving, and at 10,000
+ *   agents (a 5 s interval) half an interval was 2.5 s of a layer at a standstill while its host's
+ *   other layers ran (docs/sim/ramp-experiments.md).
  */
 export function earlyAnnounceAt(s: AnnounceState): number | null {
   if (!s.announcedOnce) return null;
   let t: number | null = null;
   if (s.lost > 0 && s.active < s.minParents) t = s.lastAnnounceAt + Math.min(s.intervalMs, s.earlyGapMs);
   if (s.released > 0 && s.active < s.wantParents) {
-    const at = s.lastAnnounceAt + Math.min(s.intervalMs, Math.max(s.earlyGapMs, s.intervalMs / 2) + (s.releaseDelayMs ?? 0));
+    const starving = s.active < s.wantParents / 2;
+    const at = s.lastAnnounceAt + Math.min(s.intervalMs, starving ? s.earlyGapMs : Math.max(s.earlyGapMs, s.intervalMs / 2) + (s.releaseDelayMs ?? 0));
     t = t === null ? at : Math.min(t, at);
   }
   return t;

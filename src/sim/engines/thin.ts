@@ -8,7 +8,8 @@
 //  - announces are answered at once (no HTTP round trip);
 //  - piece timeouts are checked at the loop's deadlines instead of one timer per request.
 // The rules kept: wantParents/minParents/maxParents, early announce after losing parents, idle
-// parents released and replaced (the same ../../p2p/peer/parent-policy.ts functions), bans,
+// parents (and parents that answer only "busy") released and replaced (the same
+// ../../p2p/peer/parent-policy.ts functions), bans,
 // reports (badPeers), busy back-off, three not-founds, per-parent and global in-flight limits,
 // byte budget, piece timeout, stall timeout, endgame (picker) with losers cancelled, back-to-source.
 // test/unit/sim and docs/sim/REPORT.md compare it with the downloader engine on the same fleet.
@@ -329,11 +330,11 @@ class ThinDownload {
   /** TaskDownloader.releaseIdleParents(). */
   private releaseIdle(now: number): void {
     const have = this.have;
-    if (!have || this.k.idleParentMs <= 0 || have.isComplete()) return;
+    if (!have || (this.k.idleParentMs <= 0 && this.k.busyReleaseStreak <= 0) || have.isComplete()) return;
     const idleMs = this.idleMs(now);
     // A shorter limit than the bound was computed with invalidates it.
     if (now < this.idleDue && idleMs >= this.idleDueMs) return;
-    const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1 });
+    const idle = idleParents(this.parents.values(), { now, idleMs, have, numPieces: this.layer.numPieces, inFlight: this.inFlight, keep: 1, busyRelease: this.k.busyReleaseStreak });
     for (const p of idle) {
       this.removeParent(p);
       this.released.push(p.id);
@@ -502,6 +503,8 @@ class ThinDownload {
       if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
     } else if (err === 'busy') {
       p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs, ++p.busy);
+      // As the downloader, which looks for parents to release on every turn: this one is due now.
+      if (this.k.busyReleaseStreak > 0 && p.busy >= this.k.busyReleaseStreak) this.idleDue = now;
     } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);
     else this.dropParent(p, 'unreachable', `piece ${piece}: ${err}`);
     this.tick();

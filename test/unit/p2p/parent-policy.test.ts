@@ -21,27 +21,40 @@ test('offersSomething: only pieces we lack that nobody is fetching count', () =>
 
 test('idleParents: releases parents unused for idleMs with nothing to offer, keeps busy, useful and recent ones', () => {
   const have = bits(8, [0, 1, 2]);
-  const mk = (id: string, usedAt: number, active: number, held: number[] | null): ParentUsage & { id: string } => ({ id, usedAt, active, pieces: held && bits(8, held) });
+  const mk = (id: string, usedAt: number, active: number, held: number[] | null): ParentUsage & { id: string } => ({ id, usedAt, active, pieces: held && bits(8, held), busy: 0 });
   const stale = mk('stale', 0, 0, [0, 1]);
   const busy = mk('busy', 0, 2, [0]);
   const useful = mk('useful', 0, 0, [7]);
   const recent = mk('recent', 900, 0, [0]);
   const silent = mk('silent', 0, 0, null);
-  const out = idleParents([stale, busy, useful, recent, silent], { now: 1000, idleMs: 500, have, numPieces: 8, inFlight: none, keep: 1 });
+  const out = idleParents([stale, busy, useful, recent, silent], { now: 1000, idleMs: 500, have, numPieces: 8, inFlight: none, keep: 1, busyRelease: 0 });
   assert.deepEqual(out.map((p) => p.id).sort(), ['silent', 'stale']);
   assert.equal(useful.usedAt, 1000, 'an unused parent that still offers something is marked used (checked again in idleMs)');
-  assert.deepEqual(idleParents([stale], { now: 1000, idleMs: 0, have, numPieces: 8, inFlight: none, keep: 0 }), [], 'idleMs 0 disables it');
+  assert.deepEqual(idleParents([stale], { now: 1000, idleMs: 0, have, numPieces: 8, inFlight: none, keep: 0, busyRelease: 0 }), [], 'idleMs 0 disables it');
 });
 
 test('idleParents: never goes below `keep`; the kept idle parent is looked at again idleMs later', () => {
   const have = bits(4, [0]);
-  const a = { id: 'a', usedAt: 0, active: 0, pieces: bits(4, [0]) };
-  const b = { id: 'b', usedAt: 100, active: 0, pieces: bits(4, []) };
-  const out = idleParents([a, b], { now: 1000, idleMs: 500, have, numPieces: 4, inFlight: none, keep: 1 });
+  const a = { id: 'a', usedAt: 0, active: 0, pieces: bits(4, [0]), busy: 0 };
+  const b = { id: 'b', usedAt: 100, active: 0, pieces: bits(4, []), busy: 0 };
+  const out = idleParents([a, b], { now: 1000, idleMs: 500, have, numPieces: 4, inFlight: none, keep: 1, busyRelease: 0 });
   assert.deepEqual(out.map((p) => p.id), ['a'], 'the least recently used goes');
   assert.equal(b.usedAt, 1000);
   assert.equal(nextIdleCheckAt([b], 500), 1500, 'no busy loop on a kept idle parent');
-  assert.equal(nextIdleCheckAt([{ usedAt: 0, active: 1, pieces: null }], 500), Infinity, 'requests in flight: nothing to check');
+  assert.equal(nextIdleCheckAt([{ usedAt: 0, active: 1, pieces: null, busy: 0 }], 500), Infinity, 'requests in flight: nothing to check');
+});
+
+test('idleParents: a parent "busy" busyRelease times in a row goes at once, though it offers something and was just asked', () => {
+  const have = bits(8, [0]);
+  const mk = (id: string, busy: number, active = 0) => ({ id, usedAt: 990, active, pieces: bits(8, [5, 6]), busy });
+  const full = mk('full', 6);
+  const shortStreak = mk('short', 5);
+  const asked = mk('asked', 9, 1);
+  const check = { now: 1000, idleMs: 2000, have, numPieces: 8, inFlight: none, keep: 1 };
+  assert.deepEqual(idleParents([full, shortStreak, asked], { ...check, busyRelease: 6 }).map((p) => p.id), ['full'], 'a shorter streak stays, and so does one with a request in flight');
+  assert.deepEqual(idleParents([full, shortStreak], { ...check, busyRelease: 0 }), [], 'busyRelease 0 disables it');
+  assert.deepEqual(idleParents([full, shortStreak], { ...check, idleMs: 0, busyRelease: 6 }).map((p) => p.id), ['full'], 'works with idle release off');
+  assert.deepEqual(idleParents([full, mk('full2', 7)], { ...check, keep: 1, busyRelease: 6 }).length, 1, 'never below keep');
 });
 
 test('earlyAnnounceAt: lost parents below minParents, released ones below wantParents, never before the first announce', () => {
@@ -52,6 +65,9 @@ test('earlyAnnounceAt: lost parents below minParents, released ones below wantPa
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8 }), 14_000, 'swaps: half an interval (the scheduler sheds load by raising it)');
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8, intervalMs: 1000 }), 11_000, 'never sooner than earlyGapMs');
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 10 }), null, 'nothing to replace');
+  assert.equal(earlyAnnounceAt({ ...base, released: 6, active: 4 }), 11_000, 'released to under half of wantParents: starving, earlyGapMs');
+  assert.equal(earlyAnnounceAt({ ...base, released: 6, active: 4, releaseDelayMs: 700 }), 11_000, 'starving: no spread');
+  assert.equal(earlyAnnounceAt({ ...base, released: 5, active: 5 }), 14_000, 'half of wantParents is not starving');
   assert.equal(earlyAnnounceAt({ ...base, announcedOnce: false, lost: 3, active: 0 }), null);
 });
 

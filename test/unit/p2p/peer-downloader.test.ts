@@ -278,7 +278,8 @@ class MemoryTarget implements DownloadTarget {
 }
 
 describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real timers)', () => {
-  async function swapAnnounce(swapSpreadMs: number | undefined) {
+  // wantParents 2: releasing one of two parents leaves half, not a starving download (see below).
+  async function swapAnnounce(swapSpreadMs: number | undefined, wantParents = 2) {
     const clock = new VirtualClock();
     const pieceSize = 1024;
     const blob = randomBytes(64 * pieceSize);
@@ -309,6 +310,7 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
       clock,
       rng: () => 0.5,
       idleParentMs: 500,
+      wantParents,
       store: { openTask: async () => target },
       transport,
       scheduler: {
@@ -345,6 +347,63 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     // rng 0.5: half of min(swapSpreadMs 600, releaseSpreadMs 1000, half the interval 2000) after the half interval.
     const swap = await swapAnnounce(600);
     assert.ok(swap.index === 1 && swap.at > 2000 && swap.at <= 2300, `swap announce #${swap.index} at ${swap.at} ms`);
+  });
+
+  it('a download released down to under half of wantParents is starving: it asks again earlyAnnounceGapMs after the last announce, no spread', async () => {
+    // The empty parent goes at 1200 ms (three 400 ms piece-times), past the 1 s gap: at once, not at 2 s + spread.
+    const swap = await swapAnnounce(600, 16);
+    assert.ok(swap.index === 1 && swap.at >= 1000 && swap.at <= 1250, `swap announce #${swap.index} at ${swap.at} ms`);
+  });
+
+  it('releases a parent that answers "busy" busyReleaseStreak times in a row, though it holds pieces we lack', async () => {
+    const clock = new VirtualClock();
+    const pieceSize = 1024;
+    const blob = randomBytes(32 * pieceSize);
+    const pieceDigests: Digest[] = [];
+    for (let o = 0; o < blob.length; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
+    const manifest: PieceManifest = { digest: digestOf(blob), size: blob.length, pieceSize, pieceDigests };
+    const n = pieceDigests.length;
+    const full = Bitfield.full(n).toBase64();
+    let busyAnswers = 0;
+    const transport: PeerTransport = {
+      async bitfield(_p, _d, since, waitMs, signal) {
+        if (since !== undefined && waitMs) await clock.sleep(waitMs, signal);
+        return { bitfield: full, count: n, total: n };
+      },
+      async piece(p, _d, i, signal) {
+        await clock.sleep(200, signal);
+        if (p.id === 'full') {
+          busyAnswers++;
+          throw new PeerTransportError('busy', 'all upload slots taken');
+        }
+        return blob.subarray(i * pieceSize, (i + 1) * pieceSize);
+      },
+    };
+    const target = new MemoryTarget(manifest);
+    const seen: AnnounceRequest[] = [];
+    const dl = new TaskDownloader({
+      self: peer('me'),
+      digest: manifest.digest,
+      clock,
+      rng: () => 0.5,
+      wantParents: 2,
+      store: { openTask: async () => target },
+      transport,
+      scheduler: {
+        announce: async (req) => {
+          seen.push(JSON.parse(JSON.stringify(req)) as AnnounceRequest);
+          return { parents: seen.length === 1 ? [peer('full'), peer('ok')] : [], pieces: manifest, announceIntervalMs: 4000, backToSource: false };
+        },
+      },
+    });
+    const released: string[] = [];
+    dl.on('parent', (e) => e.change === 'released' && released.push(e.parentId));
+    const res = await clock.drive(dl.run());
+    assert.equal(res.outcome, 'done');
+    assert.deepEqual(released, ['full']);
+    assert.equal(busyAnswers, 6, 'asked until the sixth "busy" in a row, then let go');
+    assert.deepEqual(seen.find((r) => r.releasedParents?.length)?.releasedParents, ['full'], 'reported as released, not as a fault');
+    assert.equal(res.stats.bytesByParent.ok, blob.length);
   });
 
   it('finishes fast despite a very slow parent: endgame duplicates its last requests on the fast one', async () => {
