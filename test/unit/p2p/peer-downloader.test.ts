@@ -401,7 +401,8 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     const res = await clock.drive(dl.run());
     assert.equal(res.outcome, 'done');
     assert.deepEqual(released, ['full']);
-    assert.equal(busyAnswers, 6, 'asked until the sixth "busy" in a row, then let go');
+    // Up to perParentLimit (3) requests are out to it at once, and it goes once none is.
+    assert.ok(busyAnswers >= 4 && busyAnswers <= 6, `let go after the fourth "busy" in a row came back (${busyAnswers} answers)`);
     assert.deepEqual(seen.find((r) => r.releasedParents?.length)?.releasedParents, ['full'], 'reported as released, not as a fault');
     assert.equal(res.stats.bytesByParent.ok, blob.length);
   });
