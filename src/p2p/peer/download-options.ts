@@ -50,11 +50,11 @@ export interface TaskDownloaderOptions {
   /** Bytes of pieces in flight at once (each is buffered whole until verified). Default 48 MiB. */
   maxInFlightBytes?: number;
   /**
-   * Requests per agent parent / per seed parent. Defaults 3 and 1. One per seed: a seed's upload
-   * slots then go to as many children as it has slots, each piece at the child's whole downlink,
-   * and every child passes its piece on sooner. With 5, a fleet that starts at once gave the seed's
-   * 32 slots to 3-6 children whose downlinks were split 14 ways, and the first pieces landed 0.4 s
-   * in (1,000- and 2,500-agent proxies: p50 0.25-0.85 s sooner with 1; docs/sim/ramp-experiments.md).
+   * Requests per agent parent / per seed parent. Defaults 3 and 5. One per seed parent (its slots
+   * spread over more children) read better on the simulator's 1,000- and 2,500-agent proxies, but
+   * on real agents (the 20-agent, 6 Mbit/s bench) the median went from 198 s to 240-250 s, and with
+   * busyReleaseStreak the 10,000-agent fleet reads better with 5 (1.34x against 1.38x); see
+   * docs/sim/ramp-experiments.md.
    */
   perParentLimit?: number;
   seedParentLimit?: number;
@@ -153,7 +153,7 @@ export function resolveDownloaderTuning(opts: Partial<DownloaderTuning>): Downlo
     maxInFlight: Math.max(1, opts.maxInFlight ?? 8),
     maxInFlightBytes: Math.max(1, opts.maxInFlightBytes ?? 48 * MiB),
     perParentLimit: Math.max(1, opts.perParentLimit ?? 3),
-    seedParentLimit: Math.max(1, opts.seedParentLimit ?? 1),
+    seedParentLimit: Math.max(1, opts.seedParentLimit ?? 5),
     bitfieldWaitMs: Math.max(0, opts.bitfieldWaitMs ?? 5000),
     pieceTimeoutBaseMs: opts.pieceTimeoutBaseMs ?? 5000,
     pieceTimeoutMinBps: Math.max(1, opts.pieceTimeoutMinBps ?? 128 * 1024),
