@@ -66,7 +66,7 @@ test('earlyAnnounceAt: lost parents below minParents, released ones below wantPa
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 8, intervalMs: 1000 }), 11_000, 'never sooner than earlyGapMs');
   assert.equal(earlyAnnounceAt({ ...base, released: 2, active: 10 }), null, 'nothing to replace');
   assert.equal(earlyAnnounceAt({ ...base, released: 6, active: 4 }), 11_000, 'released to under half of wantParents: starving, earlyGapMs');
-  assert.equal(earlyAnnounceAt({ ...base, released: 6, active: 4, releaseDelayMs: 700 }), 11_000, 'starving: no spread');
+  assert.equal(earlyAnnounceAt({ ...base, released: 6, active: 4, releaseDelayMs: 700 }), 11_700, 'starving: spread like any swap while the scheduler asks for it');
   assert.equal(earlyAnnounceAt({ ...base, released: 5, active: 5 }), 14_000, 'half of wantParents is not starving');
   assert.equal(earlyAnnounceAt({ ...base, announcedOnce: false, lost: 3, active: 0 }), null);
 });
