@@ -158,8 +158,10 @@ export function drawReleaseDelay(rng: () => number, intervalMs: number, capMs: n
  * - after releasing parents down to under half of wantParents, earlyGapMs after the last one
  *   (plus the same releaseDelayMs): a download left with a few parents, all busy or with nothing
  *   for it, is starving, and at 10,000 agents (a 5 s interval) half an interval was 2.5 s of a layer
- *   at a standstill while its host's other layers ran (docs/sim/ramp-experiments.md). Without the
- *   spread, 39k such announces landed in the rollout's third second: 1.06 s of scheduler core.
+ *   at a standstill while its host's other layers ran (docs/sim/ramp-experiments.md). The cost:
+ *   the 10k fleet releases idle parents together 2 s in, past the gap, so ~39k announces land in
+ *   its third second (~1 core-second of scheduler, the spread or not); spreading them from the
+ *   release over more than a second is the open fix.
  */
 export function earlyAnnounceAt(s: AnnounceState): number | null {
   if (!s.announcedOnce) return null;
