@@ -4,9 +4,9 @@
 // such refusals, each a round trip for the child, the parent and (in the simulator) three events.
 // The line is short and the wait bounded, so a child is never kept long from a parent that could
 // serve it sooner: past `queueLength` waiters, or after `queueWaitMs`, the answer is still busy.
-// With `taskShareWindowMs` (--upload-task-share; off by default), a task may hold no more than its even share of the slots among
-// the tasks asked for lately (task-shares.ts says why) when it arrives; a request over its share
-// waits or is busy like one that found every slot taken.
+// With `taskShareWindowMs` (--upload-task-share; off by default), a task may hold no more than its
+// even share of the slots among the tasks asked for lately (task-shares.ts says why) when it
+// arrives; a request over its share waits or is busy like one that found every slot taken.
 import { TaskSlotShares } from './task-shares.js';
 
 /** Requests that may wait for a slot at once, by default. The simulator follows this value. */

@@ -19,6 +19,13 @@ import type { Clock } from '../../../src/p2p/peer/clock.js';
 const PS = 16 * 1024;
 const peer = (id: string, role: 'seed' | 'agent' = 'agent'): PeerInfo => ({ id, url: `http://${id}.invalid`, role, labels: {} });
 
+/** The piece manifest a seed would publish for `blob`. */
+function manifestOf(blob: Buffer, pieceSize: number): PieceManifest {
+  const pieceDigests: Digest[] = [];
+  for (let o = 0; o < blob.length; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
+  return { digest: digestOf(blob), size: blob.length, pieceSize, pieceDigests };
+}
+
 class FakeScheduler implements SchedulerClient {
   readonly seen: AnnounceRequest[] = [];
   constructor(private readonly answer: (req: AnnounceRequest, n: number) => AnnounceResponse | Promise<AnnounceResponse>) {}
@@ -283,10 +290,8 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     const clock = new VirtualClock();
     const pieceSize = 1024;
     const blob = randomBytes(64 * pieceSize);
-    const pieceDigests: Digest[] = [];
-    for (let o = 0; o < blob.length; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
-    const manifest: PieceManifest = { digest: digestOf(blob), size: blob.length, pieceSize, pieceDigests };
-    const n = pieceDigests.length;
+    const manifest = manifestOf(blob, pieceSize);
+    const n = manifest.pieceDigests.length;
     const views: Record<string, string> = { seed: Bitfield.full(n).toBase64(), empty: new Bitfield(n).toBase64() };
     const transport: PeerTransport = {
       async bitfield(p, _d, since, waitMs, signal) {
@@ -359,10 +364,8 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     const clock = new VirtualClock();
     const pieceSize = 1024;
     const blob = randomBytes(32 * pieceSize);
-    const pieceDigests: Digest[] = [];
-    for (let o = 0; o < blob.length; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
-    const manifest: PieceManifest = { digest: digestOf(blob), size: blob.length, pieceSize, pieceDigests };
-    const n = pieceDigests.length;
+    const manifest = manifestOf(blob, pieceSize);
+    const n = manifest.pieceDigests.length;
     const full = Bitfield.full(n).toBase64();
     let busyAnswers = 0;
     const transport: PeerTransport = {
@@ -412,9 +415,8 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     const size = 64 * 1024;
     const blob = randomBytes(size);
     const pieceSize = 1024;
-    const pieceDigests: Digest[] = [];
-    for (let o = 0; o < size; o += pieceSize) pieceDigests.push(digestOf(blob.subarray(o, o + pieceSize)));
-    const manifest: PieceManifest = { digest: digestOf(blob), size, pieceSize, pieceDigests };
+    const manifest = manifestOf(blob, pieceSize);
+    const { pieceDigests } = manifest;
     const latency: Record<string, number> = { fast: 10, slow: 2000 };
     const full = Bitfield.full(pieceDigests.length).toBase64();
     const transport: PeerTransport = {
