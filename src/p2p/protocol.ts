@@ -139,6 +139,9 @@ export interface BitfieldResponse {
 /** Where an agent takes prefetch orders from the scheduler's preheat jobs (`--scope all`). */
 export const AGENT_PREFETCH_PATH = '/agent/v1/prefetch';
 
+/** Header naming the requesting peer's id on /p2p/v1 requests (lower case, as node:http names headers): a seed serves one piece at a time per child by it. */
+export const PEER_ID_HEADER = 'x-shoal-peer';
+
 export const PATHS = {
   announce: '/scheduler/v1/announce',
   heartbeat: '/scheduler/v1/heartbeat',

@@ -173,6 +173,7 @@ function knobText(x: VariantResult, base: VariantResult): string {
   if (x.upload_slots !== base.upload_slots) diffs.push(`upload slots ${x.upload_slots}`);
   if ((x.upload_queue ?? 0) !== (base.upload_queue ?? 0)) diffs.push(x.upload_queue ? `upload queue ${x.upload_queue}` : 'no upload queue');
   if ((x.seed_task_share_ms ?? 0) !== (base.seed_task_share_ms ?? 0)) diffs.push(x.seed_task_share_ms ? `seed slots shared by layer (${x.seed_task_share_ms} ms window)` : 'seed slots first come, first served');
+  if ((x.seed_uploads_per_child ?? 0) !== (base.seed_uploads_per_child ?? 0)) diffs.push(x.seed_uploads_per_child ? `seed serves ${x.seed_uploads_per_child} piece(s) per child at a time` : 'seed serves a child any number of pieces at once');
   if (x.upload_weight_base !== base.upload_weight_base) diffs.push(x.upload_weight_base === 1 ? 'uploads shared evenly' : `upload weight base ${x.upload_weight_base}`);
   if (x.start_spread_ms !== base.start_spread_ms) diffs.push(`start spread ${x.start_spread_ms / 1000} s`);
   if (x.prefetch_layers !== base.prefetch_layers) diffs.push(x.prefetch_layers ? 'layer prefetch' : 'no layer prefetch (containerd: 3 layers at a time)');

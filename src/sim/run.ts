@@ -68,6 +68,10 @@ export interface VariantResult {
   upload_queue_wait_ms: number;
   /** A seed's task share window (ms; 0 = first come, first served). */
   seed_task_share_ms: number;
+  /** Pieces a seed serves one child at once (0 = no limit). Absent in results from before 2026-12-07 (no limit then). */
+  seed_uploads_per_child?: number;
+  /** The most pieces a seed served one child at once in this run. */
+  seed_most_uploads_per_child?: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
@@ -279,6 +283,8 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       upload_queue: world.uploadQueue,
       upload_queue_wait_ms: world.uploadQueueWaitMs,
       seed_task_share_ms: world.seedTaskShareMs,
+      seed_uploads_per_child: world.seedUploadsPerChild,
+      seed_most_uploads_per_child: world.seedMostPerChild,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       seed: world.seed,

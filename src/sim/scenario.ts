@@ -43,6 +43,8 @@ export interface Variant {
   uploadQueue?: number;
   /** Overrides network.seedTaskShareMs. */
   seedTaskShareMs?: number;
+  /** Overrides network.seedUploadsPerChild. */
+  seedUploadsPerChild?: number;
   /** Overrides startSpread (ms). */
   startSpreadMs?: number;
   /** Overrides prefetchLayers. */
@@ -93,11 +95,15 @@ export interface Scenario {
    * unset or 0 = first come, first served, the default.
    */
   /**
+   * seedUploadsPerChild: pieces a seed serves one child at once (../p2p/peer/upload-slots.ts
+   * uploadsPerChildFor); unset = the seed's default (1); 0 = no limit, as before 2026-12-07.
+   */
+  /**
    * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); default
    * 1, payload at line rate, which is optimistic by the header share (~5 % measured on tc-capped
    * links: scenarios/calibration-20.yaml).
    */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; seedTaskShareMs?: number; payloadShare: number };
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; seedTaskShareMs?: number; seedUploadsPerChild?: number; payloadShare: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
@@ -191,7 +197,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
   const registry = obj(root.registry, 'registry');
   checkKeys(registry, ['egress'], 'registry');
   const network = obj(root.network, 'network');
-  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'uploadQueueWaitMs', 'seedTaskShareMs', 'payloadShare'], 'network');
+  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'uploadQueueWaitMs', 'seedTaskShareMs', 'seedUploadsPerChild', 'payloadShare'], 'network');
   const hb = obj(root.heartbeats, 'heartbeats');
   checkKeys(hb, ['agentMs', 'seedMs', 'expireMs'], 'heartbeats');
   const nic = root.nic !== undefined ? parseRate(root.nic, 'nic') : 125e6;
@@ -244,6 +250,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       ...(network.uploadQueue !== undefined ? { uploadQueue: num(network.uploadQueue, 'network.uploadQueue', 0, 0, 1000) } : {}),
       ...(network.uploadQueueWaitMs !== undefined ? { uploadQueueWaitMs: num(network.uploadQueueWaitMs, 'network.uploadQueueWaitMs', 0, 0, 60_000) } : {}),
       ...(network.seedTaskShareMs !== undefined ? { seedTaskShareMs: num(network.seedTaskShareMs, 'network.seedTaskShareMs', 0, 0, 600_000) } : {}),
+      ...(network.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(network.seedUploadsPerChild, 'network.seedUploadsPerChild', 1, 0, 1000) } : {}),
       payloadShare: num(network.payloadShare, 'network.payloadShare', 1, 0.5, 1),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
@@ -311,7 +318,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'startSpread', 'prefetchLayers', 'seed'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'seedUploadsPerChild', 'startSpread', 'prefetchLayers', 'seed'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -332,6 +339,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.uploadWeightBase !== undefined ? { uploadWeightBase: num(o.uploadWeightBase, `${what}.uploadWeightBase`, 1, 0.01, 1) } : {}),
     ...(o.uploadQueue !== undefined ? { uploadQueue: num(o.uploadQueue, `${what}.uploadQueue`, 0, 0, 1000) } : {}),
     ...(o.seedTaskShareMs !== undefined ? { seedTaskShareMs: num(o.seedTaskShareMs, `${what}.seedTaskShareMs`, 0, 0, 600_000) } : {}),
+    ...(o.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(o.seedUploadsPerChild, `${what}.seedUploadsPerChild`, 1, 0, 1000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
     ...(o.seed !== undefined ? { seed: num(o.seed, `${what}.seed`, 42, 0, 2 ** 31 - 1) } : {}),

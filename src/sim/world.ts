@@ -10,7 +10,7 @@ import { Bitfield } from '../p2p/peer/bitfield.js';
 import { uploadSlotsFor } from '../p2p/peer/server-routes.js';
 import { TaskSlotShares } from '../p2p/peer/task-shares.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, progressWeight } from '../p2p/peer/upload-shares.js';
-import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../p2p/peer/upload-slots.js';
+import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS, uploadsPerChildFor } from '../p2p/peer/upload-slots.js';
 import type { TransportErrorKind } from '../p2p/peer/errors.js';
 import { seededRandom } from '../p2p/scheduler/random.js';
 import type { VirtualTime } from './engine/time.js';
@@ -61,6 +61,9 @@ export interface SimHost extends TopoHost {
   queued: Array<{ req: PieceRequest; begin: () => void }>;
   /** Seeds: each layer held to an even share of the slots (the peer server's TaskSlotShares); else null. */
   shares: TaskSlotShares | null;
+  /** Uploads one child may hold at once (UploadSlots' perChild; 0: no limit), and who holds how many (seeds, and any host with a limit; else null). */
+  perChild: number;
+  byChild: Map<SimHost, number> | null;
 }
 
 export type PieceCallback = (err: TransportErrorKind | null) => void;
@@ -133,6 +136,10 @@ export class World {
   readonly uploadQueueWaitMs: number;
   /** Seeds' task share window (ms; 0 = none, the peer server's default). */
   readonly seedTaskShareMs: number;
+  /** Uploads a seed serves one child at once (uploadsPerChildFor('seed') unless the scenario says; 0: no limit). */
+  readonly seedUploadsPerChild: number;
+  /** The most pieces a seed served one child at once. */
+  seedMostPerChild = 0;
   completed = 0;
   killed = 0;
   crash = true;
@@ -153,6 +160,7 @@ export class World {
     this.uploadQueue = variant.uploadQueue ?? scenario.network.uploadQueue ?? DEFAULT_UPLOAD_QUEUE;
     this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
     this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? 0;
+    this.seedUploadsPerChild = variant.seedUploadsPerChild ?? scenario.network.seedUploadsPerChild ?? uploadsPerChildFor('seed');
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -194,10 +202,12 @@ export class World {
     const weighted = info.role === 'agent' && this.uploadWeightBase < 1 ? [] : null;
     // As a seed run with --upload-task-share: each layer held to an even share of its slots.
     const shares = info.role === 'seed' && this.seedTaskShareMs > 0 ? new TaskSlotShares(slots, this.seedTaskShareMs) : null;
+    const perChild = info.role === 'seed' ? this.seedUploadsPerChild : uploadsPerChildFor(info.role);
+    const byChild = perChild > 0 || info.role === 'seed' ? new Map<SimHost, number>() : null;
     // Every field in one literal, not `{ ...t, ... }`: after a spread V8 put the 15 fields added here
     // out of the object (a PropertyArray), one more pointer to follow, and miss, on every request.
     const { idx, role, place, up, down, upBps, downBps } = t;
-    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [], shares };
+    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [], shares, perChild, byChild };
   }
 
   holding(h: SimHost, layer: Layer): Holding {
@@ -241,6 +251,8 @@ export class World {
       const shares = parent.shares;
       const now = shares ? this.time.now() : 0;
       shares?.asked(layer.digest, now);
+      // As UploadSlots with perChild: a child at its limit is busy at once, never in line.
+      if (parent.perChild > 0 && (parent.byChild!.get(child) ?? 0) >= parent.perChild) return this.answer(req, 'busy', half);
       if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, now))) return this.beginUpload(req, parent, child, layer, bytes);
       if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
       const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, bytes) };
@@ -258,6 +270,11 @@ export class World {
   private beginUpload(req: PieceRequest, parent: SimHost, child: SimHost, layer: Layer, bytes: number): void {
       parent.uploads++;
       req.uploading = true;
+      if (parent.byChild) {
+        const n = (parent.byChild.get(child) ?? 0) + 1;
+        parent.byChild.set(child, n);
+        if (parent.role === 'seed') this.seedMostPerChild = Math.max(this.seedMostPerChild, n);
+      }
       if (parent.shares) {
         parent.shares.took(layer.digest);
         req.task = layer.digest;
@@ -315,6 +332,12 @@ export class World {
       req.uploading = false;
       const parent = req.parent!;
       parent.uploads--;
+      const byChild = parent.byChild;
+      if (byChild) {
+        const n = byChild.get(req.child)! - 1;
+        if (n > 0) byChild.set(req.child, n);
+        else byChild.delete(req.child);
+      }
       if (req.task !== undefined) parent.shares!.gaveBack(req.task);
       const serving = parent.weighted;
       const i = serving ? serving.indexOf(req) : -1;

@@ -10,6 +10,7 @@ import type { Locality, PeerInfo, PeerRole } from '../protocol.js';
 import type { Digest } from '../../oci/digest.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
 import { uploadSlotsFor } from '../peer/server-routes.js';
+import { uploadsPerChildFor } from '../peer/upload-slots.js';
 
 export interface PeerNodeOptions {
   role: PeerRole;
@@ -81,6 +82,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // An uplink split among too many children makes every piece slow; past this many concurrent
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
+    uploadsPerChild: uploadsPerChildFor(o.role),
     // Off unless asked for (--upload-task-share): task-shares.ts says where it helped and where not.
     taskShareWindowMs: o.uploadTaskShareMs ?? 0,
     uploadQueue: o.uploadQueue,
@@ -98,7 +100,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     },
   });
   const scheduler = new HttpSchedulerClient({ url: o.schedulerUrl, clusterToken: o.clusterToken });
-  const transport = new HttpPeerTransport({ clusterToken: o.clusterToken });
+  const transport = new HttpPeerTransport({ clusterToken: o.clusterToken, peerId: self.id });
   const tokenHash = o.clusterToken ? createHash('sha256').update(`Bearer ${o.clusterToken}`).digest() : null;
   let heartbeatTimer: NodeJS.Timeout | undefined;
   let lastHeartbeatError = '';

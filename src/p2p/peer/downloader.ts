@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.js';
 import { PeerError, isPeerError, isTransportError } from './errors.js';
 import { pieceBounds, validateManifest } from './manifest.js';
 import { isLagging, PiecePicker, type PickerParent } from './picker.js';
-import { busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
+import { recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
 import { DownloadError, type DownloadResult, type DownloadStats, type DownloadTarget, type DownloaderEvents, type PeerLogger } from './download-types.js';
 import { pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, inFlightShare, type DownloaderTuning, type TaskDownloaderOptions } from './download-options.js';
 
@@ -621,7 +621,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       return;
     }
     if (isTransportError(cause, 'busy')) {
-      p.pausedUntil = this.clock.now() + busyPauseMs(this.o.busyBackoffMs, this.pieceMs, ++p.busy);
+      recordBusy(p, p.info.role === 'seed', this.clock.now(), this.o.busyBackoffMs, this.pieceMs);
       return;
     }
     if (isTransportError(cause, 'refused')) return this.dropParent(p, 'refused', msg);

@@ -3,7 +3,7 @@
 // the scheduler's control plane.
 import { coalescedChunks, HttpPool, type HttpResponse } from '../../client/http-pool.js';
 import type { Digest } from '../../oci/digest.js';
-import { PATHS, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
+import { PATHS, PEER_ID_HEADER, type AnnounceRequest, type AnnounceResponse, type BitfieldResponse, type HeartbeatRequest, type PeerInfo, type PieceManifest } from '../protocol.js';
 import { PeerTransportError, type TransportErrorKind } from './errors.js';
 import { MAX_PIECE_SIZE } from './manifest.js';
 import type { PeerTransport, SchedulerClient } from './download-types.js';
@@ -12,6 +12,8 @@ const MAX_JSON = 4 * 1024 * 1024;
 
 export interface HttpTransportOptions {
   clusterToken?: string;
+  /** This peer's id, sent with every request (PEER_ID_HEADER): a seed serves one piece at a time per child by it. */
+  peerId?: string;
   /** TCP connect timeout. Default 3000 ms. */
   connectTimeoutMs?: number;
   /** Time to response headers (a bitfield long-poll adds its waitMs). Default 10 000 ms. */
@@ -66,7 +68,7 @@ export class HttpPeerTransport implements PeerTransport {
     this.pool = new BufferPool(opts.pooledBuffers ?? 8);
     this.owned = opts.pool ? null : makePool(opts);
     this.http = opts.pool ?? this.owned!;
-    this.headers = opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {};
+    this.headers = { ...(opts.clusterToken ? { authorization: `Bearer ${opts.clusterToken}` } : {}), ...(opts.peerId ? { [PEER_ID_HEADER]: opts.peerId } : {}) };
     this.headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
     this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 15_000;
   }

@@ -6,7 +6,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { isDigest, type Digest } from '../../oci/digest.js';
-import type { BitfieldResponse } from '../protocol.js';
+import { PEER_ID_HEADER, type BitfieldResponse } from '../protocol.js';
 import { isPeerError } from './errors.js';
 import type { PieceStore } from './piece-store.js';
 import type { PieceTask } from './piece-task.js';
@@ -50,6 +50,8 @@ export interface PeerRoutesOptions {
   uploadQueue?: number;
   /** Longest such wait. Default DEFAULT_UPLOAD_QUEUE_WAIT_MS. */
   uploadQueueWaitMs?: number;
+  /** Uploads one child may hold at once (upload-slots.ts uploadsPerChildFor); its next request is busy at once. Default 0: no limit. */
+  uploadsPerChild?: number;
   /** Hold each blob to an even share of the upload slots among those asked for within this many ms (task-shares.ts). Default 0: first come, first served. */
   taskShareWindowMs?: number;
   /** Extra check per request (e.g. "may this caller read this digest"); false → 403. */
@@ -81,7 +83,7 @@ export interface PeerRoutes {
 export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
   const { store } = opts;
   const maxWaitMs = opts.maxWaitMs ?? 10_000;
-  const slots = new UploadSlots({ slots: opts.maxConcurrentUploads ?? uploadSlotsFor('agent'), queueLength: opts.uploadQueue, queueWaitMs: opts.uploadQueueWaitMs, taskShareWindowMs: opts.taskShareWindowMs });
+  const slots = new UploadSlots({ slots: opts.maxConcurrentUploads ?? uploadSlotsFor('agent'), queueLength: opts.uploadQueue, queueWaitMs: opts.uploadQueueWaitMs, taskShareWindowMs: opts.taskShareWindowMs, perChild: opts.uploadsPerChild });
   const tokenHash = opts.clusterToken ? sha256(`Bearer ${opts.clusterToken}`) : null;
   const stats: PeerRouteStats = {
     bitfieldRequests: 0,
@@ -127,7 +129,8 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     stats.pieceRequests++;
     const task = await store.lookup(digest);
     if (!task || index >= task.numPieces || !task.has(index)) return sendError(res, 404, 'PIECE_UNKNOWN', `piece ${index} of ${digest} is not held here`);
-    if (!(slots.tryAcquire(digest) || (await waitForSlot(slots, res, digest)))) {
+    const child = childOf(req);
+    if (!(slots.tryAcquire(digest, child) || (await waitForSlot(slots, res, digest, child)))) {
       stats.busyRejections++;
       return sendError(res, 503, 'BUSY', 'too many uploads in progress', { 'Retry-After': '1' });
     }
@@ -159,7 +162,7 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
       }
       stats.piecesServed++;
     } finally {
-      slots.release(digest);
+      slots.release(digest, child);
     }
   }
 
@@ -207,13 +210,24 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
   };
 }
 
+/**
+ * Who is asking, for the per-child upload limit: the peer id the child's transport sends
+ * (PEER_ID_HEADER), else its address. Not authentication (the cluster token is): a child that
+ * lied about its id would only get a slot it could have had by asking from another address.
+ */
+function childOf(req: IncomingMessage): string | undefined {
+  const id = req.headers[PEER_ID_HEADER];
+  if (typeof id === 'string' && id.length > 0 && id.length <= 256) return `id:${id}`;
+  return req.socket.remoteAddress;
+}
+
 /** Waits in the slots' line while the child stays connected. */
-async function waitForSlot(slots: UploadSlots, res: ServerResponse, task: string): Promise<boolean> {
+async function waitForSlot(slots: UploadSlots, res: ServerResponse, task: string, child: string | undefined): Promise<boolean> {
   const gone = new AbortController();
   const onClose = () => gone.abort();
   res.once('close', onClose);
   try {
-    return await slots.wait(gone.signal, task);
+    return await slots.wait(gone.signal, task, child);
   } finally {
     res.off('close', onClose);
   }

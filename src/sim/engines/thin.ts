@@ -22,7 +22,7 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
-import { type AnnounceState, busyPauseMs, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
+import { type AnnounceState, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
@@ -502,7 +502,7 @@ class ThinDownload {
     } else if (err === 'not-found') {
       if (++p.notFound >= 3) this.dropParent(p, 'refused', `piece ${piece}: not found three times`);
     } else if (err === 'busy') {
-      p.pausedUntil = now + busyPauseMs(this.k.busyBackoffMs, this.pieceMs, ++p.busy);
+      recordBusy(p, p.host.role === 'seed', now, this.k.busyBackoffMs, this.pieceMs);
       // As the downloader, which looks for parents to release on every turn: this one is due now.
       if (this.k.busyReleaseStreak > 0 && p.busy >= this.k.busyReleaseStreak) this.idleDue = now;
     } else if (err === 'refused') this.dropParent(p, 'refused', `piece ${piece}: refused`);

@@ -107,3 +107,18 @@ test('slow pieces stretch the idle limit and the busy pause (no churn, no 503 st
   assert.equal(nextPieceMs(0, 800), 800, 'first sample as is');
   assert.equal(nextPieceMs(800, 400), 700, 'then a quarter of the way to each new sample');
 });
+
+test('recordBusy: an agent parent builds its busy streak and pauses longer each time; a seed pauses the base and never builds one', async () => {
+  const { recordBusy, busyPauseMs } = await import('../../../src/p2p/peer/parent-policy.js');
+  const agent = { busy: 0, pausedUntil: 0 };
+  recordBusy(agent, false, 1000, 100, 300);
+  assert.deepEqual(agent, { busy: 1, pausedUntil: 1100 });
+  recordBusy(agent, false, 2000, 100, 300);
+  assert.deepEqual(agent, { busy: 2, pausedUntil: 2000 + busyPauseMs(100, 300, 2) });
+  assert.equal(agent.pausedUntil, 2200);
+  const seed = { busy: 0, pausedUntil: 0 };
+  for (let i = 0; i < 6; i++) recordBusy(seed, true, 1000 * i, 100, 300);
+  assert.deepEqual(seed, { busy: 0, pausedUntil: 5100 }, 'six busy answers from a seed: no streak, so never released for it');
+  recordBusy(seed, true, 0, 100, 11_000);
+  assert.equal(seed.pausedUntil, 1100, 'slow pieces: a tenth of a piece-time, as the first busy from anyone');
+});

@@ -360,7 +360,8 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     assert.ok(swap.index === 1 && swap.at >= 1200 && swap.at <= 1350, `swap announce #${swap.index} at ${swap.at} ms`);
   });
 
-  it('releases a parent that answers "busy" busyReleaseStreak times in a row, though it holds pieces we lack', async () => {
+  /** A download with two parents: `full` holds everything and only answers busy, `ok` serves. */
+  async function busyParentRun(fullRole: 'seed' | 'agent') {
     const clock = new VirtualClock();
     const pieceSize = 1024;
     const blob = randomBytes(32 * pieceSize);
@@ -395,19 +396,31 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
       scheduler: {
         announce: async (req) => {
           seen.push(JSON.parse(JSON.stringify(req)) as AnnounceRequest);
-          return { parents: seen.length === 1 ? [peer('full'), peer('ok')] : [], pieces: manifest, announceIntervalMs: 4000, backToSource: false };
+          return { parents: seen.length === 1 ? [peer('full', fullRole), peer('ok')] : [], pieces: manifest, announceIntervalMs: 4000, backToSource: false };
         },
       },
     });
     const released: string[] = [];
     dl.on('parent', (e) => e.change === 'released' && released.push(e.parentId));
     const res = await clock.drive(dl.run());
+    return { res, released, busyAnswers, seen, blob };
+  }
+
+  it('releases a parent that answers "busy" busyReleaseStreak times in a row, though it holds pieces we lack', async () => {
+    const { res, released, busyAnswers, seen, blob } = await busyParentRun('agent');
     assert.equal(res.outcome, 'done');
     assert.deepEqual(released, ['full']);
     // Up to perParentLimit (3) requests are out to it at once, and it goes once none is.
     assert.ok(busyAnswers >= 4 && busyAnswers <= 6, `let go after the fourth "busy" in a row came back (${busyAnswers} answers)`);
     assert.deepEqual(seen.find((r) => r.releasedParents?.length)?.releasedParents, ['full'], 'reported as released, not as a fault');
     assert.equal(res.stats.bytesByParent.ok, blob.length);
+  });
+
+  it('keeps a seed that answers "busy" (it serves one piece per child at a time): a seed builds no busy streak', async () => {
+    const { res, released, busyAnswers } = await busyParentRun('seed');
+    assert.equal(res.outcome, 'done');
+    assert.deepEqual(released, [], 'the seed was not let go');
+    assert.ok(busyAnswers > 6, `it was asked again and again (${busyAnswers} busy answers), each after the base pause`);
   });
 
   it('finishes fast despite a very slow parent: endgame duplicates its last requests on the fast one', async () => {

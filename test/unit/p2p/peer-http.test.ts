@@ -17,6 +17,7 @@ import { createPeerRoutes, type PeerRoutes } from '../../../src/p2p/peer/server-
 import { HttpPeerTransport, HttpSchedulerClient } from '../../../src/p2p/peer/http-transport.js';
 import { TaskDownloader } from '../../../src/p2p/peer/downloader.js';
 import { RateLimiter } from '../../../src/p2p/peer/rate-limiter.js';
+import { uploadsPerChildFor } from '../../../src/p2p/peer/upload-slots.js';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
 import { isTransportError } from '../../../src/p2p/peer/errors.js';
 
@@ -232,6 +233,32 @@ describe('peer data plane over HTTP', () => {
     assert.equal(shared.uploadsAtLast, 3, 'a slot was free when the third piece of the same blob was refused');
     const firstCome = await run(0);
     assert.deepEqual(firstCome.answers, ['ok', 'ok', 'ok', 'ok'], 'without shares the free slot is taken');
+  });
+  it('a seed serves one piece at a time per child (by the peer id its transport sends): the second is busy at once while slots are free', async () => {
+    // Four slots, a line of one, pieces paced to ~500 ms so the requests overlap.
+    const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 4, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadsPerChild: uploadsPerChildFor('seed'), uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });
+    const { server, url } = await peerServer(routes);
+    const alice = new HttpPeerTransport({ clusterToken: TOKEN, peerId: 'agent-a' });
+    const bob = new HttpPeerTransport({ clusterToken: TOKEN, peerId: 'agent-b' });
+    try {
+      const p: PeerInfo = { id: 'seed', url, role: 'seed', labels: {} };
+      const ask = (t: HttpPeerTransport, i: number) => t.piece(p, digest, i, AbortSignal.timeout(10_000), PS).then((buf) => (buf.equals(blob.subarray(i * PS, (i + 1) * PS)) ? 'ok' : 'corrupt'), (err: unknown) => (isTransportError(err, 'busy') ? 'busy' : String(err)));
+      const first = ask(alice, 0);
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = performance.now();
+      const second = await ask(alice, 1);
+      const secondMs = performance.now() - t0;
+      const other = ask(bob, 2);
+      assert.equal(second, 'busy', 'the same child asked for a second piece while its first was in flight');
+      assert.ok(secondMs < 400, `busy at once, not after a wait in line (${Math.round(secondMs)} ms)`);
+      assert.deepEqual(await Promise.all([first, other]), ['ok', 'ok'], 'another child took a free slot');
+      assert.equal(await ask(alice, 1), 'ok', 'once its piece is done the child may ask again');
+      assert.equal(routes.stats.busyRejections, 1);
+    } finally {
+      await alice.close();
+      await bob.close();
+      await new Promise((r) => server.close(r));
+    }
   });
   it('a request that finds every upload slot taken waits in line for the next one; past the line it is told busy', async () => {
     // One slot, one place in line, pieces paced to ~250 ms each so the requests overlap.

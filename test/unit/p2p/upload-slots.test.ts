@@ -134,3 +134,34 @@ test('without a share window a blob may take every slot (the default for seeds a
   assert.equal(s.tryAcquire('a'), true, 'no shares: one blob may take every slot');
   assert.equal(s.tryAcquire('b'), false, 'every slot taken');
 });
+
+test('perChild: a child at its limit is busy at once, even with slots free and the line empty; others still get slots', async () => {
+  const s = new UploadSlots({ slots: 3, queueLength: 1, queueWaitMs: 1000, perChild: 1 });
+  assert.equal(s.tryAcquire('blob', 'a'), true);
+  assert.equal(s.childFull('a'), true);
+  assert.equal(s.tryAcquire('blob', 'a'), false, 'a holds its one slot');
+  const t0 = performance.now();
+  assert.equal(await s.wait(undefined, 'blob', 'a'), false, 'and does not wait in line for another');
+  assert.ok(performance.now() - t0 < 20);
+  assert.equal(s.waiting, 0);
+  assert.equal(s.tryAcquire('blob', 'b'), true, 'another child takes a free slot');
+  assert.equal(s.tryAcquire('other', undefined), true, 'a request that names no child is not limited');
+  // Full now: c waits in line and takes a's slot when a gives it back.
+  const c = s.wait(undefined, 'blob', 'c');
+  s.release('blob', 'a');
+  assert.equal(await c, true);
+  assert.equal(s.childFull('a'), false, 'a may ask again');
+  assert.equal(s.childFull('c'), true, 'the slot handed over counts for c');
+  s.release('blob', 'b');
+  assert.equal(s.tryAcquire('blob', 'a'), true);
+  assert.equal(s.inUse, 3);
+});
+
+test('uploadsPerChildFor: one piece at a time per child from a seed, no limit from an agent', async () => {
+  const { uploadsPerChildFor } = await import('../../../src/p2p/peer/upload-slots.js');
+  assert.equal(uploadsPerChildFor('seed'), 1);
+  assert.equal(uploadsPerChildFor('agent'), 0);
+  const agentLike = new UploadSlots({ slots: 2, perChild: uploadsPerChildFor('agent') });
+  assert.equal(agentLike.tryAcquire('blob', 'a'), true);
+  assert.equal(agentLike.tryAcquire('blob', 'a'), true);
+});

@@ -7,7 +7,7 @@ import { parseScenario } from '../../../src/sim/scenario.js';
 import { runVariant, type VariantResult } from '../../../src/sim/run.js';
 import { checkThinWalk } from '../../../src/sim/engines/thin.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
-import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS } from '../../../src/p2p/peer/upload-slots.js';
+import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS, uploadsPerChildFor } from '../../../src/p2p/peer/upload-slots.js';
 
 const TINY = `
 name: tiny
@@ -130,7 +130,7 @@ network: {rttMs: 0.1}
 variants:
   - {name: p2p, mode: p2p}
   - {name: thin, mode: p2p, engine: thin}
-  - {name: per-request-timeout, mode: p2p, engine: thin, downloader: {pieceTimeoutMinBps: 1048576}}
+  - {name: per-request-timeout, mode: p2p, engine: thin, downloader: {pieceTimeoutMinBps: 1048576}, seedUploadsPerChild: 0}
 `;
 
 test('slow links: pieces shared by 8 requests in flight do not time out, nobody falls back to the registry', async () => {
@@ -142,7 +142,8 @@ test('slow links: pieces shared by 8 requests in flight do not time out, nobody 
     assert.equal(r.fallbacks, 0, name);
     assert.equal(r.origin_ratio, 1, `${name}: one copy from the registry`);
   }
-  // The old rule (each request held to 128 KiB/s) is what made agents fall back.
+  // The old rule (each request held to 128 KiB/s) is what made agents fall back (with the seed of
+  // then, which served a child any number of pieces at once, so a child's requests shared its 6 Mbit/s).
   const old = await byName('per-request-timeout');
   assert.ok(old.fallbacks > 0, `per-request timeout: ${old.fallbacks} fallbacks`);
 });
@@ -160,7 +161,8 @@ test('agents weight their uploads by the child\'s progress unless a scenario say
 });
 
 test('peer servers keep a short line for upload slots unless a scenario says none (uploadQueue)', async () => {
-  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: no-line, mode: p2p-preheat, uploadQueue: 0}\n  - {name: thin,'));
+  // Seeds with no per-child limit: its "busy" answers skip the line and would hide what it saves.
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: no-line, mode: p2p-preheat, uploadQueue: 0}\n  - {name: thin,').replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedUploadsPerChild: 0}'));
   const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
   const [line, none] = [await byName('p2p-preheat'), await byName('no-line')];
   assert.equal(line.upload_queue, DEFAULT_UPLOAD_QUEUE);
@@ -172,6 +174,19 @@ test('peer servers keep a short line for upload slots unless a scenario says non
   assert.ok(busy(none) > 0, 'the fleet is busy enough to refuse requests without a line');
   assert.ok(busy(line) < busy(none), `busy answers with a line ${busy(line)}, without ${busy(none)}`);
   assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {uploadQueue: -1}')), /uploadQueue must be a number/);
+});
+
+test('seeds serve one piece at a time per child unless a scenario lifts it (seedUploadsPerChild: 0)', async () => {
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: unlimited, mode: p2p-preheat, seedUploadsPerChild: 0}\n  - {name: thin,'));
+  const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
+  const [limited, unlimited] = [await byName('p2p-preheat'), await byName('unlimited')];
+  assert.equal(limited.seed_uploads_per_child, uploadsPerChildFor('seed'));
+  assert.equal(unlimited.seed_uploads_per_child, 0);
+  for (const r of [limited, unlimited]) assert.equal(r.completed, 20);
+  assert.equal(limited.seed_most_uploads_per_child, 1, 'no child ever held two of a seed\'s slots');
+  assert.ok(unlimited.seed_most_uploads_per_child! > 1, `without the limit one child held ${unlimited.seed_most_uploads_per_child} at once`);
+  assert.notEqual(limited.mean_s, unlimited.mean_s);
+  assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedUploadsPerChild: -1}')), /seedUploadsPerChild must be a number/);
 });
 
 test('links carry payloadShare of their rate as payload: a direct pull at half takes twice as long, the bound stays', async () => {
