@@ -17,6 +17,19 @@ export interface Locality {
   rack?: string;
 }
 
+/**
+ * 0 = different dc, 1 = same dc, 2 = same zone, 3 = same rack. Labels are compared most
+ * significant first and the count stops at the first difference, so two racks called "r1" in
+ * different zones never count as the same rack. Missing labels compare equal to missing labels:
+ * a flat cluster without labels is one big rack, which ranks everyone alike.
+ */
+export function localityLevel(a: Locality, b: Locality): 0 | 1 | 2 | 3 {
+  if (a.dc !== b.dc) return 0;
+  if (a.zone !== b.zone) return 1;
+  if (a.rack !== b.rack) return 2;
+  return 3;
+}
+
 export interface PeerInfo {
   /** Stable, unique per process (e.g. hostname + listen address). */
   id: string;

@@ -13,7 +13,7 @@ import { systemClock, type Clock } from './clock.js';
 import { PeerError, isPeerError, isTransportError } from './errors.js';
 import { pieceBounds, validateManifest } from './manifest.js';
 import { isLagging, PiecePicker, type PickerParent } from './picker.js';
-import { recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
+import { parentNearness, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
 import { DownloadError, type DownloadResult, type DownloadStats, type DownloadTarget, type DownloaderEvents, type PeerLogger } from './download-types.js';
 import { pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, inFlightShare, type DownloaderTuning, type TaskDownloaderOptions } from './download-options.js';
 
@@ -35,6 +35,8 @@ interface ParentState {
   busy: number;
   notFound: number;
   bytes: number;
+  /** parentNearness: the picker's tie-break among holders. */
+  near: number;
 }
 
 // Abort reasons, so a request's failure can be told apart from our own cancellation.
@@ -331,6 +333,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       busy: 0,
       notFound: 0,
       bytes: 0,
+      near: parentNearness(this.o.self.labels, info),
     };
     this.parents.set(info.id, p);
     this.emit('parent', { parentId: info.id, change: 'added' });
@@ -474,7 +477,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     const candidates: PickerParent[] = [];
     for (const p of this.parents.values()) {
       if (!p.view || p.pausedUntil > now) continue;
-      candidates.push({ id: p.info.id, pieces: p.view, limit: p.info.role === 'seed' ? this.o.seedParentLimit : this.o.perParentLimit });
+      candidates.push({ id: p.info.id, pieces: p.view, limit: p.info.role === 'seed' ? this.o.seedParentLimit : this.o.perParentLimit, near: p.near });
     }
     if (candidates.length === 0) return;
     const inFlight = new Map<number, Set<string>>();

@@ -7,6 +7,7 @@
 // 30 s and re-announces every 3 s; here a parent unused for idleParentMs that offers nothing we
 // lack is released (no fault: `releasedParents`, not `badPeers`) and replaced on a near announce.
 import type { PieceSet } from './picker.js';
+import { localityLevel, type Locality, type PeerInfo } from '../protocol.js';
 
 export interface ParentUsage {
   /** Last time a request to it started or a piece from it landed (or when it was added). */
@@ -111,6 +112,15 @@ export function busyPauseMs(busyBackoffMs: number, pieceMs: number, streak = 1):
 export function recordBusy(p: { busy: number; pausedUntil: number }, fromSeed: boolean, now: number, busyBackoffMs: number, pieceMs: number): void {
   if (!fromSeed) p.busy++;
   p.pausedUntil = now + busyPauseMs(busyBackoffMs, pieceMs, fromSeed ? 1 : p.busy);
+}
+
+/**
+ * How near a parent is, for the picker's choice among holders of a piece with equally many free
+ * slots (picker.ts bestHolder): the locality levels it shares with us (3 = same rack), and 0 for a
+ * seed, asked last among equals so that its slots go to the pieces only it holds.
+ */
+export function parentNearness(self: Locality, parent: PeerInfo): number {
+  return parent.role === 'seed' ? 0 : localityLevel(self, parent.labels);
 }
 
 /** Exponentially weighted mean of piece times (weight 1/4 for the newest); the first sample is taken as is. */

@@ -19,6 +19,8 @@ export interface PickerParent {
   limit?: number;
   /** Where this parent's bitfield bytes sit in PickInput.bitsArena (with an arena, every parent has one). */
   bitsAt?: number;
+  /** How near it is (parent-policy's parentNearness): among holders with as many free slots, the nearest is asked. Default 0. */
+  near?: number;
 }
 
 export interface PickInput {
@@ -332,13 +334,19 @@ export class PiecePicker {
     return matrix;
   }
 
-  /** Among parents holding the piece with a free slot (not in `exclude`): the most free slots, random among equals. -1 if none. */
+  /**
+   * Among parents holding the piece with a free slot (not in `exclude`): the most free slots, then
+   * the nearest, random among equals. -1 if none. Nearest second: with 2:1 oversubscribed rack
+   * uplinks a rack whose pieces mostly come from other racks is capped by its uplink, and the last
+   * agents of a 10,000-agent rollout were whole racks (docs/sim/ramp-experiments.md).
+   */
   private bestHolder(piece: number, parents: readonly PickerParent[], arena: Readonly<Uint8Array> | null, exclude: ReadonlySet<string> | null, s: PickScratch): number {
     const free = s.free;
     const at = piece >> 3;
     const mask = 0x80 >> (piece & 7);
     let best = -1;
     let bestFree = 0;
+    let bestNear = 0;
     let ties = 0;
     for (let k = 0; k < parents.length; k++) {
       const f = free[k]!;
@@ -346,11 +354,13 @@ export class PiecePicker {
       const p = parents[k]!;
       if (exclude?.has(p.id)) continue;
       if (arena ? (arena[s.offsets[k]! + at]! & mask) === 0 : !p.pieces.has(piece)) continue;
-      if (best < 0 || f > bestFree) {
+      const near = p.near ?? 0;
+      if (best < 0 || f > bestFree || (f === bestFree && near > bestNear)) {
         best = k;
         bestFree = f;
+        bestNear = near;
         ties = 1;
-      } else if (f === bestFree) {
+      } else if (f === bestFree && near === bestNear) {
         // Reservoir sampling keeps the choice uniform among equals.
         ties++;
         if (this.rng() * ties < 1) best = k;

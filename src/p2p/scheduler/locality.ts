@@ -2,18 +2,8 @@
 // for locality-first sampling, a bag with O(1) add/remove/random pick, and rendezvous hashing.
 import type { Locality } from '../protocol.js';
 
-/**
- * 0 = different dc, 1 = same dc, 2 = same zone, 3 = same rack. Labels are compared most
- * significant first and the count stops at the first difference, so two racks called "r1" in
- * different zones never count as the same rack. Missing labels compare equal to missing labels:
- * a flat cluster without labels is one big rack, which ranks everyone alike.
- */
-export function localityLevel(a: Locality, b: Locality): 0 | 1 | 2 | 3 {
-  if (a.dc !== b.dc) return 0;
-  if (a.zone !== b.zone) return 1;
-  if (a.rack !== b.rack) return 2;
-  return 3;
-}
+// Shared with the peers' piece picker, so it lives with the protocol's Locality.
+export { localityLevel } from '../protocol.js';
 
 /** Bucket keys, narrowest last; NUL cannot appear in JSON-sourced labels we accept. */
 export function localityKeys(l: Locality): { dc: string; zone: string; rack: string } {

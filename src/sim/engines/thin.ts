@@ -22,10 +22,12 @@ import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
-import { type AnnounceState, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
+import { type AnnounceState, parentNearness, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
 
 interface TParent {
   host: SimHost;
+  /** parentNearness: the picker's tie-break among holders. */
+  near: number;
   id: string;
   limit: number;
   /** The parent's holding of this layer: its live bitfield is our view of it. */
@@ -355,7 +357,7 @@ class ThinDownload {
     const holding = this.w.holding(host, this.layer);
     const bitsAt = this.freeSlots.pop()!;
     this.bits.set(holding.bf.rawBytes(), bitsAt);
-    const p: TParent = { host, id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, bits: this.bits, bitsAt };
+    const p: TParent = { host, near: parentNearness(this.host.info.labels, info), id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, bits: this.bits, bitsAt };
     this.parents.set(info.id, p);
     this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     let l = holding.listeners as Children | null;

@@ -93,6 +93,38 @@ describe('PiecePicker', () => {
     assert.equal(new Set(picks.map((p) => p.piece)).size, picks.length);
   });
 
+  it('among holders with as many free slots the nearest is asked; more free slots still come first', () => {
+    const n = 8;
+    const pick = (parents: PickerParent[], seed: number) =>
+      new PiecePicker({ perParentLimit: 2, rng: rng(seed) }).pick({ numPieces: n, have: bits(n, range(1, n)), haveCount: n - 1, parents, inFlight: new Map(), maxAssignments: 1 });
+    for (let seed = 1; seed <= 20; seed++) {
+      // Piece 0 is the only one missing; three parents hold it with 2 free slots each.
+      const even: PickerParent[] = [
+        { id: 'other-dc', pieces: Bitfield.full(n), near: 0 },
+        { id: 'same-rack', pieces: Bitfield.full(n), near: 3 },
+        { id: 'same-zone', pieces: Bitfield.full(n), near: 2 },
+      ];
+      assert.deepEqual(pick(even, seed).map((a) => a.parentId), ['same-rack'], `seed ${seed}`);
+      // The rack mate has one request out already: the zone mate, with two free, is asked.
+      const busier = even.map((p) => (p.id === 'same-rack' ? { ...p, limit: 1 } : p));
+      assert.deepEqual(pick(busier, seed).map((a) => a.parentId), ['same-zone'], `seed ${seed}`);
+    }
+    // Without nearness (or equal), ties stay random.
+    const flat = (seed: number) => pick([{ id: 'a', pieces: Bitfield.full(n) }, { id: 'b', pieces: Bitfield.full(n) }], seed)[0]!.parentId;
+    assert.deepEqual(new Set(range(1, 30).map(flat)), new Set(['a', 'b']));
+  });
+
+  it('parentNearness: shared locality levels, a seed last', async () => {
+    const { parentNearness } = await import('../../../src/p2p/peer/parent-policy.js');
+    const me = { dc: 'd1', zone: 'z1', rack: 'r1' };
+    const info = (role: 'seed' | 'agent', labels: Record<string, string>) => ({ id: 'x', url: 'http://x', role, labels });
+    assert.equal(parentNearness(me, info('agent', { dc: 'd1', zone: 'z1', rack: 'r1' })), 3);
+    assert.equal(parentNearness(me, info('agent', { dc: 'd1', zone: 'z1', rack: 'r2' })), 2);
+    assert.equal(parentNearness(me, info('agent', { dc: 'd1', zone: 'z2', rack: 'r1' })), 1, 'rack r1 of another zone is another rack');
+    assert.equal(parentNearness(me, info('agent', { dc: 'd2' })), 0);
+    assert.equal(parentNearness(me, info('seed', { dc: 'd1', zone: 'z1', rack: 'r1' })), 0, 'a seed in our own rack is still asked last among equals');
+  });
+
   it('stays within the global budget and never picks held pieces or pieces a parent lacks', () => {
     const n = 20;
     const have = bits(n, range(0, 10));
