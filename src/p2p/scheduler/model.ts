@@ -157,8 +157,10 @@ export interface Member {
   children: number;
   /** Parents assigned to this member and not yet released (oldest first). */
   parents: Member[];
-  /** Parents this member reported, and until when they stay excluded for it. */
-  excluded?: Map<string, number>;
+  /** Parents this member reported or released, and until when they stay excluded for it (keyed by the record: no string hashing on the hot path). */
+  excluded?: Map<PeerRec, number>;
+  /** excluded's size at which its expired entries are next swept out (doubles: a rollout shorter than the exclusion sweeps nothing, and walked 32+ entries on every announce). */
+  excludedSweepAt: number;
   /** Set while this member holds a back-to-source grant. */
   btsSince?: number;
   /** In the task's candidate bags (servable agent with a free child slot). */

@@ -7,7 +7,7 @@
 import type { Digest } from '../../oci/digest.js';
 import type { BadPeerReport } from '../protocol.js';
 import type { Member, PeerRec, SchedulerCoreOptions, SchedulerStats } from './model.js';
-import { release, syncBags } from './swarm.js';
+import { EXCLUDED_SWEEP_MIN, release, syncBags } from './swarm.js';
 
 /** At most this many reports are read from one announce. */
 const MAX_REPORTS = 64;
@@ -72,7 +72,7 @@ export function applyReports(ctx: ReportContext, m: Member, reports: readonly Ba
     if (!target || !(tm || ctx.holders.get(task.digest)?.has(target))) continue;
     ctx.counters.badPeerReports++;
     dropParent(m, target);
-    (m.excluded ??= new Map()).set(r.peerId, now + ctx.opts.reporterExcludeMs);
+    (m.excluded ??= new Map()).set(target, now + ctx.opts.reporterExcludeMs);
     if (r.reason === 'corrupt-piece') {
       // A piece that fails its sha256 came from a liar or a broken disk: nobody gets it again.
       if (!task.blocked.has(r.peerId)) {
@@ -93,26 +93,32 @@ export function applyReleases(ctx: ReportContext, m: Member, ids: readonly strin
   const exclude = ctx.opts.releaseExcludeMs > 0;
   // A long download releases parents over and over: forget exclusions that ran out (once per
   // announce: per released id, a child swapping 15 parents rescanned 32+ entries 15 times).
-  if (exclude && m.excluded && m.excluded.size >= 32) for (const [k, until] of m.excluded) if (until <= now) m.excluded.delete(k);
+  if (exclude && m.excluded && m.excluded.size >= m.excludedSweepAt) {
+    for (const [k, until] of m.excluded) if (until <= now) m.excluded.delete(k);
+    m.excludedSweepAt = Math.max(EXCLUDED_SWEEP_MIN, 2 * m.excluded.size);
+  }
   // Slots are freed in the order given (bag order, and so later samples, follow it); the parent
   // list is compacted once at the end instead of spliced per id (a burst releases 15 at a time).
-  const parents = m.parents;
-  const gone = new Array<boolean>(parents.length).fill(false);
+  // A released parent's slot in the list is set to null and the list compacted once, in place.
+  const parents = m.parents as Array<Member | null>;
   let dropped = 0;
   const n = Math.min(ids.length, MAX_REPORTS);
   for (let i = 0; i < n; i++) {
-    const id = ids[i]!;
-    const target = ctx.peers.get(id);
+    const target = ctx.peers.get(ids[i]!);
     if (!target) continue;
     let j = 0;
-    while (j < parents.length && (gone[j] || parents[j]!.peer !== target)) j++;
+    while (j < parents.length && parents[j]?.peer !== target) j++;
     if (j === parents.length) continue;
-    gone[j] = true;
-    dropped++;
     release(parents[j]!);
-    if (exclude) (m.excluded ??= new Map()).set(id, now + ctx.opts.releaseExcludeMs);
+    parents[j] = null;
+    dropped++;
+    if (exclude) (m.excluded ??= new Map()).set(target, now + ctx.opts.releaseExcludeMs);
   }
-  if (dropped > 0) m.parents = parents.filter((_, j) => !gone[j]);
+  if (dropped > 0) {
+    let w = 0;
+    for (let j = 0; j < parents.length; j++) if (parents[j]) parents[w++] = parents[j]!;
+    parents.length = w;
+  }
 }
 
 /** Removes `target` from m's recorded parents and frees its child slot; false if it was not one. */
