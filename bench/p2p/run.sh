@@ -18,6 +18,7 @@
 #   roles as --upload-limit/--download-limit, so the scheduler sizes children by uploadBps; default 0: tc only),
 #   BENCH_LOG_LEVEL (role log level, info), BENCH_KEEP_LOGS=DIR (copy every role's log and the per-phase data
 #   there before cleanup), BENCH_AGENT_ARGS (extra `shoal agent` flags, e.g. "--buffer-reclaim 12MiB"),
+#   BENCH_SEED_ARGS (extra `shoal seed` flags, e.g. "--uploads-per-child 0"),
 #   BENCH_NODE_ARGS (extra node flags for every role, e.g. "--cpu-prof
 #   --cpu-prof-dir=/tmp/prof"), BENCH_LIMIT_X (the P2P phase's time limit in Kumar-Ross bounds, 4.5; churn gets
 #   0.5 more. It was 3, and on 2 cores the full fleet needs ~4: a limit that stops every client
@@ -94,6 +95,7 @@ SKIP=${BENCH_SKIP:-}
 ADVERTISE_CAPS=${BENCH_ADVERTISE_CAPS:-0}
 read -r -a NODE_ARGS <<<"${BENCH_NODE_ARGS:-}"
 read -r -a AGENT_EXTRA_ARGS <<<"${BENCH_AGENT_ARGS:-}"
+read -r -a SEED_EXTRA_ARGS <<<"${BENCH_SEED_ARGS:-}"
 SUBNET=10.231.0.0/16
 for v in N BLOB_MIB CAP SEED_MBIT REG_MBIT TIMEOUT_S; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -430,6 +432,7 @@ start_role scheduler "$(ns_of scheduler)" scheduler --listen "$SCH_IP:4000" --re
 seed_args=(seed --listen "$SEED_IP:4001" --scheduler "$SCH_URL" --registry "$REG_URL" --data "$WORK/seed" --labels dc=dc1,zone=z1)
 if [ "$SHAPING" = in-process ] || [ "$ADVERTISE_CAPS" = 1 ]; then seed_args+=(--upload-limit "${SEED_MBIT}Mbit"); fi
 [ "$SHAPING" = in-process ] && seed_args+=(--back-to-source-limit "${REG_MBIT}Mbit")
+seed_args+=("${SEED_EXTRA_ARGS[@]}")
 wait_listening registry scheduler
 start_role seed "$(ns_of seed)" "${seed_args[@]}"
 wait_listening seed

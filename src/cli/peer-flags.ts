@@ -91,6 +91,7 @@ export const peerFlags = (cmd: Command) =>
     .option('--quota <size>', 'disk for cached blobs (LRU eviction), e.g. 20GiB; 0 = unlimited', '0')
     .option('--upload-queue <n>', 'piece requests that may wait for a busy upload slot before the answer is 503 busy; 0 = answer busy at once', String(DEFAULT_UPLOAD_QUEUE))
     .option('--upload-queue-wait <duration>', 'longest such wait', `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`)
+    .option('--uploads-per-child <n>', 'pieces one child may download from this peer at once (its next request is answered busy at once); default 1 for a seed, unlimited (0) for an agent')
     .option('--upload-task-share <duration>', `hold each blob to an even share of the upload slots among the blobs asked for within this window, e.g. ${DEFAULT_TASK_SHARE_WINDOW_MS}ms for a seed; 0 = first come, first served`, '0');
 
 /** The options every peer role (seed, agent) takes from peerFlags, parsed. */
@@ -109,6 +110,7 @@ export function peerOptions(opts: Record<string, string | undefined>) {
     quotaBytes: parseSize(opts.quota!),
     uploadQueue: parseCount(opts.uploadQueue ?? String(DEFAULT_UPLOAD_QUEUE), '--upload-queue'),
     uploadQueueWaitMs: parseDuration(opts.uploadQueueWait ?? `${DEFAULT_UPLOAD_QUEUE_WAIT_MS}ms`),
+    ...(opts.uploadsPerChild !== undefined ? { uploadsPerChild: parseCount(opts.uploadsPerChild, '--uploads-per-child') } : {}),
     uploadTaskShareMs: (opts.uploadTaskShare ?? '0').trim() === '0' ? 0 : parseDuration(opts.uploadTaskShare!),
   };
 }

@@ -36,6 +36,8 @@ export interface AgentOptions {
   uploadQueueWaitMs?: number;
   /** Upload slots' even shares among blobs (task-shares.ts): window in ms; 0 or unset = none. */
   uploadTaskShareMs?: number;
+  /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
+  uploadsPerChild?: number;
   backToSourceBps?: number;
   quotaBytes?: number;
   /** How long a registry authorisation decision is reused. */
@@ -94,6 +96,7 @@ export async function startAgent(o: AgentOptions): Promise<RunningAgent> {
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     uploadTaskShareMs: o.uploadTaskShareMs,
+    uploadsPerChild: o.uploadsPerChild,
     downloadBps: o.downloadBps,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,

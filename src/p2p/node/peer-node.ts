@@ -31,6 +31,8 @@ export interface PeerNodeOptions {
   uploadQueueWaitMs?: number;
   /** Window of the upload slots' even shares among blobs (task-shares.ts); 0 or unset = none. */
   uploadTaskShareMs?: number;
+  /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
+  uploadsPerChild?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
   quotaBytes?: number;
   log: Logger;
@@ -82,7 +84,7 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // An uplink split among too many children makes every piece slow; past this many concurrent
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
-    uploadsPerChild: uploadsPerChildFor(o.role),
+    uploadsPerChild: o.uploadsPerChild ?? uploadsPerChildFor(o.role),
     // Off unless asked for (--upload-task-share): task-shares.ts says where it helped and where not.
     taskShareWindowMs: o.uploadTaskShareMs ?? 0,
     uploadQueue: o.uploadQueue,

@@ -30,6 +30,8 @@ export interface SeedOptions {
   uploadQueueWaitMs?: number;
   /** Upload slots' even shares among blobs (task-shares.ts): window in ms; 0 or unset = none. */
   uploadTaskShareMs?: number;
+  /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
+  uploadsPerChild?: number;
   quotaBytes?: number;
   log: Logger;
 }
@@ -86,6 +88,7 @@ export async function startSeed(o: SeedOptions): Promise<RunningSeed> {
     uploadQueue: o.uploadQueue,
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     uploadTaskShareMs: o.uploadTaskShareMs,
+    uploadsPerChild: o.uploadsPerChild,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,
     log: o.log,

@@ -165,3 +165,12 @@ test('uploadsPerChildFor: one piece at a time per child from a seed, no limit fr
   assert.equal(agentLike.tryAcquire('blob', 'a'), true);
   assert.equal(agentLike.tryAcquire('blob', 'a'), true);
 });
+
+test('--uploads-per-child reaches the peer options only when given, as a count', async () => {
+  const { peerOptions } = await import('../../../src/cli/peer-flags.js');
+  const base = { listen: '127.0.0.1:0', scheduler: 'http://127.0.0.1:1', registry: 'http://127.0.0.1:2', data: '/tmp/x', uploadLimit: '0', backToSourceLimit: '0', quota: '0' };
+  assert.equal('uploadsPerChild' in peerOptions(base), false, 'absent: the role decides (uploadsPerChildFor)');
+  assert.equal(peerOptions({ ...base, uploadsPerChild: '0' }).uploadsPerChild, 0);
+  assert.equal(peerOptions({ ...base, uploadsPerChild: '2' }).uploadsPerChild, 2);
+  assert.throws(() => peerOptions({ ...base, uploadsPerChild: 'many' }), /--uploads-per-child/);
+});
