@@ -91,15 +91,16 @@ export function applyReports(ctx: ReportContext, m: Member, reports: readonly Ba
 /** Frees the slots of parents `m` let go of as idle; they are not handed back to `m` for releaseExcludeMs. */
 export function applyReleases(ctx: ReportContext, m: Member, ids: readonly string[], now: number): void {
   const exclude = ctx.opts.releaseExcludeMs > 0;
-  // A long download releases parents over and over: forget exclusions that ran out (once per
-  // announce: per released id, a child swapping 15 parents rescanned 32+ entries 15 times).
+  // A long download releases parents over and over: forget exclusions that ran out, but only when
+  // the map has doubled since the last sweep (a rollout shorter than the exclusion expires none, and
+  // a sweep on every announce walked 32+ live entries each time).
   if (exclude && m.excluded && m.excluded.size >= m.excludedSweepAt) {
     for (const [k, until] of m.excluded) if (until <= now) m.excluded.delete(k);
     m.excludedSweepAt = Math.max(EXCLUDED_SWEEP_MIN, 2 * m.excluded.size);
   }
-  // Slots are freed in the order given (bag order, and so later samples, follow it); the parent
-  // list is compacted once at the end instead of spliced per id (a burst releases 15 at a time).
-  // A released parent's slot in the list is set to null and the list compacted once, in place.
+  // Slots are freed in the order given (bag order, and so later samples, follow it); a released
+  // parent's place in the list is nulled and the list compacted once at the end, in place, instead
+  // of spliced per id (a burst releases 15 at a time).
   const parents = m.parents as Array<Member | null>;
   let dropped = 0;
   const n = Math.min(ids.length, MAX_REPORTS);
