@@ -39,6 +39,8 @@ export interface VariantResult {
   p99_s: number;
   max_s: number;
   mean_s: number;
+  /** Readers only: when the clients read their first byte, p50 over the agents (bench/p2p's ttfb p50). */
+  first_byte_p50_s?: number;
   bound_s: number;
   bound: Bound;
   ratio_to_bound: number;
@@ -75,6 +77,8 @@ export interface VariantResult {
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
+  /** Clients read each blob in order and the agents follow them (scenario `readers`). Absent before 2026-12-07 (no readers then). */
+  readers?: boolean;
   /** The random seed of the run (the variant's or the scenario's). */
   seed?: number;
   /** Piece bytes per byte of link capacity (network.payloadShare; 1 = payload at line rate). */
@@ -235,6 +239,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
     const survivors = world.agents.filter((a) => a.alive);
     const times = survivors.filter((a) => a.doneAt >= 0).map((a) => (a.doneAt - t0) / 1000).sort((a, b) => a - b);
     const bound = boundFor(survivors);
+    const firstBytes = survivors.filter((a) => a.firstByteAt >= 0).map((a) => (a.firstByteAt - t0) / 1000).sort((a, b) => a - b);
     const expected = survivors.length;
     const complete = times.length === expected;
     const maxS = complete && times.length > 0 ? times[times.length - 1]! : Infinity;
@@ -262,6 +267,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       p50_s: pct(times, 0.5, expected),
       p90_s: pct(times, 0.9, expected),
       p99_s: pct(times, 0.99, expected),
+      ...(world.readers ? { first_byte_p50_s: pct(firstBytes, 0.5, expected) } : {}),
       max_s: maxS,
       mean_s: times.length > 0 ? times.reduce((a, b) => a + b, 0) / times.length : Infinity,
       bound_s: bound.s,
@@ -287,6 +293,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       seed_most_uploads_per_child: world.seedMostPerChild,
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
+      readers: world.readers !== null,
       seed: world.seed,
       payload_share: s.network.payloadShare,
       virtual_s: virtualS,

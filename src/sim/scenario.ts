@@ -49,6 +49,8 @@ export interface Variant {
   startSpreadMs?: number;
   /** Overrides prefetchLayers. */
   prefetchLayers?: boolean;
+  /** Overrides readers. */
+  readers?: boolean;
   /** Overrides the scenario's random seed (the same fleet drawn again: run-to-run spread). */
   seed?: number;
 }
@@ -113,6 +115,14 @@ export interface Scenario {
    * src/p2p/agent/layer-prefetch.ts), so layerConcurrency no longer orders the swarm. Default true.
    */
   prefetchLayers: boolean;
+  /**
+   * Every agent's client reads each blob in order from the moment it asks for it (curl in bench/p2p,
+   * containerd through the agent's mirror), layerConcurrency blobs at a time: the agent's downloader
+   * then prefers the pieces from the one the reader waits on (PieceTask 'waiting' ->
+   * TaskDownloader.setSequentialFrom, src/p2p/agent/swarm-jobs.ts). Default false: no reader, the
+   * picker's own order.
+   */
+  readers: boolean;
   /** Agents announce their upload capacity (the scheduler then caps their children by it). */
   announceUploadBps: boolean;
   agentHeartbeatMs: number;
@@ -170,7 +180,7 @@ function checkKeys(o: Record<string, Yaml>, allowed: string[], what: string): vo
   for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new Error(`${what}: unknown key "${k}" (known: ${allowed.join(', ')})`);
 }
 
-const TOP_KEYS = ['name', 'description', 'seed', 'nodes', 'image', 'topology', 'nic', 'nicUp', 'nicDown', 'seeds', 'registry', 'network', 'startSpread', 'layerConcurrency', 'prefetchLayers', 'announceUploadBps', 'heartbeats', 'engine', 'scheduler', 'downloader', 'variants', 'failure', 'slowTail', 'maxVirtual', 'compare'];
+const TOP_KEYS = ['name', 'description', 'seed', 'nodes', 'image', 'topology', 'nic', 'nicUp', 'nicDown', 'seeds', 'registry', 'network', 'startSpread', 'layerConcurrency', 'prefetchLayers', 'readers', 'announceUploadBps', 'heartbeats', 'engine', 'scheduler', 'downloader', 'variants', 'failure', 'slowTail', 'maxVirtual', 'compare'];
 
 export function loadScenario(file: string): Scenario {
   return parseScenario(readFileSync(file, 'utf8'), file);
@@ -256,6 +266,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),
     prefetchLayers: bool(root.prefetchLayers, 'prefetchLayers', true),
+    readers: bool(root.readers, 'readers', false),
     announceUploadBps: root.announceUploadBps === true,
     agentHeartbeatMs: num(hb.agentMs, 'heartbeats.agentMs', 5000, 100),
     seedHeartbeatMs: num(hb.seedMs, 'heartbeats.seedMs', 2000, 100),
@@ -318,7 +329,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'seedUploadsPerChild', 'startSpread', 'prefetchLayers', 'seed'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'seedUploadsPerChild', 'startSpread', 'prefetchLayers', 'readers', 'seed'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -342,6 +353,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(o.seedUploadsPerChild, `${what}.seedUploadsPerChild`, 1, 0, 1000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
+    ...(o.readers !== undefined ? { readers: bool(o.readers, `${what}.readers`, false) } : {}),
     ...(o.seed !== undefined ? { seed: num(o.seed, `${what}.seed`, 42, 0, 2 ** 31 - 1) } : {}),
   };
 }

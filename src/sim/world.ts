@@ -17,6 +17,7 @@ import type { VirtualTime } from './engine/time.js';
 import { FlowNetwork, type Flow } from './net/flows.js';
 import { Topology, type TopoHost } from './net/topology.js';
 import type { Mode, Scenario, Variant } from './scenario.js';
+import { ClientReaders } from './readers.js';
 import { SimScheduler } from './sched.js';
 
 export interface Layer {
@@ -34,6 +35,10 @@ export class Holding {
   complete = false;
   /** Engine-specific listeners for new pieces (long polls, children). */
   listeners: unknown = null;
+  /** The piece the host's client reads next (readers.ts); -1: no client reads this layer now. */
+  readAt = -1;
+  /** Set by the engine's download: the client stopped at this piece (TaskDownloader.setSequentialFrom). */
+  onReaderWait: ((index: number) => void) | null = null;
   constructor(readonly layer: Layer) {
     this.bf = new Bitfield(layer.numPieces);
   }
@@ -49,6 +54,8 @@ export interface SimHost extends TopoHost {
   slots: number;
   startAt: number;
   doneAt: number;
+  /** When the host's client read its first byte (readers only; -1 before or without one). */
+  firstByteAt: number;
   layersDone: number;
   nextLayer: number;
   slow: boolean;
@@ -138,6 +145,8 @@ export class World {
   readonly seedTaskShareMs: number;
   /** Uploads a seed serves one child at once (uploadsPerChildFor('seed') unless the scenario says; 0: no limit). */
   readonly seedUploadsPerChild: number;
+  /** The agents' clients, reading each blob in order (scenario/variant `readers`); null: no readers. */
+  readonly readers: ClientReaders | null;
   /** The most pieces a seed served one child at once. */
   seedMostPerChild = 0;
   completed = 0;
@@ -175,6 +184,7 @@ export class World {
       agentNic: (i) => (slowSet.has(i) ? { up: slow!.nicBps, down: slow!.nicBps } : { up, down }),
     });
     this.layers = scenario.layers.map((size, index) => makeLayer(scenario, index, size));
+    this.readers = (variant.readers ?? scenario.readers) ? new ClientReaders(this.layers, scenario.layerConcurrency, (h, l) => this.holding(h, l), () => time.now()) : null;
     for (const l of this.layers) this.byDigest.set(l.digest, l);
     for (const t of this.topo.hosts) {
       const h = this.host(t, slowSet.has(t.idx));
@@ -207,7 +217,7 @@ export class World {
     // Every field in one literal, not `{ ...t, ... }`: after a spread V8 put the 15 fields added here
     // out of the object (a PropertyArray), one more pointer to follow, and miss, on every request.
     const { idx, role, place, up, down, upBps, downBps } = t;
-    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [], shares, perChild, byChild };
+    return { idx, role, place, up, down, upBps, downBps, id, info, alive: true, holdings: [], uploads: 0, slots, startAt: 0, doneAt: -1, firstByteAt: -1, layersDone: 0, nextLayer: 0, slow, fallbacks: 0, uploaded: 0, weighted, queued: [], shares, perChild, byChild };
   }
 
   holding(h: SimHost, layer: Layer): Holding {
@@ -221,6 +231,7 @@ export class World {
     const x = this.holding(h, layer);
     if (!x.bf.set(index)) return false;
     if (x.bf.isComplete()) x.complete = true;
+    if (x.readAt === index) this.readers!.advance(h, x);
     this.engine?.onPiece(h, x, index);
     return true;
   }
@@ -415,6 +426,7 @@ export class World {
     const atOnce = prefetch ? this.layers.length : this.scenario.layerConcurrency;
     this.time.at(h.startAt, () => {
       for (let k = 0; k < atOnce; k++) this.nextLayer(h);
+      this.readers?.start(h);
     });
   }
 
@@ -423,6 +435,7 @@ export class World {
     const layer = this.layers[h.nextLayer++]!;
     const done = () => {
       if (!h.alive) return;
+      this.readers?.layerDone(h, layer);
       if (++h.layersDone === this.layers.length) {
         h.doneAt = this.time.now();
         this.completed++;

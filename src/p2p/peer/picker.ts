@@ -34,7 +34,10 @@ export interface PickInput {
   inFlight: ReadonlyMap<number, ReadonlySet<string>>;
   /** How many new requests may start now (free global slots). */
   maxAssignments: number;
-  /** Streaming bias: a reader waits for this piece, so prefer it and the next few in order. */
+  /**
+   * Streaming bias: a reader waits for this piece, so prefer it and the next few in order, those
+   * at least two parents hold (STREAM_MIN_HOLDERS; any, with one parent).
+   */
   sequentialFrom?: number;
   /**
    * Whether an outstanding piece is late (see isLagging). While more than endgameThreshold pieces
@@ -110,6 +113,9 @@ class PickScratch {
   laneHi = new Int32Array(0);
   laneLo = new Int32Array(0);
 }
+
+/** Parents that must hold a piece before the streaming window may put it ahead of rarest-first. */
+export const STREAM_MIN_HOLDERS = 2;
 
 const sharedScratch = new PickScratch();
 let sharedScratchBusy = false;
@@ -257,16 +263,24 @@ export class PiecePicker {
    */
   private arrange(n: number, maxAvail: number, input: PickInput, s: PickScratch): void {
     const order = s.order;
+    const availability = s.availability;
     let head = 0;
     if (input.sequentialFrom !== undefined) {
-      // Stable partition: the window's pieces to the front, the rest after them.
+      // Stable partition: the window's pieces to the front, the rest after them. Only pieces two
+      // parents hold jump the line: every client of a rollout reads from piece 0, so in-order
+      // requests for a piece one parent holds (at the start, the seed) had that parent send the
+      // same piece to each child in turn while the children had nothing to trade; rarest-first
+      // spreads those. The reader gains little (its pieces soon have two holders) and the swarm
+      // keeps its pace: 2,500 reading agents ended at 1.26x the bound instead of 1.69x
+      // (docs/sim/ramp-experiments.md). A lone parent has no swarm to protect: stream in order.
       const from = input.sequentialFrom;
       const to = from + this.sequentialWindow;
+      const minHolders = input.parents.length > 1 ? STREAM_MIN_HOLDERS : 1;
       const sorted = s.sorted;
       let r = 0;
       for (let c = 0; c < n; c++) {
         const i = order[c]!;
-        if (i >= from && i < to) order[head++] = i;
+        if (i >= from && i < to && availability[i]! >= minHolders) order[head++] = i;
         else sorted[r++] = i;
       }
       for (let c = 0; c < r; c++) order[head + c] = sorted[c]!;
@@ -281,7 +295,6 @@ export class PiecePicker {
     const start = s.bucketStart;
     // Loops, not fill(0, from, to): the builtin's range form cost more than the whole count (profiled).
     for (let a = 0; a < maxAvail + 2; a++) start[a] = 0;
-    const availability = s.availability;
     for (let c = head; c < n; c++) start[availability[order[c]!]! + 1]!++;
     for (let a = 1; a <= maxAvail + 1; a++) start[a]! += start[a - 1]!;
     const sorted = s.sorted;

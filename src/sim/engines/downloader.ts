@@ -67,12 +67,24 @@ export class DownloaderEngine implements PeerEngine {
       rng: seededRandom((w.seed * 7919 + host.idx * 131 + layer.index) >>> 0),
       signal: ctl.signal,
     });
+    // As swarm-jobs.ts wires the agent's PieceTask: a reader stalled on a piece sets the downloader's
+    // streaming start, from the moment the task (the manifest) exists.
+    const toReader = (i: number) => {
+      dl.setSequentialFrom(i);
+      w.time.markSettled();
+    };
+    dl.on('manifest', () => {
+      holding.onReaderWait = toReader;
+      if (holding.readAt >= 0 && holding.readAt < layer.numPieces) toReader(holding.readAt);
+    });
     dl.run().then(
       (r) => {
+        holding.onReaderWait = null;
         set!.delete(ctl);
         done(r.outcome === 'done' ? { kind: 'done' } : { kind: 'fallback', reason: 'back-to-source' });
       },
       (err: unknown) => {
+        holding.onReaderWait = null;
         set!.delete(ctl);
         if (host.alive) done({ kind: 'fallback', reason: (err as { code?: string }).code ?? 'failed' });
       },

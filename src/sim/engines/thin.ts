@@ -212,6 +212,8 @@ class ThinDownload {
   private idleDue = -Infinity;
   private idleDueMs = 0;
   private have: Bitfield | null = null;
+  /** The piece the host's client waits on (readers.ts), as TaskDownloader.setSequentialFrom keeps it. */
+  private sequentialFrom: number | undefined;
   /**
    * What the walk over a landed piece's children reads and writes instead of this object's state,
    * in one array so that a turn touches little memory. Bytes [0, W) (W = the layer's bitfield
@@ -293,7 +295,14 @@ class ThinDownload {
     a.releaseDelayMs = drawReleaseDelay(this.rng, a.intervalMs, this.k.releaseSpreadMs, res.swapSpreadMs);
     if (res.backToSource && !this.have?.isComplete()) return this.finish('back-to-source');
     if (res.pieces && !this.have) {
-      const have = (this.have = this.w.holding(this.host, this.layer).bf);
+      const x = this.w.holding(this.host, this.layer);
+      const have = (this.have = x.bf);
+      // As swarm-jobs.ts: the task exists now, so a waiting reader reaches the downloader.
+      if (x.readAt >= 0 && x.readAt < this.layer.numPieces) this.sequentialFrom = x.readAt;
+      x.onReaderWait = (i) => {
+        this.sequentialFrom = i;
+        if (!this.ended) this.schedule(this.w.time.now());
+      };
       this.lastProgressAt = now;
       for (let i = 0; i < this.layer.numPieces; i++) if (!have.has(i) && !this.inFlight.has(i)) this.wantPiece(i, true);
       this.budgetChanged();
@@ -438,7 +447,7 @@ class ThinDownload {
     for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
     if (walkCheck) this.checkParentCopies();
-    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging, bitsArena: this.bits });
+    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging, bitsArena: this.bits, ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}) });
     for (const a of picks) {
       const p = this.parents.get(a.parentId);
       if (p) this.fetch(a.piece, p, now);
@@ -608,6 +617,7 @@ class ThinDownload {
   /** Ends the download: no more turns, its requests cancelled, its parents' children lists left. */
   private stop(): void {
     this.ended = true;
+    if (this.have) this.w.holding(this.host, this.layer).onReaderWait = null;
     this.budgetChanged();
     this.timerVer++;
     for (const [piece, reqs] of [...this.live]) for (const [id, e] of [...reqs]) this.settle(piece, id, e, true);

@@ -197,6 +197,41 @@ describe('PiecePicker', () => {
     assert.equal(picks.length, 3);
   });
 
+  it('the streaming window skips pieces only one of several parents holds (rarest-first spreads them)', () => {
+    const n = 64;
+    // The seed holds everything, one peer holds 20..63: pieces 0-19 have one holder.
+    const parents = [
+      { id: 'seed', pieces: Bitfield.full(n), limit: 1 },
+      { id: 'peer', pieces: bits(n, range(20, n)), limit: 10 },
+    ];
+    const input = { numPieces: n, have: bits(n, range(40, 48)), haveCount: 8, parents, inFlight: new Map(), maxAssignments: 1 };
+    // Reader at 0: pieces 0-3 have one holder each, so they do not jump the line; across draws,
+    // the pick is a rarest piece (one holder, 0..19) at random, not piece 0 every time.
+    const firstPicks = new Set<number>();
+    for (let seed = 1; seed <= 40; seed++) {
+      const [a] = new PiecePicker({ rng: rng(seed) }).pick({ ...input, sequentialFrom: 0 });
+      assert.ok(a && a.piece < 20, `pick ${a?.piece}`);
+      firstPicks.add(a!.piece);
+    }
+    assert.ok(firstPicks.size > 5, `picks: ${[...firstPicks]}`);
+    // Reader at 30: pieces 30-33 have two holders, so they go first, in order.
+    const picks = new PiecePicker({ rng: rng(9) }).pick({ ...input, maxAssignments: 3, sequentialFrom: 30 });
+    assert.deepEqual(
+      picks.map((p) => p.piece),
+      [30, 31, 32],
+    );
+  });
+
+  it('with a single parent the streaming window streams in order whatever the holders', () => {
+    const n = 16;
+    const parents = [{ id: 'seed', pieces: Bitfield.full(n), limit: 4 }];
+    const picks = new PiecePicker({ rng: rng(3) }).pick({ numPieces: n, have: new Bitfield(n), haveCount: 0, parents, inFlight: new Map(), maxAssignments: 4, sequentialFrom: 0 });
+    assert.deepEqual(
+      picks.map((p) => p.piece),
+      [0, 1, 2, 3],
+    );
+  });
+
   it('property: every missing piece held by some parent is eventually assigned, within all limits', () => {
     fc.assert(
       fc.property(
