@@ -15,6 +15,7 @@ import { DownloadError, TaskDownloader, pieceTimeoutMs, resolveDownloaderTuning,
 import { PeerError, PeerTransportError } from '../../../src/p2p/peer/errors.js';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
 import type { Clock } from '../../../src/p2p/peer/clock.js';
+import { RateLimiter } from '../../../src/p2p/peer/rate-limiter.js';
 
 const PS = 16 * 1024;
 const peer = (id: string, role: 'seed' | 'agent' = 'agent'): PeerInfo => ({ id, url: `http://${id}.invalid`, role, labels: {} });
@@ -422,6 +423,79 @@ describe('TaskDownloader in virtual time (in-memory fakes, no disk, no real time
     assert.deepEqual(released, [], 'the seed was not let go');
     assert.ok(busyAnswers > 6, `it was asked again and again (${busyAnswers} busy answers), each after the base pause`);
   });
+
+  for (const streamed of [true, false]) {
+    it(`pays a download cap as the bytes arrive (${streamed ? 'streamed' : 'buffered'} bodies): requests start at once, busy answers cost nothing, the cap holds`, async () => {
+      const clock = new VirtualClock();
+      const pieceSize = 64 * 1024;
+      const blob = randomBytes(16 * pieceSize);
+      const manifest = manifestOf(blob, pieceSize);
+      const n = manifest.pieceDigests.length;
+      const rate = 256 * 1024;
+      const burst = 16 * 1024;
+      const limiter = new RateLimiter({ rate, burst, clock });
+      const full = Bitfield.full(n).toBase64();
+      const starts: number[] = [];
+      let busyAnswers = 0;
+      const body = (i: number) => blob.subarray(i * pieceSize, (i + 1) * pieceSize);
+      const ask = (p: PeerInfo, i: number) => {
+        starts.push(clock.now());
+        // The seed serves one piece per child at a time: its other requests come back busy.
+        if (p.id === 'seed' && starts.length % 2 === 0) {
+          busyAnswers++;
+          throw new PeerTransportError('busy', 'busy');
+        }
+        return body(i);
+      };
+      const transport: PeerTransport = {
+        async bitfield(_p, _d, since, waitMs, signal) {
+          if (since !== undefined && waitMs) await clock.sleep(waitMs, signal);
+          return { bitfield: full, count: n, total: n };
+        },
+        async piece(p, _d, i) {
+          return ask(p, i);
+        },
+        ...(streamed
+          ? {
+              async pieceStream(p: PeerInfo, _d: Digest, i: number) {
+                const data = ask(p, i);
+                return (async function* () {
+                  for (let o = 0; o < data.length; o += 8192) yield data.subarray(o, o + 8192);
+                })();
+              },
+            }
+          : {}),
+      };
+      const target = new MemoryTarget(manifest);
+      const streamTarget = Object.assign(target, {
+        async writePieceStream(index: number, chunks: AsyncIterable<Buffer>) {
+          const parts: Buffer[] = [];
+          for await (const c of chunks) parts.push(c);
+          return target.writePiece(index, Buffer.concat(parts));
+        },
+      });
+      const dl = new TaskDownloader({
+        self: peer('me'),
+        digest: manifest.digest,
+        clock,
+        rng: () => 0.5,
+        limiter,
+        store: { openTask: async () => (streamed ? streamTarget : target) },
+        transport,
+        scheduler: { announce: async () => ({ parents: [peer('seed', 'seed'), peer('full')], pieces: manifest, announceIntervalMs: 60_000, backToSource: false }) },
+      });
+      const res = await clock.drive(dl.run());
+      assert.equal(res.outcome, 'done');
+      assert.ok(busyAnswers > 0, 'some requests were answered busy');
+      // Paid up front, the first request would wait for its whole piece's tokens ((64 - 16) KiB at 256 KiB/s).
+      assert.ok(starts.filter((t) => t === 0).length >= 3, `requests at t=0: ${starts.filter((t) => t === 0).length}`);
+      // The cap: 1 MiB at 256 KiB/s, less the bucket, and no more: busy answers carried no bytes and
+      // took no tokens (up front, each would have cost 0.25 s).
+      const ideal = ((blob.length - burst) / rate) * 1000;
+      const ms = res.stats.durationMs;
+      assert.ok(ms >= ideal - 1 && ms <= ideal + 300, `${ms} ms for an ideal ${ideal} ms, ${busyAnswers} busy answers`);
+    });
+  }
 
   it('finishes fast despite a very slow parent: endgame duplicates its last requests on the fast one', async () => {
     const clock = new VirtualClock();
