@@ -119,8 +119,8 @@ export interface Scenario {
    * Every agent's client reads each blob in order from the moment it asks for it (curl in bench/p2p,
    * containerd through the agent's mirror), layerConcurrency blobs at a time: the agent's downloader
    * then prefers the pieces from the one the reader waits on (PieceTask 'waiting' ->
-   * TaskDownloader.setSequentialFrom, src/p2p/agent/swarm-jobs.ts). Default false: no reader, the
-   * picker's own order.
+   * TaskDownloader.setSequentialFrom, src/p2p/agent/swarm-jobs.ts). Default true; false: nobody
+   * reads until the download is done, the picker's own order (results before 2026-12-07).
    */
   readers: boolean;
   /** Agents announce their upload capacity (the scheduler then caps their children by it). */
@@ -266,7 +266,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
     layerConcurrency: num(root.layerConcurrency, 'layerConcurrency', 3, 1, 1000),
     prefetchLayers: bool(root.prefetchLayers, 'prefetchLayers', true),
-    readers: bool(root.readers, 'readers', false),
+    readers: bool(root.readers, 'readers', true),
     announceUploadBps: root.announceUploadBps === true,
     agentHeartbeatMs: num(hb.agentMs, 'heartbeats.agentMs', 5000, 100),
     seedHeartbeatMs: num(hb.seedMs, 'heartbeats.seedMs', 2000, 100),
@@ -353,7 +353,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(o.seedUploadsPerChild, `${what}.seedUploadsPerChild`, 1, 0, 1000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
-    ...(o.readers !== undefined ? { readers: bool(o.readers, `${what}.readers`, false) } : {}),
+    ...(o.readers !== undefined ? { readers: bool(o.readers, `${what}.readers`, true) } : {}),
     ...(o.seed !== undefined ? { seed: num(o.seed, `${what}.seed`, 42, 0, 2 ** 31 - 1) } : {}),
   };
 }
