@@ -572,6 +572,8 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     // Endgame: the other copies of this piece are losers now.
     for (const [other, c] of this.inFlight.get(piece) ?? []) if (other !== id) c.abort(CANCELLED);
     this.emit('piece', { index: piece, parentId: id, bytes: length, completed: this.target!.bitfield.count, total: this.manifest!.pieceDigests.length });
+    // Per piece, at debug: where a slow node's time went (bench/p2p BENCH_LOG_LEVEL=debug).
+    this.log?.debug({ digest: this.digest, piece, parent: id, ms: started === undefined ? undefined : Math.round(this.lastProgressAt - started), completed: this.target!.bitfield.count }, 'piece');
   }
 
   /**
@@ -603,6 +605,7 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
   }
 
   private fetchFailed(err: unknown, piece: number, p: ParentState, signal: AbortSignal, length: number): void {
+    this.log?.debug({ digest: this.digest, piece, parent: p.info.id, reason: signal.aborted ? String(signal.reason) : undefined, err: (err as Error)?.message }, 'piece request failed');
     if (isPeerError(err, 'PIECE_DIGEST_MISMATCH') || isPeerError(err, 'PIECE_SIZE_MISMATCH')) {
       this.stats.corruptPieces++;
       // Drop at once; reported at the next announce; the piece goes back to the pool for other parents.
