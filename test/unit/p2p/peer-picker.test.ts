@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Bitfield } from '../../../src/p2p/peer/bitfield.js';
-import { ENDGAME_LAG, isLagging, PiecePicker, losersOf, type Assignment, type PickerParent } from '../../../src/p2p/peer/picker.js';
+import { ENDGAME_LAG, isLagging, PiecePicker, losersOf, STREAM_MIN_HOLDERS, type Assignment, type PickerParent } from '../../../src/p2p/peer/picker.js';
 
 function bits(n: number, held: number[]): Bitfield {
   const b = new Bitfield(n);
@@ -197,24 +197,29 @@ describe('PiecePicker', () => {
     assert.equal(picks.length, 3);
   });
 
-  it('the streaming window skips pieces only one of several parents holds (rarest-first spreads them)', () => {
+  it('the streaming window skips pieces fewer than STREAM_MIN_HOLDERS parents hold (rarest-first spreads them)', () => {
     const n = 64;
-    // The seed holds everything, one peer holds 20..63: pieces 0-19 have one holder.
+    assert.equal(STREAM_MIN_HOLDERS, 3);
+    // The seed holds everything, one peer 20..63 and another 30..63: pieces 0-19 have one holder,
+    // 20-29 two, 30-63 three.
     const parents = [
       { id: 'seed', pieces: Bitfield.full(n), limit: 1 },
       { id: 'peer', pieces: bits(n, range(20, n)), limit: 10 },
+      { id: 'peer2', pieces: bits(n, range(30, n)), limit: 10 },
     ];
     const input = { numPieces: n, have: bits(n, range(40, 48)), haveCount: 8, parents, inFlight: new Map(), maxAssignments: 1 };
-    // Reader at 0: pieces 0-3 have one holder each, so they do not jump the line; across draws,
-    // the pick is a rarest piece (one holder, 0..19) at random, not piece 0 every time.
+    // Reader at 0 (or at 20, two holders): those pieces do not jump the line; across draws, the
+    // pick is a rarest piece (one holder, 0..19) at random, not the reader's every time.
     const firstPicks = new Set<number>();
     for (let seed = 1; seed <= 40; seed++) {
-      const [a] = new PiecePicker({ rng: rng(seed) }).pick({ ...input, sequentialFrom: 0 });
-      assert.ok(a && a.piece < 20, `pick ${a?.piece}`);
-      firstPicks.add(a!.piece);
+      for (const from of [0, 20]) {
+        const [a] = new PiecePicker({ rng: rng(seed) }).pick({ ...input, sequentialFrom: from });
+        assert.ok(a && a.piece < 20, `pick ${a?.piece}`);
+        firstPicks.add(a!.piece);
+      }
     }
     assert.ok(firstPicks.size > 5, `picks: ${[...firstPicks]}`);
-    // Reader at 30: pieces 30-33 have two holders, so they go first, in order.
+    // Reader at 30: pieces 30-33 have three holders, so they go first, in order.
     const picks = new PiecePicker({ rng: rng(9) }).pick({ ...input, maxAssignments: 3, sequentialFrom: 30 });
     assert.deepEqual(
       picks.map((p) => p.piece),
