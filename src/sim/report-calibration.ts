@@ -34,7 +34,9 @@ export interface Measured {
   /** Hand-written findings about the comparison (why the figures differ), shown under the table. */
   notes?: string[];
   /** Several bench runs of the same command: compared by their mean (p50_s / max_s above are one of them). */
-  runs?: Array<{ p50_s: number; max_s: number; git_head?: string }>;
+  runs?: Array<{ p50_s: number; max_s: number; ttfb_p50_s?: number | null; git_head?: string }>;
+  /** bench/p2p's clients' first body byte, p50 (curl's time_starttransfer). */
+  ttfb_p50_s?: number | null;
 }
 
 const TARGET = 0.15;
@@ -85,6 +87,12 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
   const extra: string[] = [];
   if (p2p && m.origin_ratio !== undefined) extra.push(`registry egress / blob: simulated ${p2p.origin_ratio.toFixed(2)}×, measured ${m.origin_ratio.toFixed(2)}×`);
   if (p2p && m.agent_fallbacks !== undefined && m.agent_fallbacks !== null) extra.push(`agent fallbacks to the registry: simulated ${p2p.fallbacks}, measured ${m.agent_fallbacks}`);
+  const simFirstByte = p2pDraws.map((x) => x.first_byte_p50_s).filter((x): x is number => x !== undefined && Number.isFinite(x));
+  const measuredFirstByte = runs.map((x) => ('ttfb_p50_s' in x ? x.ttfb_p50_s : m.ttfb_p50_s)).filter((x): x is number => typeof x === 'number');
+  if (simFirstByte.length > 0 && measuredFirstByte.length > 0) {
+    const [a, b] = [spread(simFirstByte), spread(measuredFirstByte)];
+    extra.push(`clients' first byte, p50: simulated ${a.text}, measured ${b.text} (not part of the 15 % target: one 4 MiB piece, so it moves with which pieces the first parents send)`);
+  }
   if (p2p && m.bound_s) extra.push(`Kumar–Ross bound: simulated ${secs(p2p.bound_s)}, bench ${secs(m.bound_s)}`);
   if (p2pFigs && p2pDraws.length > 1 && measuredP50 && measuredMax) {
     const where = (sim: Fig, v: number) => (v >= sim.min && v <= sim.max ? 'inside' : 'outside');

@@ -43,7 +43,7 @@ test('the calibration section puts measured and simulated p50/max side by side, 
     writeResults(join(dir, 'results'), r);
     const sim = r.results[0]!;
     // Measured 10 % slower than simulated at p50 and 50 % slower at max; direct equal.
-    const measured = { max_s: sim.max_s * 1.5, p50_s: sim.p50_s * 1.1, p99_s: sim.max_s, peers: 6, blob_mib: 8, cap_mbit: 100, registry_mbit: 10_000, direct_max_s: r.results[1]!.max_s, direct_p50_s: r.results[1]!.p50_s };
+    const measured = { max_s: sim.max_s * 1.5, p50_s: sim.p50_s * 1.1, p99_s: sim.max_s, ttfb_p50_s: 0.5, peers: 6, blob_mib: 8, cap_mbit: 100, registry_mbit: 10_000, direct_max_s: r.results[1]!.max_s, direct_p50_s: r.results[1]!.p50_s };
     writeFileSync(join(dir, 'measured.json'), JSON.stringify(measured));
     const md = readFileSync(writeReport(join(dir, 'results'), join(dir, 'REPORT.md'), join(dir, 'measured.json')).file, 'utf8');
     const p2pRow = md.split('\n').find((l) => l.startsWith('| p2p (real TaskDownloader engine) |'));
@@ -52,6 +52,9 @@ test('the calibration section puts measured and simulated p50/max side by side, 
     assert.match(p2pRow!, /\| -33\.3 % ✗ \|$/, 'max: outside 15 %, flagged');
     assert.match(md, /\| direct from the registry \|.*\| \+0\.0 % \|$/m);
     assert.match(md, /Verdict on p2p p50 and max: \*\*outside 15 %\*\*/);
+    // The clients read (the default), so the simulated first byte stands next to the bench's.
+    assert.ok(sim.first_byte_p50_s! > 0 && sim.first_byte_p50_s! <= sim.p50_s);
+    assert.match(md, /clients' first byte, p50: simulated [\d.]+ (s|ms), measured 0\.50 s/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
