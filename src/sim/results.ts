@@ -76,6 +76,7 @@ export function jsonLine(r: ScenarioResults, files: { json: string; svg: string 
     p50_s: n(x.p50_s),
     p99_s: n(x.p99_s),
     max_s: n(x.max_s),
+    ...(x.first_byte_p50_s !== undefined ? { first_byte_p50_s: n(x.first_byte_p50_s) } : {}),
     bound_s: n(x.bound_s),
     ratio_to_bound: n(x.ratio_to_bound),
     origin_ratio: n(x.origin_ratio),

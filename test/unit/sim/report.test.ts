@@ -18,6 +18,7 @@ test('results, chart, JSON line and report from a tiny run; the report also work
     const line = JSON.parse(jsonLine(r, files)) as Record<string, unknown>;
     for (const k of ['nodes', 'variant', 'max_s', 'bound_s', 'ratio_to_bound', 'origin_ratio', 'scheduler_peak_msgs_per_s', 'scheduler_cpu_share', 'wall_s', 'p50_s', 'p99_s']) assert.ok(k in line, k);
     assert.equal(line.variant, 'p2p-preheat');
+    assert.ok((line.first_byte_p50_s as number) > 0, 'clients read by default: their first byte is in the line');
     assert.equal((line.variants as unknown[]).length, 2);
     assert.match(summaryTable(r), /p2p-preheat .*direct/s);
     assert.match(readFileSync(files.svg, 'utf8'), /^<svg [^>]*>[\s\S]*<path d="M [\d.]+ [\d.]+ L/);
