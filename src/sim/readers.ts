@@ -45,7 +45,8 @@ export class ClientReaders {
     let i = x.readAt;
     const n = x.layer.numPieces;
     while (i < n && x.bf.has(i)) i++;
-    // The client's first body byte (curl's time_starttransfer in bench/p2p): its first blob's first piece.
+    // The client's first body byte (curl's time_starttransfer in bench/p2p): the first time any of
+    // its readers moves.
     if (i > x.readAt && h.firstByteAt < 0) h.firstByteAt = this.now();
     x.readAt = i;
     if (i < n) x.onReaderWait?.(i);

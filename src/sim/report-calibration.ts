@@ -75,7 +75,7 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
     if (!sim) return;
     rows.push([label, sim.p50.text, mp50?.text ?? 'n/a', pct(sim.p50.mean, mp50?.mean), sim.max.text, mmax?.text ?? 'n/a', pct(sim.max.mean, mmax?.mean)]);
   };
-  const runs = m.runs && m.runs.length > 0 ? m.runs : [{ p50_s: m.p50_s, max_s: m.max_s }];
+  const runs = m.runs && m.runs.length > 0 ? m.runs : [{ p50_s: m.p50_s, max_s: m.max_s, ttfb_p50_s: m.ttfb_p50_s }];
   const measuredP50 = fig(runs.map((x) => x.p50_s));
   const measuredMax = fig(runs.map((x) => x.max_s));
   const p2pFigs = simFigs(p2pDraws);
@@ -88,7 +88,7 @@ export function calibrationSection(r: ScenarioResults | undefined, m: Measured |
   if (p2p && m.origin_ratio !== undefined) extra.push(`registry egress / blob: simulated ${p2p.origin_ratio.toFixed(2)}×, measured ${m.origin_ratio.toFixed(2)}×`);
   if (p2p && m.agent_fallbacks !== undefined && m.agent_fallbacks !== null) extra.push(`agent fallbacks to the registry: simulated ${p2p.fallbacks}, measured ${m.agent_fallbacks}`);
   const simFirstByte = p2pDraws.map((x) => x.first_byte_p50_s).filter((x): x is number => x !== undefined && Number.isFinite(x));
-  const measuredFirstByte = runs.map((x) => ('ttfb_p50_s' in x ? x.ttfb_p50_s : m.ttfb_p50_s)).filter((x): x is number => typeof x === 'number');
+  const measuredFirstByte = runs.map((x) => x.ttfb_p50_s).filter((x): x is number => typeof x === 'number');
   if (simFirstByte.length > 0 && measuredFirstByte.length > 0) {
     const [a, b] = [spread(simFirstByte), spread(measuredFirstByte)];
     extra.push(`clients' first byte, p50: simulated ${a.text}, measured ${b.text} (not part of the 15 % target: one 4 MiB piece, so it moves with which pieces the first parents send)`);

@@ -117,9 +117,9 @@ class PickScratch {
 /**
  * Parents that must hold a piece before the streaming window may put it ahead of rarest-first.
  * Simulated with reading clients (docs/sim/ramp-experiments.md): 10,000 agents over three draws
- * 1.300x the bound with 3 against 1.320x with 2 (at least the fresh pieces' mean: 1.333x over two);
- * the 1,000 and
- * 2,500-agent proxies a little better with 2 (1.2255 / 1.256 against 1.2305 / 1.273, one draw).
+ * 1.300x the bound with 3 against 1.320x with 2 (at least the fresh pieces' mean: 1.333x over
+ * two); the 1,000 and 2,500-agent proxies a little better with 2 (1.2255 / 1.256 against 1.2305 /
+ * 1.273, one draw).
  */
 export const STREAM_MIN_HOLDERS = 3;
 

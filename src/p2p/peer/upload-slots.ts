@@ -24,8 +24,9 @@ export const DEFAULT_UPLOAD_QUEUE_WAIT_MS = 500;
  * seed's 10 Gbit/s uplink ran at 4 (a 2,500-agent fleet's simulated download use at 1 s: 9 %). One
  * slot per child spreads the seed over 32 hosts, which forward what they get at once (48 % at 1 s;
  * the 10,000-agent fleet's median 0.3 s sooner). docs/sim/ramp-experiments.md has the figures.
- * Simulated only: the real 20-agent, 6 Mbit/s bench (2 seed slots) did not get faster, where its
- * simulated copy gained 10-13 % (suspect: its clients read in order and wait on one piece).
+ * Simulated only: on the real 20-agent, 6 Mbit/s bench (2 seed slots) an A/B with the rule lifted
+ * read the same, at a time when the simulator modelled neither reading clients nor the agents'
+ * download cap paid up front (both since 2026-12-07; ramp-experiments.md).
  */
 export function uploadsPerChildFor(role: 'seed' | 'agent'): number {
   return role === 'seed' ? 1 : 0;
