@@ -78,4 +78,6 @@ test('engines follow the reader: a lone agent streams its blob in order from the
   const r = await runVariant(none, none.variants[0]!);
   assert.equal(r.readers, false);
   assert.equal(r.first_byte_p50_s, undefined);
+  assert.throws(() => parseScenario(ONE.replace('readers: true', 'readers: 3')), /readers must be true or false/);
+  assert.throws(() => parseScenario(ONE.replace('engine: thin}', 'engine: thin, readers: yes}')), /variants\[1\]\.readers must be true or false|readers must be true or false/);
 });
