@@ -7,6 +7,7 @@ import { SchedulerCore } from '../p2p/scheduler/core.js';
 import { createSchedulerServer } from '../p2p/scheduler/server.js';
 import { preheatRoutes } from '../p2p/preheat/routes.js';
 import { startSeed } from '../p2p/seed/seed.js';
+import { DEFAULT_SUPER_SEED_HOLD_MS } from '../p2p/peer/seed-view.js';
 import type { PreheatStatus } from '../p2p/protocol.js';
 import { registerAgentCommand } from './agent-command.js';
 import { common, env, fail, peerFlags, peerOptions, runUntilSignalled } from './peer-flags.js';
@@ -41,12 +42,14 @@ export function registerP2pCommands(program: Command): void {
       .description('Run a seed peer (one per cluster / data centre): fetches each blob from the registry once, verifies it, publishes per-piece sha256 digests, serves pieces.')
       .option('--listen <host:port>', 'address to listen on', '127.0.0.1:4001')
       .option('--registry-username <user>', 'registry credentials of the seed (env SHOAL_REGISTRY_USERNAME)', env('SHOAL_REGISTRY_USERNAME'))
-      .option('--registry-password <password>', 'env SHOAL_REGISTRY_PASSWORD', env('SHOAL_REGISTRY_PASSWORD')),
+      .option('--registry-password <password>', 'env SHOAL_REGISTRY_PASSWORD', env('SHOAL_REGISTRY_PASSWORD'))
+      .option('--super-seed-hold <duration>', 'super-seeding: show children only the pieces served least, hiding a piece served more for at most this long, so that they ask for different pieces; 0 = show every piece', `${DEFAULT_SUPER_SEED_HOLD_MS}ms`),
   ).action(async (opts) => {
     try {
       const peer = peerOptions(opts);
       const log = createLogger(opts.logLevel);
-      const seed = await startSeed({ ...peer, registryUsername: opts.registryUsername, registryPassword: opts.registryPassword, log });
+      const superSeedHoldMs = String(opts.superSeedHold).trim() === '0' ? 0 : parseDuration(opts.superSeedHold);
+      const seed = await startSeed({ ...peer, registryUsername: opts.registryUsername, registryPassword: opts.registryPassword, superSeedHoldMs, log });
       runUntilSignalled(log, { address: seed.address, id: seed.node.self.id, role: 'seed' }, () => seed.close());
     } catch (err) {
       fail('seed', err);

@@ -141,12 +141,17 @@ export interface PreheatStatus {
   finishedAt?: number;
 }
 
-/** GET {peer}/p2p/v1/tasks/{digest}/bitfield[?since=N&waitMs=M] (long-poll until count > since). */
+/**
+ * GET {peer}/p2p/v1/tasks/{digest}/bitfield[?since=N&waitMs=M][&view=V] (long-poll until count >
+ * since, or, from a super-seeding seed, until its view is no longer version V).
+ */
 export interface BitfieldResponse {
-  /** base64 of a big-endian bitfield, bit i = piece i held. */
+  /** base64 of a big-endian bitfield, bit i = piece i held (from a super-seeding seed: shown). */
   bitfield: string;
   count: number;
   total: number;
+  /** A super-seeding seed's view version (peer/seed-view.ts): pass it back as `view` to wait for the next one. */
+  view?: number;
 }
 
 /** Where an agent takes prefetch orders from the scheduler's preheat jobs (`--scope all`). */

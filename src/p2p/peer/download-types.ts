@@ -10,8 +10,11 @@ export interface SchedulerClient {
 }
 
 export interface PeerTransport {
-  /** GET {parent}/p2p/v1/tasks/{digest}/bitfield; with `since`, the parent may hold the reply up to waitMs until it has more. */
-  bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse>;
+  /**
+   * GET {parent}/p2p/v1/tasks/{digest}/bitfield; with `since`, the parent may hold the reply up to
+   * waitMs until it has more, or (`view`, a super-seeding seed's last view version) until its view changes.
+   */
+  bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal, view?: number): Promise<BitfieldResponse>;
   /**
    * GET {parent}/p2p/v1/tasks/{digest}/pieces/{index}: the raw piece (unverified). Throw
    * PeerTransportError. `held`: pieces of the task we hold (the parent weights its uplink by it).

@@ -12,7 +12,7 @@ import { Bitfield } from './bitfield.js';
 import { systemClock, type Clock } from './clock.js';
 import { PeerError, isPeerError, isTransportError } from './errors.js';
 import { pieceBounds, validateManifest } from './manifest.js';
-import { isLagging, PiecePicker, type PickerParent } from './picker.js';
+import { isLagging, PiecePicker, type PickerParent, type PieceSet } from './picker.js';
 import { parentNearness, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from './parent-policy.js';
 import { DownloadError, type DownloadResult, type DownloadStats, type DownloadTarget, type DownloaderEvents, type PeerLogger } from './download-types.js';
 import { pieceTimeoutMs, resolveDownloaderTuning, stallLimitMs, inFlightShare, type DownloaderTuning, type TaskDownloaderOptions } from './download-options.js';
@@ -38,6 +38,8 @@ interface ParentState {
   bytes: number;
   /** parentNearness: the picker's tie-break among holders. */
   near: number;
+  /** It answers with a super-seeding view (seed-view.ts): it holds the whole blob, shows only part. */
+  superSeeding?: boolean;
 }
 
 // Abort reasons, so a request's failure can be told apart from our own cancellation.
@@ -396,12 +398,14 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     const signal = p.ctl.signal;
     const waitMs = this.o.bitfieldWaitMs;
     let since: number | undefined;
+    /** A super-seeding seed's view version (seed-view.ts): its view changes without new pieces. */
+    let viewVersion: number | undefined;
     let backoff = 250;
     while (!signal.aborted && this.parents.get(p.info.id) === p) {
       const asked = this.clock.now();
       let res: BitfieldResponse;
       try {
-        res = await raceAbort(this.o.transport.bitfield(p.info, this.digest, since, since === undefined ? undefined : waitMs, signal), signal);
+        res = await raceAbort(this.o.transport.bitfield(p.info, this.digest, since, since === undefined ? undefined : waitMs, signal, viewVersion), signal);
       } catch (err) {
         if (signal.aborted) return;
         if (isTransportError(err, 'not-found') || isTransportError(err, 'busy')) {
@@ -423,15 +427,17 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
         this.dropParent(p, 'refused', (err as Error).message);
         return;
       }
-      const news = since === undefined || view.count > since;
+      const news = since === undefined || view.count > since || res.view !== viewVersion;
       p.view = view;
       since = view.count;
+      viewVersion = res.view;
+      p.superSeeding = viewVersion !== undefined;
       if (news) {
         backoff = 250;
         this.wake();
       }
-      // A complete parent stays complete: no need to keep asking.
-      if (view.isComplete()) return;
+      // A complete parent stays complete: no need to keep asking (a seed's view may still change).
+      if (view.isComplete() && viewVersion === undefined) return;
       // A parent that answers at once without news does not long-poll: don't spin on it.
       if (!news && this.clock.now() - asked < waitMs / 2) {
         if (!(await this.pause(backoff, signal))) return;
@@ -483,16 +489,22 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
     if (candidates.length === 0) return;
     const inFlight = new Map<number, Set<string>>();
     for (const [piece, reqs] of this.inFlight) inFlight.set(piece, new Set(reqs.keys()));
-    const picks = this.picker.pick({
+    const input = {
       numPieces: m.pieceDigests.length,
       have: target.bitfield,
       haveCount: target.bitfield.count,
       parents: candidates,
       inFlight,
       maxAssignments: budget,
-      lagging: (piece) => isLagging(this.firstFetchStart(piece), now, this.pieceMs),
+      lagging: (piece: number) => isLagging(this.firstFetchStart(piece), now, this.pieceMs),
       ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}),
-    });
+    };
+    let picks = this.picker.pick(input);
+    // Idle, with nothing any parent shows: a super-seeding seed holds what it hides, so ask it.
+    if (picks.length === 0 && this.inFlightRequests === 0) {
+      const seeds = candidates.filter((c) => this.parents.get(c.id)?.superSeeding).map((c) => ({ ...c, pieces: wholeBlob(input.numPieces) }));
+      if (seeds.length > 0) picks = this.picker.pick({ ...input, parents: seeds });
+    }
     for (const a of picks) {
       const p = this.parents.get(a.parentId);
       if (p) this.startFetch(a.piece, p);
@@ -776,4 +788,9 @@ async function* tagErrors(body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   } catch (err) {
     throw new SourceError(err);
   }
+}
+
+/** What a super-seeding seed holds: every piece (it shows a view only of complete blobs). */
+function wholeBlob(numPieces: number): PieceSet {
+  return { has: (i: number) => i >= 0 && i < numPieces };
 }

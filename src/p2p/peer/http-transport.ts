@@ -73,17 +73,18 @@ export class HttpPeerTransport implements PeerTransport {
     this.bodyTimeoutMs = opts.bodyTimeoutMs ?? 15_000;
   }
 
-  async bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse> {
+  async bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal, view?: number): Promise<BitfieldResponse> {
     const q = new URLSearchParams();
     if (since !== undefined) q.set('since', String(since));
     if (waitMs !== undefined && since !== undefined) q.set('waitMs', String(Math.round(waitMs)));
+    if (view !== undefined) q.set('view', String(view));
     const url = joinUrl(parent.url, PATHS.bitfield(digest)) + (q.size > 0 ? `?${q}` : '');
     const body = await this.getJson(url, (waitMs ?? 0) + this.headersTimeoutMs, signal);
     const b = body as Partial<BitfieldResponse>;
     if (typeof b?.bitfield !== 'string' || !Number.isSafeInteger(b.count) || !Number.isSafeInteger(b.total)) {
       throw new PeerTransportError('protocol', `${parent.id}: malformed bitfield response`);
     }
-    return { bitfield: b.bitfield, count: b.count!, total: b.total! };
+    return { bitfield: b.bitfield, count: b.count!, total: b.total!, ...(Number.isSafeInteger(b.view) ? { view: b.view } : {}) };
   }
 
   /** Reads the piece into one buffer of exactly its size; refuses a body of any other length. */

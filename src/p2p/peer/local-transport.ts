@@ -61,6 +61,7 @@ export class LocalTransport implements PeerTransport {
     return p;
   }
 
+  /** Peers here show every piece they hold: no super-seeding views (server-routes.ts has them). */
   async bitfield(parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal): Promise<BitfieldResponse> {
     const p = this.peer(parent);
     await p.hooks.before?.('bitfield');

@@ -13,6 +13,8 @@ import type { PieceTask } from './piece-task.js';
 import { UploadSlots } from './upload-slots.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
 import type { UploadShares } from './upload-shares.js';
+import { SeedView } from './seed-view.js';
+import { EventEmitter } from 'node:events';
 
 const PREFIX = '/p2p/v1/';
 const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
@@ -54,6 +56,11 @@ export interface PeerRoutesOptions {
   uploadsPerChild?: number;
   /** Hold each blob to an even share of the upload slots among those asked for within this many ms (task-shares.ts). Default 0: first come, first served. */
   taskShareWindowMs?: number;
+  /**
+   * Super-seeding (seed-view.ts): a complete blob's bitfield shows only the pieces served least, a
+   * piece served more hidden for at most this many ms. Seeds set it; 0 or unset: everything held is shown.
+   */
+  superSeedHoldMs?: number;
   /** Extra check per request (e.g. "may this caller read this digest"); false → 403. */
   authorize?: (req: IncomingMessage, digest: Digest) => boolean | Promise<boolean>;
   /** Called with each chunk of piece bytes actually written to a socket (metrics). */
@@ -97,6 +104,21 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     },
     activeLongPolls: 0,
   };
+  const holdMs = opts.superSeedHoldMs ?? 0;
+  const views = new Map<Digest, SeedView>();
+  /** Emits a digest when its view changed (waitForView listens). */
+  const viewChanges = new EventEmitter();
+  viewChanges.setMaxListeners(0);
+  const viewOf = (task: PieceTask): SeedView | null => {
+    if (holdMs <= 0 || !task.isComplete) return null;
+    let v = views.get(task.digest);
+    if (!v) {
+      // Bounded: a seed serving many blobs forgets the views of the ones asked for longest ago.
+      if (views.size >= MAX_VIEWS) views.delete(views.keys().next().value!);
+      views.set(task.digest, (v = new SeedView(task.numPieces, holdMs)));
+    }
+    return v;
+  };
   const closing = new AbortController();
   // Every waiting long poll listens to it (an agent's ~20 children poll at once): no leak to warn of.
   setMaxListeners(0, closing.signal);
@@ -116,6 +138,14 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     let task = await store.lookup(digest);
     if (!task && since !== undefined && waitMs > 0) task = await waitForTask(store, digest, waitMs, res, closing.signal);
     if (!task) return sendError(res, 404, 'TASK_UNKNOWN', `no task for ${digest} here`);
+    const view = viewOf(task);
+    if (view) {
+      if (view.refresh(Date.now())) viewChanges.emit(digest);
+      const known = intParam(query.get('view'));
+      if (known === view.version && waitMs > 0) await waitForView(view, digest, viewChanges, waitMs, res, closing.signal, stats);
+      if (res.destroyed) return;
+      return sendJson(res, 200, { bitfield: view.visible.toBase64(), count: view.visible.count, total: task.numPieces, view: view.version } satisfies BitfieldResponse);
+    }
     if (since !== undefined && waitMs > 0 && task.bitfield.count <= since && !task.bitfield.isComplete()) {
       await waitForNews(task, since, waitMs, res, closing.signal, stats);
     }
@@ -136,6 +166,8 @@ export function createPeerRoutes(opts: PeerRoutesOptions): PeerRoutes {
     }
     try {
       if (res.destroyed) return;
+      // Counted as the upload starts, so the pieces in flight are hidden from the next children too.
+      if (viewOf(task)?.servedAt(index, Date.now())) viewChanges.emit(digest);
       let stream;
       try {
         stream = await task.createPieceStream(index);
@@ -256,6 +288,42 @@ function waitForNews(task: PieceTask, since: number, waitMs: number, res: Server
     closing.addEventListener('abort', done, { once: true });
   });
 }
+
+/**
+ * Waits until a super-seeding view changes (answered VIEW_COALESCE_MS later, so that a burst of
+ * uploads starting together costs each child one answer), a hidden piece is due to be shown,
+ * waitMs passes, the client leaves or the routes close.
+ */
+function waitForView(view: SeedView, digest: Digest, changes: EventEmitter, waitMs: number, res: ServerResponse, closing: AbortSignal, stats: PeerRouteStats): Promise<void> {
+  return new Promise<void>((resolve) => {
+    stats.activeLongPolls++;
+    let coalesce: NodeJS.Timeout | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      clearTimeout(reveal);
+      clearTimeout(coalesce);
+      changes.off(digest, onChange);
+      res.off('close', done);
+      closing.removeEventListener('abort', done);
+      stats.activeLongPolls--;
+      resolve();
+    };
+    const onChange = () => {
+      coalesce ??= setTimeout(done, VIEW_COALESCE_MS);
+    };
+    const timer = setTimeout(done, waitMs);
+    const revealIn = view.nextRevealAt() - Date.now();
+    const reveal = revealIn < waitMs ? setTimeout(() => (view.refresh(Date.now()) ? changes.emit(digest) : onChange()), Math.max(0, revealIn)) : undefined;
+    changes.on(digest, onChange);
+    res.once('close', done);
+    closing.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Super-seeding views a peer server keeps (one per blob, ~3 bytes per piece). */
+const MAX_VIEWS = 4096;
+/** See waitForView. */
+const VIEW_COALESCE_MS = 20;
 
 /** A parent may be asked before it opened the task (it announced, the manifest is on its way). */
 function waitForTask(store: PieceStore, digest: Digest, waitMs: number, res: ServerResponse, closing: AbortSignal): Promise<PieceTask | null> {

@@ -32,6 +32,8 @@ export interface SeedOptions {
   uploadTaskShareMs?: number;
   /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
   uploadsPerChild?: number;
+  /** Super-seeding's longest hold (seed-view.ts); default DEFAULT_SUPER_SEED_HOLD_MS; 0 = off. */
+  superSeedHoldMs?: number;
   quotaBytes?: number;
   log: Logger;
 }
@@ -89,6 +91,7 @@ export async function startSeed(o: SeedOptions): Promise<RunningSeed> {
     uploadQueueWaitMs: o.uploadQueueWaitMs,
     uploadTaskShareMs: o.uploadTaskShareMs,
     uploadsPerChild: o.uploadsPerChild,
+    superSeedHoldMs: o.superSeedHoldMs,
     backToSourceBps: o.backToSourceBps,
     quotaBytes: o.quotaBytes,
     log: o.log,

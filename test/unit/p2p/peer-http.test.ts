@@ -234,6 +234,52 @@ describe('peer data plane over HTTP', () => {
     const firstCome = await run(0);
     assert.deepEqual(firstCome.answers, ['ok', 'ok', 'ok', 'ok'], 'without shares the free slot is taken');
   });
+  it('a super-seeding seed shows only its least-served pieces, wakes a long poll on its view when that changes, and still feeds a lone child the whole blob', async () => {
+    const routes = createPeerRoutes({ store: seedStore, superSeedHoldMs: 5000, maxWaitMs: 5000 });
+    const { server, url } = await peerServer(routes);
+    const t = new HttpPeerTransport({ peerId: 'child-1' });
+    const other = new HttpPeerTransport({ peerId: 'child-2' });
+    const bStore = await PieceStore.open(join(root, 'super'), { durable: false });
+    const shown = (r: { bitfield: string; total: number }) => Bitfield.fromBase64(r.bitfield, r.total);
+    try {
+      const p: PeerInfo = { id: 'super-seed', url, role: 'seed', labels: {} };
+      const first = await t.bitfield(p, digest);
+      assert.equal(first.view, 0);
+      assert.equal(first.count, manifest.pieceDigests.length);
+      await t.piece(p, digest, 2, AbortSignal.timeout(10_000), PS);
+      const after = await t.bitfield(p, digest);
+      assert.equal(after.view, 1);
+      assert.equal(after.count, manifest.pieceDigests.length - 1);
+      assert.equal(shown(after).has(2), false);
+      // A hidden piece is still served to a child whose view is a poll behind.
+      assert.ok((await other.piece(p, digest, 2, AbortSignal.timeout(10_000), PS)).equals(blob.subarray(2 * PS, 3 * PS)));
+      // Waiting on view 1 ends when another upload starts, not before.
+      const t0 = performance.now();
+      const polled = t.bitfield(p, digest, after.count, 5000, undefined, 1);
+      await new Promise((r) => setTimeout(r, 150));
+      await other.piece(p, digest, 5, AbortSignal.timeout(10_000), PS);
+      const next = await polled;
+      const waited = performance.now() - t0;
+      assert.ok(waited >= 140 && waited < 3000, `the poll answered after ${Math.round(waited)} ms`);
+      assert.equal(next.view, 2);
+      assert.equal(shown(next).has(5), false);
+      // A lone child gets every piece although the seed shows it only some at a time.
+      const scheduler = { announce: async () => ({ parents: [p], pieces: manifest, announceIntervalMs: 100, backToSource: false }) };
+      const d = new TaskDownloader({ self: { ...agent, id: 'lone' }, digest, scheduler, transport: t, store: bStore, bitfieldWaitMs: 2000 });
+      const t1 = performance.now();
+      const r = await d.run();
+      assert.equal(r.outcome, 'done');
+      // Pieces 2 and 5 stay hidden for 5 s; idle, the child asks the seed for them anyway.
+      assert.ok(performance.now() - t1 < 5000, 'the lone child waited for hidden pieces to be shown again');
+      if (r.outcome === 'done') assert.equal(digestOf(await readFile(r.path)), digest);
+    } finally {
+      routes.close();
+      await Promise.all([t.close(), other.close()]);
+      await new Promise((r) => server.close(r));
+      await bStore.close();
+    }
+  });
+
   it('a seed serves one piece at a time per child (by the peer id its transport sends): the second is busy at once while slots are free', async () => {
     // Four slots, a line of one, pieces paced to ~500 ms so the requests overlap.
     const routes = createPeerRoutes({ store: seedStore, clusterToken: TOKEN, maxConcurrentUploads: 4, uploadQueue: 1, uploadQueueWaitMs: 5000, uploadsPerChild: uploadsPerChildFor('seed'), uploadLimiter: new RateLimiter({ rate: 128 * 1024, burst: 4096 }) });
