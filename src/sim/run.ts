@@ -74,6 +74,10 @@ export interface VariantResult {
   seed_uploads_per_child?: number;
   /** The most pieces a seed served one child at once in this run. */
   seed_most_uploads_per_child?: number;
+  /** Seeds' super-seeding hold (ms; 0: seeds showed every piece). */
+  super_seed_hold_ms?: number;
+  /** Of the first uploads a seed started of a layer, one per piece, the share that were of distinct pieces (mean over seeds and layers; 1 = no piece twice). */
+  seed_first_round_distinct?: number;
   start_spread_ms: number;
   /** The agents started every layer at once (agent layer prefetch) instead of containerd's layerConcurrency. */
   prefetch_layers?: boolean;
@@ -291,6 +295,8 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       seed_task_share_ms: world.seedTaskShareMs,
       seed_uploads_per_child: world.seedUploadsPerChild,
       seed_most_uploads_per_child: world.seedMostPerChild,
+      super_seed_hold_ms: world.superSeedHoldMs,
+      ...(world.seedFirstRounds() !== null ? { seed_first_round_distinct: round(world.seedFirstRounds()!, 3) } : {}),
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       readers: world.readers !== null,

@@ -45,6 +45,8 @@ export interface Variant {
   seedTaskShareMs?: number;
   /** Overrides network.seedUploadsPerChild. */
   seedUploadsPerChild?: number;
+  /** Overrides network.superSeedHoldMs. */
+  superSeedHoldMs?: number;
   /** Overrides startSpread (ms). */
   startSpreadMs?: number;
   /** Overrides prefetchLayers. */
@@ -101,11 +103,15 @@ export interface Scenario {
    * uploadsPerChildFor); unset = the seed's default (1); 0 = no limit, as before 2026-12-07.
    */
   /**
+   * superSeedHoldMs: seeds' super-seeding (../p2p/peer/seed-view.ts, the seed's --super-seed-hold);
+   * unset = the seed's default (DEFAULT_SUPER_SEED_HOLD_MS); 0 = seeds show every piece, as before 2026-12-07 13:00.
+   */
+  /**
    * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); default
    * 1, payload at line rate, which is optimistic by the header share (~5 % measured on tc-capped
    * links: scenarios/calibration-20.yaml).
    */
-  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; seedTaskShareMs?: number; seedUploadsPerChild?: number; payloadShare: number };
+  network: { rttMs: number; interDcRttMs: number; windowMs?: number; maxConcurrentUploads?: number; uploadWeightBase?: number; uploadQueue?: number; uploadQueueWaitMs?: number; seedTaskShareMs?: number; seedUploadsPerChild?: number; superSeedHoldMs?: number; payloadShare: number };
   /** Agents start their pull at a uniform random time in [0, spreadMs]. */
   startSpreadMs: number;
   /** Blobs containerd pulls at once (its max_concurrent_downloads, default 3). */
@@ -207,7 +213,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
   const registry = obj(root.registry, 'registry');
   checkKeys(registry, ['egress'], 'registry');
   const network = obj(root.network, 'network');
-  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'uploadQueueWaitMs', 'seedTaskShareMs', 'seedUploadsPerChild', 'payloadShare'], 'network');
+  checkKeys(network, ['rttMs', 'interDcRttMs', 'windowMs', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'uploadQueueWaitMs', 'seedTaskShareMs', 'seedUploadsPerChild', 'superSeedHoldMs', 'payloadShare'], 'network');
   const hb = obj(root.heartbeats, 'heartbeats');
   checkKeys(hb, ['agentMs', 'seedMs', 'expireMs'], 'heartbeats');
   const nic = root.nic !== undefined ? parseRate(root.nic, 'nic') : 125e6;
@@ -261,6 +267,7 @@ export function parseScenario(text: string, file = 'scenario.yaml'): Scenario {
       ...(network.uploadQueueWaitMs !== undefined ? { uploadQueueWaitMs: num(network.uploadQueueWaitMs, 'network.uploadQueueWaitMs', 0, 0, 60_000) } : {}),
       ...(network.seedTaskShareMs !== undefined ? { seedTaskShareMs: num(network.seedTaskShareMs, 'network.seedTaskShareMs', 0, 0, 600_000) } : {}),
       ...(network.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(network.seedUploadsPerChild, 'network.seedUploadsPerChild', 1, 0, 1000) } : {}),
+      ...(network.superSeedHoldMs !== undefined ? { superSeedHoldMs: num(network.superSeedHoldMs, 'network.superSeedHoldMs', 0, 0, 600_000) } : {}),
       payloadShare: num(network.payloadShare, 'network.payloadShare', 1, 0.5, 1),
     },
     startSpreadMs: root.startSpread !== undefined ? parseMs(root.startSpread, 'startSpread') : 0,
@@ -329,7 +336,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     throw new Error(`${what}: unknown variant "${v}" (direct, p2p, p2p-preheat, fail-10pct, slow-tail, or a map with name/mode)`);
   }
   const o = obj(v, what);
-  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'seedUploadsPerChild', 'startSpread', 'prefetchLayers', 'readers', 'seed'], what);
+  checkKeys(o, ['name', 'mode', 'failure', 'slowTail', 'nic', 'engine', 'windowMs', 'scheduler', 'downloader', 'maxConcurrentUploads', 'uploadWeightBase', 'uploadQueue', 'seedTaskShareMs', 'seedUploadsPerChild', 'superSeedHoldMs', 'startSpread', 'prefetchLayers', 'readers', 'seed'], what);
   const mode = o.mode;
   if (mode !== 'direct' && mode !== 'p2p' && mode !== 'p2p-preheat') throw new Error(`${what}.mode must be direct, p2p or p2p-preheat`);
   if (typeof o.name !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/i.test(o.name)) throw new Error(`${what}.name must be a simple name`);
@@ -351,6 +358,7 @@ function parseVariant(v: Yaml, i: number, failure: Failure, slow: SlowTail): Var
     ...(o.uploadQueue !== undefined ? { uploadQueue: num(o.uploadQueue, `${what}.uploadQueue`, 0, 0, 1000) } : {}),
     ...(o.seedTaskShareMs !== undefined ? { seedTaskShareMs: num(o.seedTaskShareMs, `${what}.seedTaskShareMs`, 0, 0, 600_000) } : {}),
     ...(o.seedUploadsPerChild !== undefined ? { seedUploadsPerChild: num(o.seedUploadsPerChild, `${what}.seedUploadsPerChild`, 1, 0, 1000) } : {}),
+    ...(o.superSeedHoldMs !== undefined ? { superSeedHoldMs: num(o.superSeedHoldMs, `${what}.superSeedHoldMs`, 0, 0, 600_000) } : {}),
     ...(o.startSpread !== undefined ? { startSpreadMs: parseMs(o.startSpread, `${what}.startSpread`) } : {}),
     ...(o.prefetchLayers !== undefined ? { prefetchLayers: bool(o.prefetchLayers, `${what}.prefetchLayers`, true) } : {}),
     ...(o.readers !== undefined ? { readers: bool(o.readers, `${what}.readers`, true) } : {}),

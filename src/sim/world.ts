@@ -18,6 +18,7 @@ import { FlowNetwork, type Flow } from './net/flows.js';
 import { Topology, type TopoHost } from './net/topology.js';
 import type { Mode, Scenario, Variant } from './scenario.js';
 import { ClientReaders } from './readers.js';
+import { DEFAULT_SUPER_SEED_HOLD_MS, SeedView } from '../p2p/peer/seed-view.js';
 import { SimScheduler } from './sched.js';
 
 export interface Layer {
@@ -39,6 +40,10 @@ export class Holding {
   readAt = -1;
   /** Set by the engine's download: the client stopped at this piece (TaskDownloader.setSequentialFrom). */
   onReaderWait: ((index: number) => void) | null = null;
+  /** A super-seeding seed's view of this complete layer (what its children see); null: all it holds. */
+  view: SeedView | null = null;
+  /** When the view's next hidden piece is shown (a timer is set for it); Infinity: none set. */
+  viewRevealAt = Infinity;
   constructor(readonly layer: Layer) {
     this.bf = new Bitfield(layer.numPieces);
   }
@@ -106,6 +111,8 @@ export interface PeerEngine {
   start(host: SimHost, layer: Layer, done: (r: LayerOutcome) => void): void;
   /** A new piece landed in `holding` of `host` (wake whoever waits for it). */
   onPiece(host: SimHost, holding: Holding, index: number): void;
+  /** What a super-seeding seed shows of `holding` changed (holding.view.changed lists the pieces). */
+  onView(host: SimHost, holding: Holding): void;
   /** The host died: drop its downloads silently, fail what waits on it (crash) or leave it hanging. */
   kill(host: SimHost, crash: boolean): void;
 }
@@ -145,6 +152,8 @@ export class World {
   readonly seedTaskShareMs: number;
   /** Uploads a seed serves one child at once (uploadsPerChildFor('seed') unless the scenario says; 0: no limit). */
   readonly seedUploadsPerChild: number;
+  /** Seeds' super-seeding hold (ms; 0 = off): the seed's --super-seed-hold unless the scenario says. */
+  readonly superSeedHoldMs: number;
   /** The agents' clients, reading each blob in order (scenario/variant `readers`); null: no readers. */
   readonly readers: ClientReaders | null;
   /** The most pieces a seed served one child at once. */
@@ -170,6 +179,7 @@ export class World {
     this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
     this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? 0;
     this.seedUploadsPerChild = variant.seedUploadsPerChild ?? scenario.network.seedUploadsPerChild ?? uploadsPerChildFor('seed');
+    this.superSeedHoldMs = variant.superSeedHoldMs ?? scenario.network.superSeedHoldMs ?? DEFAULT_SUPER_SEED_HOLD_MS;
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;
@@ -264,9 +274,9 @@ export class World {
       shares?.asked(layer.digest, now);
       // As UploadSlots with perChild: a child at its limit is busy at once, never in line.
       if (parent.perChild > 0 && (parent.byChild!.get(child) ?? 0) >= parent.perChild) return this.answer(req, 'busy', half);
-      if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, now))) return this.beginUpload(req, parent, child, layer, bytes);
+      if (parent.uploads < parent.slots && (!shares || shares.mayTake(layer.digest, now))) return this.beginUpload(req, parent, child, layer, index, bytes);
       if (parent.queued.length >= this.uploadQueue || this.uploadQueueWaitMs === 0) return this.answer(req, 'busy', half);
-      const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, bytes) };
+      const entry = { req, begin: () => this.beginUpload(req, parent, child, layer, index, bytes) };
       parent.queued.push(entry);
       this.time.after(this.uploadQueueWaitMs, () => {
         const i = parent.queued.indexOf(entry);
@@ -278,8 +288,12 @@ export class World {
     return req;
   }
 
-  private beginUpload(req: PieceRequest, parent: SimHost, child: SimHost, layer: Layer, bytes: number): void {
+  private beginUpload(req: PieceRequest, parent: SimHost, child: SimHost, layer: Layer, index: number, bytes: number): void {
       parent.uploads++;
+      // As server-routes.ts: an upload counts in a super-seeding view as it starts.
+      const x = parent.holdings[layer.index];
+      if (x && parent.role === 'seed') this.countSeedUpload(x, index);
+      if (x?.view?.servedAt(index, this.time.now())) this.viewChanged(parent, x);
       req.uploading = true;
       if (parent.byChild) {
         const n = (parent.byChild.get(child) ?? 0) + 1;
@@ -304,6 +318,53 @@ export class World {
         parent.weighted.push(req);
         this.reweigh(parent);
       }
+  }
+
+  /** seed_first_round_distinct: per seed holding, the distinct pieces among its first numPieces uploads. */
+  private readonly firstRounds = new Map<Holding, { uploads: number; pieces: Set<number> }>();
+
+  private countSeedUpload(x: Holding, index: number): void {
+    let r = this.firstRounds.get(x);
+    if (!r) this.firstRounds.set(x, (r = { uploads: 0, pieces: new Set() }));
+    if (r.uploads >= x.layer.numPieces) return;
+    r.uploads++;
+    r.pieces.add(index);
+  }
+
+  seedFirstRounds(): number | null {
+    let sum = 0;
+    let n = 0;
+    for (const [x, r] of this.firstRounds) {
+      if (r.uploads < x.layer.numPieces) continue;
+      sum += r.pieces.size / x.layer.numPieces;
+      n++;
+    }
+    return n > 0 ? sum / n : null;
+  }
+
+  /** Tells the engine, and keeps a timer for the view's next hidden piece due to be shown. */
+  private viewChanged(h: SimHost, x: Holding): void {
+    this.engine.onView(h, x);
+    const at = x.view!.nextRevealAt();
+    if (at >= x.viewRevealAt) return;
+    x.viewRevealAt = at;
+    if (at === Infinity) return;
+    this.time.at(at, () => {
+      if (x.viewRevealAt !== at) return;
+      x.viewRevealAt = Infinity;
+      if (x.view!.refresh(this.time.now())) this.viewChanged(h, x);
+      else if (x.view!.nextRevealAt() < Infinity) this.viewChanged(h, x);
+    });
+  }
+
+  /** A seed's layer is complete: with super-seeding on, its children see a view of it from now on. */
+  private startView(h: SimHost, x: Holding): void {
+    if (this.superSeedHoldMs <= 0 || h.role !== 'seed' || x.view) return;
+    x.view = new SeedView(x.layer.numPieces, this.superSeedHoldMs);
+    x.view.changed.length = 0;
+    for (let i = 0; i < x.layer.numPieces; i++) x.view.changed.push(i);
+    this.engine?.onView(h, x);
+    x.view.changed.length = 0;
   }
 
   /** The flows' weights in the max-min sharing: the real agent's rule (progressWeight), at every upload's start and end. */
@@ -384,6 +445,7 @@ export class World {
         const x = this.holding(s, l);
         for (let i = 0; i < l.numPieces; i++) x.bf.set(i);
         x.complete = true;
+        this.startView(s, x);
         this.bytes.preheatOrigin += l.size;
       }
       this.sched!.heartbeat({ peer: s.info, completeTasks: this.completeDigests(s) });
@@ -411,6 +473,7 @@ export class World {
       const x = this.holding(seed, layer);
       for (let i = 0; i < layer.numPieces; i++) this.addPiece(seed, layer, i);
       x.complete = true;
+      this.startView(seed, x);
       publish();
     });
   }

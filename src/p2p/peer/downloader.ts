@@ -500,8 +500,9 @@ export class TaskDownloader extends EventEmitter<DownloaderEvents> {
       ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}),
     };
     let picks = this.picker.pick(input);
-    // Idle, with nothing any parent shows: a super-seeding seed holds what it hides, so ask it.
-    if (picks.length === 0 && this.inFlightRequests === 0) {
+    // A lone child of a super-seeding seed, idle: nobody else will ask the seed for the pieces
+    // it hides, so ask for them (in a swarm the view moves on as others ask, or within its hold).
+    if (picks.length === 0 && this.inFlightRequests === 0 && this.parents.size === 1) {
       const seeds = candidates.filter((c) => this.parents.get(c.id)?.superSeeding).map((c) => ({ ...c, pieces: wholeBlob(input.numPieces) }));
       if (seeds.length > 0) picks = this.picker.pick({ ...input, parents: seeds });
     }

@@ -14,6 +14,9 @@ import { Bitfield } from './bitfield.js';
 /** How long a hidden piece stays hidden at most, by default (ms). */
 export const DEFAULT_SUPER_SEED_HOLD_MS = 2000;
 
+/** A bitfield long-poll on a view is answered this long after the view changes, so that a burst of uploads starting together costs each child one answer. */
+export const VIEW_COALESCE_MS = 20;
+
 export class SeedView {
   /** The pieces shown; updated in place, so a holder of it reads the current view. */
   readonly visible: Bitfield;
@@ -61,7 +64,8 @@ export class SeedView {
     this.changed.length = 0;
     for (let i = 0; i < this.numPieces; i++) {
       const at = this.hiddenAt[i]!;
-      if (at >= 0 && now - at >= this.holdMs) this.show(i);
+      // The same sum as nextRevealAt's, so a timer set for that time finds the piece due.
+      if (at >= 0 && at + this.holdMs <= now) this.show(i);
     }
     return this.bump();
   }

@@ -13,7 +13,7 @@ import type { PieceTask } from './piece-task.js';
 import { UploadSlots } from './upload-slots.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
 import type { UploadShares } from './upload-shares.js';
-import { SeedView } from './seed-view.js';
+import { SeedView, VIEW_COALESCE_MS } from './seed-view.js';
 import { EventEmitter } from 'node:events';
 
 const PREFIX = '/p2p/v1/';
@@ -290,8 +290,7 @@ function waitForNews(task: PieceTask, since: number, waitMs: number, res: Server
 }
 
 /**
- * Waits until a super-seeding view changes (answered VIEW_COALESCE_MS later, so that a burst of
- * uploads starting together costs each child one answer), a hidden piece is due to be shown,
+ * Waits until a super-seeding view changes (answered VIEW_COALESCE_MS later), a hidden piece is due to be shown,
  * waitMs passes, the client leaves or the routes close.
  */
 function waitForView(view: SeedView, digest: Digest, changes: EventEmitter, waitMs: number, res: ServerResponse, closing: AbortSignal, stats: PeerRouteStats): Promise<void> {
@@ -322,8 +321,6 @@ function waitForView(view: SeedView, digest: Digest, changes: EventEmitter, wait
 
 /** Super-seeding views a peer server keeps (one per blob, ~3 bytes per piece). */
 const MAX_VIEWS = 4096;
-/** See waitForView. */
-const VIEW_COALESCE_MS = 20;
 
 /** A parent may be asked before it opened the task (it announced, the manifest is on its way). */
 function waitForTask(store: PieceStore, digest: Digest, waitMs: number, res: ServerResponse, closing: AbortSignal): Promise<PieceTask | null> {

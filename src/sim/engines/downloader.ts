@@ -2,8 +2,9 @@
 // on virtual time. What it talks to is simulated behind its own interfaces:
 //  - SchedulerClient: calls the real SchedulerCore (through SimScheduler, which meters it) half
 //    an RTT after the request leaves;
-//  - PeerTransport: bitfield long-polls answered from the parent's holding (held until the parent
-//    has news or waitMs passes), piece requests turned into flows of the network model;
+//  - PeerTransport: bitfield long-polls answered from the parent's holding, or a super-seeding
+//    seed's view of it (held until the parent has news or waitMs passes), piece requests turned
+//    into flows of the network model;
 //  - TaskOpener/DownloadTarget: an in-memory bitfield; writes always verify (no bytes, no hashing);
 //  - Clock: VirtualTime; rng: seeded per agent and layer.
 // It costs ~0.3-0.5 ms of CPU per piece (the downloader's AbortControllers, long polls and promise
@@ -11,6 +12,7 @@
 import { TaskDownloader, type DownloadTarget, type PeerTransport, type SchedulerClient } from '../../p2p/peer/downloader.js';
 import { PeerTransportError, type TransportErrorKind } from '../../p2p/peer/errors.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
+import { VIEW_COALESCE_MS } from '../../p2p/peer/seed-view.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { AnnounceRequest, AnnounceResponse, BitfieldResponse, PeerInfo } from '../../p2p/protocol.js';
 import type { Digest } from '../../oci/digest.js';
@@ -136,7 +138,7 @@ export class DownloaderEngine implements PeerEngine {
           if (signal.aborted) onAbort();
           else signal.addEventListener('abort', onAbort, { once: true });
         }),
-      bitfield: (parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal) =>
+      bitfield: (parent: PeerInfo, digest: Digest, since?: number, waitMs?: number, signal?: AbortSignal, view?: number) =>
         new Promise<BitfieldResponse>((resolve, reject) => {
           const layer = layerOf(digest);
           const p = w.byId.get(parent.id)!;
@@ -149,7 +151,9 @@ export class DownloaderEngine implements PeerEngine {
             }
             const x = p.holdings[layer.index];
             if (!x) return this.later(half, () => reject(fail('not-found', `${parent.id}: no task`)));
-            if (since === undefined || !waitMs || x.bf.count > since || x.complete) return this.later(half, () => resolve(this.response(x)));
+            // A super-seeding seed holds the poll while its view is the one the child has (server-routes.ts).
+            const waits = x.view ? view === x.view.version : !x.complete && since !== undefined && x.bf.count <= since;
+            if (since === undefined || !waitMs || !waits) return this.later(half, () => resolve(this.response(x)));
             const wt: Waiter = { since, child: host, resolve, reject, signal, done: false };
             let list = x.listeners as Waiter[] | null;
             if (!list) x.listeners = list = [];
@@ -172,19 +176,34 @@ export class DownloaderEngine implements PeerEngine {
   }
 
   private response(x: Holding): BitfieldResponse {
+    const v = x.view;
+    if (v) {
+      let c = this.b64.get(x);
+      if (!c || c.count !== -1 - v.version) this.b64.set(x, (c = { count: -1 - v.version, s: v.visible.toBase64() }));
+      return { bitfield: c.s, count: v.visible.count, total: x.layer.numPieces, view: v.version };
+    }
     let c = this.b64.get(x);
     if (!c || c.count !== x.bf.count) this.b64.set(x, (c = { count: x.bf.count, s: x.bf.toBase64() }));
     return { bitfield: c.s, count: x.bf.count, total: x.layer.numPieces };
   }
 
   onPiece(host: SimHost, holding: Holding, _index: number): void {
+    this.answerPolls(host, holding, 0);
+  }
+
+  /** As server-routes.ts: a view's change answers its polls VIEW_COALESCE_MS later. */
+  onView(host: SimHost, holding: Holding): void {
+    this.answerPolls(host, holding, VIEW_COALESCE_MS);
+  }
+
+  private answerPolls(host: SimHost, holding: Holding, delayMs: number): void {
     const list = holding.listeners as Waiter[] | null;
     if (!list || list.length === 0) return;
     holding.listeners = [];
     for (const wt of list) {
       if (wt.done || wt.signal?.aborted) continue;
       wt.done = true;
-      this.later(this.world.topo.rtt(host, wt.child) / 2, () => wt.resolve(this.response(holding)));
+      this.later(delayMs + this.world.topo.rtt(host, wt.child) / 2, () => wt.resolve(this.response(holding)));
     }
   }
 

@@ -20,6 +20,7 @@ import { pieceBounds } from '../../p2p/peer/manifest.js';
 import type { Bitfield } from '../../p2p/peer/bitfield.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { TransportErrorKind } from '../../p2p/peer/errors.js';
+import type { SeedView } from '../../p2p/peer/seed-view.js';
 import type { Holding, Layer, LayerOutcome, PeerEngine, PieceRequest, SimHost, World } from '../world.js';
 import { downloaderDefaults, TRANSPORT_IDLE_TIMEOUT_MS, type DownloaderKnobs } from './knobs.js';
 import { type AnnounceState, parentNearness, recordBusy, earlyAnnounceAt, idleLimitMs, idleParents, nextIdleCheckAt, nextPieceMs, drawReleaseDelay } from '../../p2p/peer/parent-policy.js';
@@ -114,6 +115,41 @@ class Children {
     this.walking = false;
   }
 
+  /**
+   * A super-seeding parent's view changed (view.changed): each child's copy follows it, and a
+   * child that can use a piece now shown gets a turn, as in pieceLanded.
+   */
+  viewChanged(view: SeedView, now: number): void {
+    // A copy: a turn given here can end a request whose freed slot starts another upload, and so
+    // change the view (and its `changed`) before this walk is over; that change walks on its own.
+    const changed = view.changed.slice();
+    const nested = this.walking;
+    this.walking = true;
+    const recs = this.recs;
+    // Every copy first, then the turns: a turn reads its parents' copies.
+    for (const p of recs) {
+      if (!p) continue;
+      p.pieces = view.visible;
+      for (const index of changed) {
+        const at = p.bitsAt + (index >> 3);
+        const mask = 0x80 >> (index & 7);
+        if (view.visible.has(index)) p.bits[at]! |= mask;
+        else p.bits[at]! &= ~mask;
+      }
+    }
+    const flag = this.wantBytes;
+    for (let i = 0; i < recs.length; i++) {
+      const p = recs[i];
+      if (!p || p.active >= p.limit || p.pausedUntil > now || p.bits[flag] === 0) continue;
+      for (const index of changed) {
+        if (!view.visible.has(index) || (p.bits[index >> 3]! & (0x80 >> (index & 7))) === 0) continue;
+        p.child.parentHas(index, p);
+        break;
+      }
+    }
+    this.walking = nested;
+  }
+
   downloads(): ThinDownload[] {
     const out: ThinDownload[] = [];
     for (const p of this.recs) if (p) out.push(p.child);
@@ -175,6 +211,10 @@ export class ThinEngine implements PeerEngine {
 
   onPiece(_host: SimHost, holding: Holding, index: number): void {
     (holding.listeners as Children | null)?.pieceLanded(index, this.world.time.now());
+  }
+
+  onView(_host: SimHost, holding: Holding): void {
+    (holding.listeners as Children | null)?.viewChanged(holding.view!, this.world.time.now());
   }
 
   kill(host: SimHost, crash: boolean): void {
@@ -365,8 +405,10 @@ class ThinDownload {
     if (!host) return;
     const holding = this.w.holding(host, this.layer);
     const bitsAt = this.freeSlots.pop()!;
-    this.bits.set(holding.bf.rawBytes(), bitsAt);
-    const p: TParent = { host, near: parentNearness(this.host.info.labels, info), id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: holding.bf, usedAt: now, active: 0, child: this, slot: -1, bits: this.bits, bitsAt };
+    // A super-seeding seed's children see its view (read live, as every parent's bitfield here).
+    const shown = holding.view?.visible ?? holding.bf;
+    this.bits.set(shown.rawBytes(), bitsAt);
+    const p: TParent = { host, near: parentNearness(this.host.info.labels, info), id: info.id, limit: info.role === 'seed' ? this.k.seedParentLimit : this.k.perParentLimit, holding, pausedUntil: 0, busy: 0, notFound: 0, pieces: shown, usedAt: now, active: 0, child: this, slot: -1, bits: this.bits, bitsAt };
     this.parents.set(info.id, p);
     this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
     let l = holding.listeners as Children | null;
@@ -447,7 +489,14 @@ class ThinDownload {
     for (const p of this.parents.values()) if (p.pausedUntil <= now) candidates.push(p);
     if (candidates.length === 0) return;
     if (walkCheck) this.checkParentCopies();
-    const picks = this.picker.pick({ numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging, bitsArena: this.bits, ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}) });
+    const input = { numPieces: this.layer.numPieces, have, haveCount: have.count, parents: candidates, inFlight: this.inFlight, maxAssignments: budget, lagging: this.lagging, bitsArena: this.bits, ...(this.sequentialFrom !== undefined ? { sequentialFrom: this.sequentialFrom } : {}) };
+    let picks = this.picker.pick(input);
+    // As TaskDownloader: a lone child of a super-seeding seed, idle, asks for what the seed hides.
+    if (picks.length === 0 && this.nReq === 0 && this.parents.size === 1) {
+      const seeds: PickerParent[] = [];
+      for (const p of candidates as TParent[]) if (p.holding.view) seeds.push({ id: p.id, pieces: p.holding.bf, limit: p.limit, near: p.near });
+      if (seeds.length > 0) picks = this.picker.pick({ ...input, parents: seeds, bitsArena: undefined });
+    }
     for (const a of picks) {
       const p = this.parents.get(a.parentId);
       if (p) this.fetch(a.piece, p, now);
