@@ -7,7 +7,7 @@ import { SchedulerCore } from '../p2p/scheduler/core.js';
 import { createSchedulerServer } from '../p2p/scheduler/server.js';
 import { preheatRoutes } from '../p2p/preheat/routes.js';
 import { startSeed } from '../p2p/seed/seed.js';
-import { DEFAULT_SUPER_SEED_HOLD_MS } from '../p2p/peer/seed-view.js';
+import { SUPER_SEED_HOLD_MS } from '../p2p/peer/seed-view.js';
 import type { PreheatStatus } from '../p2p/protocol.js';
 import { registerAgentCommand } from './agent-command.js';
 import { common, env, fail, peerFlags, peerOptions, runUntilSignalled } from './peer-flags.js';
@@ -43,7 +43,7 @@ export function registerP2pCommands(program: Command): void {
       .option('--listen <host:port>', 'address to listen on', '127.0.0.1:4001')
       .option('--registry-username <user>', 'registry credentials of the seed (env SHOAL_REGISTRY_USERNAME)', env('SHOAL_REGISTRY_USERNAME'))
       .option('--registry-password <password>', 'env SHOAL_REGISTRY_PASSWORD', env('SHOAL_REGISTRY_PASSWORD'))
-      .option('--super-seed-hold <duration>', 'super-seeding: show children only the pieces served least, hiding a piece served more for at most this long, so that they ask for different pieces; 0 = show every piece', `${DEFAULT_SUPER_SEED_HOLD_MS}ms`),
+      .option('--super-seed-hold <duration>', `super-seeding (experimental): show children only the pieces served least, hiding a piece served more for at most this long, so that they ask for different pieces, e.g. ${SUPER_SEED_HOLD_MS}ms; 0 = show every piece`, '0'),
   ).action(async (opts) => {
     try {
       const peer = peerOptions(opts);

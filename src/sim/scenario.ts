@@ -104,7 +104,7 @@ export interface Scenario {
    */
   /**
    * superSeedHoldMs: seeds' super-seeding (../p2p/peer/seed-view.ts, the seed's --super-seed-hold);
-   * unset = the seed's default (DEFAULT_SUPER_SEED_HOLD_MS); 0 = seeds show every piece, as before 2026-12-07 13:00.
+   * unset or 0 = seeds show every piece, the seed's default.
    */
   /**
    * payloadShare: piece bytes per byte of link capacity (TCP/IP/HTTP headers take the rest); default

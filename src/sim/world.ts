@@ -18,7 +18,7 @@ import { FlowNetwork, type Flow } from './net/flows.js';
 import { Topology, type TopoHost } from './net/topology.js';
 import type { Mode, Scenario, Variant } from './scenario.js';
 import { ClientReaders } from './readers.js';
-import { DEFAULT_SUPER_SEED_HOLD_MS, SeedView } from '../p2p/peer/seed-view.js';
+import { SeedView } from '../p2p/peer/seed-view.js';
 import { SimScheduler } from './sched.js';
 
 export interface Layer {
@@ -152,7 +152,7 @@ export class World {
   readonly seedTaskShareMs: number;
   /** Uploads a seed serves one child at once (uploadsPerChildFor('seed') unless the scenario says; 0: no limit). */
   readonly seedUploadsPerChild: number;
-  /** Seeds' super-seeding hold (ms; 0 = off): the seed's --super-seed-hold unless the scenario says. */
+  /** Seeds' super-seeding hold (ms; 0 = off, the seed's default --super-seed-hold). */
   readonly superSeedHoldMs: number;
   /** The agents' clients, reading each blob in order (scenario/variant `readers`); null: no readers. */
   readonly readers: ClientReaders | null;
@@ -179,7 +179,7 @@ export class World {
     this.uploadQueueWaitMs = this.uploadQueue > 0 ? (scenario.network.uploadQueueWaitMs ?? DEFAULT_UPLOAD_QUEUE_WAIT_MS) : 0;
     this.seedTaskShareMs = variant.seedTaskShareMs ?? scenario.network.seedTaskShareMs ?? 0;
     this.seedUploadsPerChild = variant.seedUploadsPerChild ?? scenario.network.seedUploadsPerChild ?? uploadsPerChildFor('seed');
-    this.superSeedHoldMs = variant.superSeedHoldMs ?? scenario.network.superSeedHoldMs ?? DEFAULT_SUPER_SEED_HOLD_MS;
+    this.superSeedHoldMs = variant.superSeedHoldMs ?? scenario.network.superSeedHoldMs ?? 0;
     this.net = new FlowNetwork(time, variant.windowMs ?? scenario.network.windowMs ?? autoWindowMs(scenario, variant));
     const nic = variant.nicBps;
     const up = nic ?? scenario.nicUpBps;

@@ -11,7 +11,6 @@ import type { Digest } from '../../oci/digest.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE, PieceStore, RateLimiter, UploadShares, createPeerRoutes, HttpPeerTransport, HttpSchedulerClient, type PeerRoutes } from '../peer/index.js';
 import { uploadSlotsFor } from '../peer/server-routes.js';
 import { uploadsPerChildFor } from '../peer/upload-slots.js';
-import { DEFAULT_SUPER_SEED_HOLD_MS } from '../peer/seed-view.js';
 
 export interface PeerNodeOptions {
   role: PeerRole;
@@ -34,7 +33,7 @@ export interface PeerNodeOptions {
   uploadTaskShareMs?: number;
   /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
   uploadsPerChild?: number;
-  /** Seeds: super-seeding's longest hold of a piece served more than others (seed-view.ts); 0 = off. Default DEFAULT_SUPER_SEED_HOLD_MS for a seed, off for an agent. */
+  /** Seeds: super-seeding's longest hold of a piece served more than others (seed-view.ts); 0 or unset = off. */
   superSeedHoldMs?: number;
   /** Disk quota for cached blobs (LRU eviction); 0 = unlimited. */
   quotaBytes?: number;
@@ -88,8 +87,8 @@ export async function createPeerNode(o: PeerNodeOptions): Promise<PeerNode> {
     // uploads (and a short line) children get 503 and ask another parent (server-routes.ts says why so few).
     maxConcurrentUploads: uploadSlotsFor(o.role, o.uploadBps),
     uploadsPerChild: o.uploadsPerChild ?? uploadsPerChildFor(o.role),
-    // A seed's children would otherwise ask it for the same pieces (seed-view.ts says how many).
-    superSeedHoldMs: o.superSeedHoldMs ?? (o.role === 'seed' ? DEFAULT_SUPER_SEED_HOLD_MS : 0),
+    // Off unless asked for (--super-seed-hold): seed-view.ts says what it did and did not gain.
+    superSeedHoldMs: o.role === 'seed' ? (o.superSeedHoldMs ?? 0) : 0,
     // Off unless asked for (--upload-task-share): task-shares.ts says where it helped and where not.
     taskShareWindowMs: o.uploadTaskShareMs ?? 0,
     uploadQueue: o.uploadQueue,

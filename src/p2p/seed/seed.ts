@@ -32,7 +32,7 @@ export interface SeedOptions {
   uploadTaskShareMs?: number;
   /** Pieces one child may download from this peer at once; default uploadsPerChildFor(role). */
   uploadsPerChild?: number;
-  /** Super-seeding's longest hold (seed-view.ts); default DEFAULT_SUPER_SEED_HOLD_MS; 0 = off. */
+  /** Super-seeding's longest hold (seed-view.ts); 0 or unset = off. */
   superSeedHoldMs?: number;
   quotaBytes?: number;
   log: Logger;

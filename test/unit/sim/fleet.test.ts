@@ -8,7 +8,7 @@ import { runVariant, type VariantResult } from '../../../src/sim/run.js';
 import { checkThinWalk } from '../../../src/sim/engines/thin.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
 import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS, uploadsPerChildFor } from '../../../src/p2p/peer/upload-slots.js';
-import { DEFAULT_SUPER_SEED_HOLD_MS } from '../../../src/p2p/peer/seed-view.js';
+import { SUPER_SEED_HOLD_MS } from '../../../src/p2p/peer/seed-view.js';
 
 const TINY = `
 name: tiny
@@ -103,6 +103,7 @@ test('thin engine: the walk over a landed piece\'s children skips only children 
   - {name: cold, mode: p2p, engine: thin}
   - {name: crash, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: crash}}
   - {name: hang, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: hang}}
+  - {name: super-seeding, mode: p2p-preheat, engine: thin, superSeedHoldMs: 2000}
 `));
   checkThinWalk(true);
   try {
@@ -163,7 +164,7 @@ test('agents weight their uploads by the child\'s progress unless a scenario say
 
 test('peer servers keep a short line for upload slots unless a scenario says none (uploadQueue)', async () => {
   // Seeds with no per-child limit: its "busy" answers skip the line and would hide what it saves.
-  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: no-line, mode: p2p-preheat, uploadQueue: 0}\n  - {name: thin,').replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedUploadsPerChild: 0, superSeedHoldMs: 0}'));
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: no-line, mode: p2p-preheat, uploadQueue: 0}\n  - {name: thin,').replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedUploadsPerChild: 0}'));
   const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
   const [line, none] = [await byName('p2p-preheat'), await byName('no-line')];
   assert.equal(line.upload_queue, DEFAULT_UPLOAD_QUEUE);
@@ -190,13 +191,13 @@ test('seeds serve one piece at a time per child unless a scenario lifts it (seed
   assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedUploadsPerChild: -1}')), /seedUploadsPerChild must be a number/);
 });
 
-test('seeds super-seed unless a scenario says not (superSeedHoldMs: 0), in both engines, and a fleet completes either way', async () => {
+test('seeds super-seed when a scenario says (superSeedHoldMs), in both engines, and a fleet completes either way', async () => {
   // Whether it helps is measured on the large fleets (docs/sim/ramp-experiments.md); the thin
   // engine's copies of a view are checked at every pick by the walk test above.
-  const tiny = parseScenario(TINY.replace('  - {name: thin,', '  - {name: all-shown, mode: p2p-preheat, superSeedHoldMs: 0}\n  - {name: thin-all-shown, mode: p2p-preheat, engine: thin, superSeedHoldMs: 0}\n  - {name: thin,'));
+  const tiny = parseScenario(TINY.replace('  - {name: thin,', `  - {name: viewed, mode: p2p-preheat, superSeedHoldMs: ${SUPER_SEED_HOLD_MS}}\n  - {name: thin-viewed, mode: p2p-preheat, engine: thin, superSeedHoldMs: ${SUPER_SEED_HOLD_MS}}\n  - {name: thin,`));
   const byName = async (name: string) => runVariant(tiny, tiny.variants.find((v) => v.name === name)!);
-  for (const [viewed, shown] of [await Promise.all([byName('p2p-preheat'), byName('all-shown')]), await Promise.all([byName('thin'), byName('thin-all-shown')])]) {
-    assert.equal(viewed!.super_seed_hold_ms, DEFAULT_SUPER_SEED_HOLD_MS);
+  for (const [viewed, shown] of [await Promise.all([byName('viewed'), byName('p2p-preheat')]), await Promise.all([byName('thin-viewed'), byName('thin')])]) {
+    assert.equal(viewed!.super_seed_hold_ms, SUPER_SEED_HOLD_MS);
     assert.equal(shown!.super_seed_hold_ms, 0);
     for (const r of [viewed!, shown!]) {
       assert.equal(r.completed, 20, r.variant);
