@@ -3,7 +3,7 @@
 // the agent's HTTP servers: `if (peer.handlePeerRequest(req, res)) return;`.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { setMaxListeners } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { isDigest, type Digest } from '../../oci/digest.js';
 import { PEER_ID_HEADER, type BitfieldResponse } from '../protocol.js';
@@ -14,7 +14,6 @@ import { UploadSlots } from './upload-slots.js';
 import { pace, type ByteLimiter } from './rate-limiter.js';
 import type { UploadShares } from './upload-shares.js';
 import { SeedView, VIEW_COALESCE_MS } from './seed-view.js';
-import { EventEmitter } from 'node:events';
 
 const PREFIX = '/p2p/v1/';
 const pathPattern = /^\/p2p\/v1\/tasks\/([^/]+)\/(bitfield|pieces\/(\d{1,9}))$/;
@@ -290,14 +289,17 @@ function waitForNews(task: PieceTask, since: number, waitMs: number, res: Server
 }
 
 /**
- * Waits until a super-seeding view changes (answered VIEW_COALESCE_MS later), a hidden piece is due to be shown,
- * waitMs passes, the client leaves or the routes close.
+ * Waits until a super-seeding view changes (answered VIEW_COALESCE_MS later), a hidden piece is
+ * due to be shown, waitMs passes, the client leaves or the routes close.
  */
 function waitForView(view: SeedView, digest: Digest, changes: EventEmitter, waitMs: number, res: ServerResponse, closing: AbortSignal, stats: PeerRouteStats): Promise<void> {
   return new Promise<void>((resolve) => {
     stats.activeLongPolls++;
     let coalesce: NodeJS.Timeout | undefined;
+    let over = false;
     const done = () => {
+      if (over) return;
+      over = true;
       clearTimeout(timer);
       clearTimeout(reveal);
       clearTimeout(coalesce);
@@ -319,7 +321,7 @@ function waitForView(view: SeedView, digest: Digest, changes: EventEmitter, wait
   });
 }
 
-/** Super-seeding views a peer server keeps (one per blob, ~3 bytes per piece). */
+/** Super-seeding views a peer server keeps (one per blob, ~12 bytes per piece). */
 const MAX_VIEWS = 4096;
 
 /** A parent may be asked before it opened the task (it announced, the manifest is on its way). */
