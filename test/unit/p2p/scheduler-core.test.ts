@@ -498,3 +498,20 @@ test('a seed its children report unreachable stays a source while its heartbeats
     else assert.equal(r.backToSource, true, 'an idle seed nobody can reach: the registry feeds the swarm');
   }
 });
+
+test('seeds of the child\'s own data centre only, while one of them holds the blob and is alive', () => {
+  const s1 = seed('s-d1', { dc: 'd1' });
+  const s2 = seed('s-d2', { dc: 'd2' });
+  const { core } = setup({ seedMaxChildren: 1, announceIntervalMs: 1000 }, [s1, s2]);
+  core.heartbeat({ peer: s1, completeTasks: [D1] }, 0);
+  core.heartbeat({ peer: s2, completeTasks: [D1] }, 0);
+  assert.deepEqual(ids(core.announce(ann(agent('a1', { dc: 'd1' }), { want: 4 }), 1).parents), ['s-d1']);
+  // Its own seed is full: another DC's seed, which would rank first, is not handed out.
+  assert.deepEqual(ids(core.announce(ann(agent('a2', { dc: 'd1' }), { want: 4 }), 2).parents), ['a1']);
+  // A DC with no seed of its own gets one from elsewhere.
+  assert.deepEqual(ids(core.announce(ann(agent('c1', { dc: 'd3' }), { want: 4 }), 3).parents).sort(), ['a1', 'a2', 's-d2']);
+  // Once d1's seed is gone, d1's children may have d2's (its child slot freed by c1 leaving).
+  core.announce(ann(agent('c1', { dc: 'd3' }), { state: 'left' }), 4);
+  for (const t of [1000, 2000, 3000, 4000]) core.heartbeat({ peer: s2, completeTasks: [D1] }, t);
+  assert.ok(ids(core.announce(ann(agent('a3', { dc: 'd1' }), { want: 4 }), 4500).parents).includes('s-d2'));
+});
