@@ -250,6 +250,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
     const virtualS = (time.now() - t0) / 1000;
     const sched = world.sched;
     sched?.detach();
+    const firstRounds = world.seedFirstRounds();
     const result: SimOnly = {
       scenario: s.name,
       variant: v.name,
@@ -296,7 +297,7 @@ async function simulate(s: Scenario, v: Variant, wall0: number, progress?: Progr
       seed_uploads_per_child: world.seedUploadsPerChild,
       seed_most_uploads_per_child: world.seedMostPerChild,
       super_seed_hold_ms: world.superSeedHoldMs,
-      ...(world.seedFirstRounds() !== null ? { seed_first_round_distinct: round(world.seedFirstRounds()!, 3) } : {}),
+      ...(firstRounds !== null ? { seed_first_round_distinct: round(firstRounds, 3) } : {}),
       start_spread_ms: spread,
       prefetch_layers: v.prefetchLayers ?? s.prefetchLayers,
       readers: world.readers !== null,

@@ -124,24 +124,29 @@ export function canServe(ctx: SwarmContext, p: Member, child: Member, now: numbe
   const id = peer.info.id;
   const task = p.task;
   // Without the seed's piece digests nobody can verify a piece, so nobody is a parent yet.
-  if (!task.manifest || peer.deadline < now || peer.cooldownUntil > now || (task.blocked.size > 0 && task.blocked.has(id))) return false;
+  if (!task.manifest || !isAvailable(peer, now) || (task.blocked.size > 0 && task.blocked.has(id))) return false;
   const until = child.excluded?.get(peer);
   if (until !== undefined && until > now) return false;
   if (peer.info.role === 'seed') return ctx.holders.get(task.digest)?.has(peer) ?? false;
   return servable(p);
 }
 
+/** Alive (heard from within its TTL) and not cooling down. */
+function isAvailable(peer: PeerRec, now: number): boolean {
+  return peer.deadline >= now && peer.cooldownUntil <= now;
+}
+
 /**
- * Whether a child may only be handed seeds of its own data centre: yes when a live one (not cooling
- * down) holds the blob. A seed in another DC scores as far ahead as the home one, and once the home seed's child
- * slots were taken it beat every empty peer nearby: in a 4-DC rollout the first DC's late
+ * Whether a child may only be handed seeds of its own data centre: yes when an available one holds
+ * the blob. A seed in another DC scores as far ahead as the home one, and once the home seed's
+ * child slots were taken it beat every empty peer nearby: in a 4-DC rollout the first DC's late
  * announcers took the other DCs' seeds before those DCs' own agents asked (agents announce in
  * index order, a DC at a time), and each DC's first second ramped 2.5x slower than a lone DC's.
  * Without the rule the simulated 10,000-agent fleet read 1.284x / 1.3126x the bound (seeds 42 /
  * 43), with it 1.2702x / 1.2825x (docs/sim/ramp-experiments.md).
  */
 function homeSeedsOnly(holders: ReadonlySet<PeerRec>, child: PeerRec, now: number): boolean {
-  for (const s of holders) if (s.loc.dc === child.loc.dc && s.deadline >= now && s.cooldownUntil <= now) return true;
+  for (const s of holders) if (s.loc.dc === child.loc.dc && isAvailable(s, now)) return true;
   return false;
 }
 

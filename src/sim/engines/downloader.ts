@@ -12,7 +12,7 @@
 import { TaskDownloader, type DownloadTarget, type PeerTransport, type SchedulerClient } from '../../p2p/peer/downloader.js';
 import { PeerTransportError, type TransportErrorKind } from '../../p2p/peer/errors.js';
 import { pieceBounds } from '../../p2p/peer/manifest.js';
-import { VIEW_COALESCE_MS } from '../../p2p/peer/seed-view.js';
+import { VIEW_COALESCE_MS, type SeedView } from '../../p2p/peer/seed-view.js';
 import { seededRandom } from '../../p2p/scheduler/random.js';
 import type { AnnounceRequest, AnnounceResponse, BitfieldResponse, PeerInfo } from '../../p2p/protocol.js';
 import type { Digest } from '../../oci/digest.js';
@@ -33,6 +33,8 @@ export class DownloaderEngine implements PeerEngine {
   private readonly running = new Map<SimHost, Set<AbortController>>();
   private readonly zero: Buffer;
   private readonly b64 = new WeakMap<Holding, { count: number; s: string }>();
+  /** A super-seeding view's base64, per version. */
+  private readonly viewB64 = new WeakMap<SeedView, { version: number; s: string }>();
 
   constructor(readonly world: World) {
     checkDownloaderOptions(world.downloaderOptions);
@@ -178,8 +180,8 @@ export class DownloaderEngine implements PeerEngine {
   private response(x: Holding): BitfieldResponse {
     const v = x.view;
     if (v) {
-      let c = this.b64.get(x);
-      if (!c || c.count !== -1 - v.version) this.b64.set(x, (c = { count: -1 - v.version, s: v.visible.toBase64() }));
+      let c = this.viewB64.get(v);
+      if (!c || c.version !== v.version) this.viewB64.set(v, (c = { version: v.version, s: v.visible.toBase64() }));
       return { bitfield: c.s, count: v.visible.count, total: x.layer.numPieces, view: v.version };
     }
     let c = this.b64.get(x);
