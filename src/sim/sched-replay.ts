@@ -57,7 +57,7 @@ export function measureReplay(input: ReplayInput): ReplayResult {
     // For profiling the scheduler alone: `node sched-replay.js FILE` replays a kept copy.
     if (process.env.SHOAL_SIM_KEEP_SCHED_CALLS) copyFileSync(file, process.env.SHOAL_SIM_KEEP_SCHED_CALLS);
     // process.execArgv carries a loader such as tsx when the simulator runs from sources (tests).
-    const child = spawnSync(process.execPath, [...process.execArgv.filter((a) => !a.startsWith('--cpu-prof')), fileURLToPath(import.meta.url), file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const child = spawnSync(process.execPath, [...replayExecArgv(process.execArgv), fileURLToPath(import.meta.url), file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     if (child.status === 0) return { ...(JSON.parse(child.stdout) as Omit<ReplayResult, 'where'>), where: 'child-process' };
   } catch {
     // fall through to the in-process measurement
@@ -65,6 +65,25 @@ export function measureReplay(input: ReplayInput): ReplayResult {
     rmSync(dir, { recursive: true, force: true });
   }
   return { ...replayAll(input), where: 'in-process' };
+}
+
+/** Profiler options whose value may come as the next argument (`--cpu-prof-dir DIR`). */
+const PROFILER_VALUE_FLAGS = new Set(['--cpu-prof-dir', '--cpu-prof-name', '--cpu-prof-interval', '--heap-prof-dir', '--heap-prof-name', '--heap-prof-interval']);
+
+/**
+ * The simulator's node options for the replay's child, without its profiler options: a child
+ * that profiled itself would measure the profiler too, and a value left behind without its flag
+ * (`2000` of `--cpu-prof-interval 2000`) made the child fail, so the scheduler was silently
+ * measured in the simulator's own process instead.
+ */
+export function replayExecArgv(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if (!a.startsWith('--cpu-prof') && !a.startsWith('--heap-prof')) out.push(a);
+    else if (PROFILER_VALUE_FLAGS.has(a)) i++;
+  }
+  return out;
 }
 
 function replayAll(input: ReplayInput): Omit<ReplayResult, 'where'> {

@@ -9,6 +9,7 @@ import { checkThinWalk } from '../../../src/sim/engines/thin.js';
 import { DEFAULT_UPLOAD_WEIGHT_BASE } from '../../../src/p2p/peer/upload-shares.js';
 import { DEFAULT_UPLOAD_QUEUE, DEFAULT_UPLOAD_QUEUE_WAIT_MS, uploadsPerChildFor } from '../../../src/p2p/peer/upload-slots.js';
 import { SUPER_SEED_HOLD_MS } from '../../../src/p2p/peer/seed-view.js';
+import { replayExecArgv } from '../../../src/sim/sched-replay.js';
 
 const TINY = `
 name: tiny
@@ -267,4 +268,12 @@ test('seeds share their upload slots among the layers asked for when a scenario 
     proto.took = took;
   }
   assert.throws(() => parseScenario(TINY.replace('nic: 1Gbit', 'nic: 1Gbit\nnetwork: {seedTaskShareMs: -5}')), /seedTaskShareMs must be a number/);
+});
+
+test("the scheduler replay's child gets the simulator's node options without its profiler's, values included", () => {
+  assert.deepEqual(
+    replayExecArgv(['--import', 'tsx', '--cpu-prof', '--cpu-prof-dir', '/tmp/p', '--cpu-prof-interval=500', '--heap-prof-interval', '2000', '--max-semi-space-size=64']),
+    ['--import', 'tsx', '--max-semi-space-size=64'],
+  );
+  assert.deepEqual(replayExecArgv(['--cpu-prof-dir=/tmp/p', '--cpu-prof-name', 'x.cpuprofile', '--no-warnings']), ['--no-warnings']);
 });
