@@ -8,22 +8,16 @@
 // in this repo passes it; compiling on the main thread costs the same CPU, in a few ms pauses.
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
 import { setFlagsFromString } from 'node:v8';
-// The young generation per role, unless the user sized it (node --max-semi-space-size=N or
-// NODE_OPTIONS). The registry's manifest-pull storms want a large one (fewer scavenges, shorter
-// tail latency). A node agent allocates fast (piece chunks) but keeps little, and V8 let its young
+// An agent's young generation, unless the user sized it (node --max-semi-space-size=N or
+// NODE_OPTIONS). A node agent allocates fast (piece chunks) but keeps little, and V8 let its young
 // generation grow to 32 MiB of resident memory, a third of the agent's budget on every node. V8
-// ignores a smaller maximum set at run time, but it reads the growth factor at each growth, so
-// factor 1 keeps the agent's young generation at its initial 1 MiB semi-spaces.
-const YOUNG_GENERATION_FLAGS = {
-  serve: '--max-semi-space-size=32',
-  'all-in-one': '--max-semi-space-size=32',
-  agent: '--semi-space-growth-factor=1',
-  // The fleet simulator keeps a large population of objects that live a few hundred virtual ms
-  // (requests, flows, timers): with 16 MiB semi-spaces each scavenge copied them again and took 35
-  // ms at 10,000 nodes, a tenth of the run. 64 MiB: 13 % less CPU on the first 5 virtual seconds
-  // of fleet-10k-preheat (155 against 178 CPU-s, side by side).
-  sim: '--max-semi-space-size=64',
-};
+// reads the growth factor at each growth, so factor 1 set here keeps it at its initial 1 MiB
+// semi-spaces. A larger maximum cannot be set here: V8 reads --max-semi-space-size only at
+// start-up (a loop keeping survivors peaked at 32 MiB of new space with =64 set at run time, at
+// 128 MiB with =64 on node's command line), so the registry and the simulator run with V8's
+// default (16 MiB semi-spaces) unless node is started with the flag; for the simulator it did not
+// pay (docs/sim/ramp-experiments.md).
+const YOUNG_GENERATION_FLAGS = { agent: '--semi-space-growth-factor=1' };
 const userSized = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('semi-space'));
 const youngGenerationFlag = YOUNG_GENERATION_FLAGS[process.argv[2]];
 if (youngGenerationFlag && !userSized) setFlagsFromString(youngGenerationFlag);
