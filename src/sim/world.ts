@@ -352,8 +352,9 @@ export class World {
     this.time.at(at, () => {
       if (x.viewRevealAt !== at) return;
       x.viewRevealAt = Infinity;
-      if (x.view!.refresh(this.time.now())) this.viewChanged(h, x);
-      else if (x.view!.nextRevealAt() < Infinity) this.viewChanged(h, x);
+      // Nothing was due (a piece served again since): the call still answers waiting polls, as
+      // the server's reveal timer does, and arms the next reveal.
+      if (x.view!.refresh(this.time.now()) || x.view!.nextRevealAt() < Infinity) this.viewChanged(h, x);
     });
   }
 
