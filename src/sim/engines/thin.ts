@@ -50,10 +50,20 @@ interface TParent {
 }
 
 let walkCheck = false;
+/** With walkCheck: times a download that could request had a paused parent, whose pause end then had to be on its timer. */
+let pauseTimerChecks = 0;
 
-/** Tests: make the walk over a landed piece's children check every child it skips against the child's own state, and every pick check the parents' bitfield copies it reads. */
-export function checkThinWalk(on: boolean): void {
+/**
+ * Tests: make the walk over a landed piece's children check every child it skips against the
+ * child's own state, every pick check the parents' bitfield copies it reads, and every turn check
+ * that a download that can request has its timer set no later than its paused parents' pause
+ * ends. Returns how many such paused parents were checked since the last call.
+ */
+export function checkThinWalk(on: boolean): number {
   walkCheck = on;
+  const n = pauseTimerChecks;
+  pauseTimerChecks = 0;
+  return n;
 }
 
 /**
@@ -201,7 +211,7 @@ export class ThinEngine implements PeerEngine {
       const siblings = this.running.get(host);
       siblings?.delete(d);
       // The others' share of the host's requests grew.
-      if (siblings) for (const x of siblings) x.budgetChanged();
+      if (siblings) for (const x of siblings) x.shareGrew();
       done(r);
     });
     set.add(d);
@@ -316,6 +326,17 @@ class ThinDownload {
     this.schedule(now);
     if (this.stalled(now)) return this.finish('failed');
     this.arm(this.nextDeadline(now));
+    if (walkCheck) this.checkPauseTimer(now);
+  }
+
+  /** Tests (checkThinWalk): a download that can request is woken when a paused parent's pause ends. */
+  private checkPauseTimer(now: number): void {
+    if (this.ended || this.budget() <= 0) return;
+    for (const p of this.parents.values()) {
+      if (p.pausedUntil <= now) continue;
+      pauseTimerChecks++;
+      if (this.timerAt > p.pausedUntil) throw new Error(`thin engine: ${this.host.id} can request but sleeps until ${this.timerAt}, past ${p.id}'s pause end ${p.pausedUntil}`);
+    }
   }
 
   // --- scheduler -----------------------------------------------------------------------------
@@ -460,6 +481,20 @@ class ThinDownload {
   }
 
   // --- pieces --------------------------------------------------------------------------------
+
+  /**
+   * A sibling download ended, so this one may start more requests: a parent whose busy pause ends
+   * later needs its turn then (nextDeadline leaves pauses out while the budget is spent).
+   */
+  shareGrew(): void {
+    this.budgetChanged();
+    if (this.ended || this.budget() <= 0) return;
+    const now = this.w.time.now();
+    let t = Infinity;
+    for (const p of this.parents.values()) if (p.pausedUntil > now && p.pausedUntil < t) t = p.pausedUntil;
+    if (t < Infinity) this.arm(t);
+    if (walkCheck) this.checkPauseTimer(now);
+  }
 
   /** Keeps the "could request" byte current: call whenever budget(), `have` or `ended` may have changed. */
   budgetChanged(): void {
@@ -626,7 +661,10 @@ class ThinDownload {
     let t = Math.min(now + 60_000, this.nextAnnounceAt);
     const early = this.earlyAt();
     if (early !== null) t = Math.min(t, early);
-    for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    // A parent's busy pause ending matters only to a turn that can request: with the budget spent
+    // (most of the time: 89 % of the turns these timers gave did nothing, 2,500-agent proxy), the
+    // next request to settle runs a turn anyway, and a sibling's end calls shareGrew().
+    if (this.budget() > 0) for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
     if (this.have) {
       this.idleDueMs = this.idleMs(now);
       this.idleDue = nextIdleCheckAt(this.parents.values(), this.idleDueMs);

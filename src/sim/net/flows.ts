@@ -41,10 +41,10 @@ export interface NetworkStats {
 const MAX_PATH = 8;
 
 export class FlowNetwork {
-  // Links: capacity and current use in bytes per virtual ms; the flows on each (by slot).
+  // Links: capacity and current use in bytes per virtual ms, and how many flows cross each.
   private cap = new Float64Array(64);
   private used = new Float64Array(64);
-  private links: number[][] = [];
+  private count = new Int32Array(64);
   private L = 0;
   // Flows, by slot: progress, rate, place in the finish heap, path (and position in each link's list).
   private rate = new Float64Array(1024);
@@ -56,7 +56,6 @@ export class FlowNetwork {
   private plen = new Uint8Array(1024);
   private wt = new Float64Array(1024).fill(1);
   private path = new Int32Array(1024 * MAX_PATH);
-  private pos = new Int32Array(1024 * MAX_PATH);
   private handle: Array<Flow | null> = [];
   private free: number[] = [];
   private slots = 0;
@@ -72,6 +71,15 @@ export class FlowNetwork {
   private lwt = new Float64Array(64);
   private lheap = new Int32Array(64);
   private lkey = new Float64Array(64);
+  /**
+   * Each link's flows, rebuilt by every recomputation from the flows' paths (compressed rows: link
+   * l's flow slots are byLink[first[l]] to byLink[first[l + 1] - 1], in slot order). A JS array
+   * of slots per link, kept current at every start and end, cost a cache miss or two per link
+   * visited (30,000 arrays scattered over a gigabyte heap at 10,000 nodes) and, at each end, a
+   * walk over the path of the flow swapped into the freed place.
+   */
+  private first = new Int32Array(65);
+  private byLink = new Int32Array(1024);
   /** Flows in progress. */
   active = 0;
   readonly stats: NetworkStats = { flowsStarted: 0, flowsFinished: 0, flowsAborted: 0, recomputes: 0, recomputeWallMs: 0 };
@@ -89,13 +97,14 @@ export class FlowNetwork {
     if (l >= this.cap.length) {
       this.cap = grow(this.cap, this.L * 2);
       this.used = grow(this.used, this.L * 2);
+      this.count = grow(this.count, this.L * 2);
+      this.first = new Int32Array(this.L * 2 + 1);
       this.lrem = new Float64Array(this.L * 2);
       this.lwt = new Float64Array(this.L * 2);
       this.lheap = new Int32Array(this.L * 2);
       this.lkey = new Float64Array(this.L * 2);
     }
     this.cap[l] = bytesPerSec / 1000;
-    this.links.push([]);
     return l;
   }
 
@@ -159,10 +168,8 @@ export class FlowNetwork {
     let j = 0;
     for (const l of path) {
       if (l < 0) continue;
-      const list = this.links[l]!;
       this.path[s * MAX_PATH + j] = l;
-      this.pos[s * MAX_PATH + j] = list.length;
-      list.push(s);
+      this.count[l]!++;
       j++;
       const r = this.cap[l]! - this.used[l]!;
       if (r < residual) residual = r;
@@ -215,7 +222,6 @@ export class FlowNetwork {
       w.set(this.wt);
       this.wt = w;
       this.path = grow(this.path, n * MAX_PATH);
-      this.pos = grow(this.pos, n * MAX_PATH);
     }
     return id;
   }
@@ -234,20 +240,11 @@ export class FlowNetwork {
     const r = this.rate[s]!;
     for (let j = 0; j < n; j++) {
       const l = this.path[s * MAX_PATH + j]!;
-      const list = this.links[l]!;
-      const idx = this.pos[s * MAX_PATH + j]!;
-      const last = list.pop()!;
-      if (last !== s) {
-        list[idx] = last;
-        // `last` sits on link l at some position of its own path: fix that position's index.
-        const lb = last * MAX_PATH;
-        const ln = this.plen[last]!;
-        for (let k = 0; k < ln; k++) if (this.path[lb + k] === l) this.pos[lb + k] = idx;
-      }
-      this.used[l] = list.length === 0 ? 0 : this.used[l]! - r;
+      this.used[l] = --this.count[l]! === 0 ? 0 : this.used[l]! - r;
     }
     this.rate[s] = 0;
     this.wt[s] = 1;
+    this.plen[s] = 0;
     this.free.push(s);
   }
 
@@ -312,22 +309,38 @@ export class FlowNetwork {
     this.stats.recomputes++;
     this.dirty = false;
     this.recomputeAt = Infinity;
-    const { cap, links, lrem, lwt, lheap, lkey, rate, rem, at, path, plen, mark, used, wt } = this;
+    const { cap, count, first, lrem, lwt, lheap, lkey, rate, rem, at, path, plen, mark, used, wt } = this;
+    const L = this.L;
     const epoch = ++this.epoch;
-    let hn = 0;
-    for (let l = 0; l < this.L; l++) {
+    // Each link's flows, and the sum of their weights, from one walk over the flows' paths (in
+    // slot order); `lheap` holds each link's fill cursor until the heap is built.
+    let total = 0;
+    for (let l = 0; l < L; l++) {
+      first[l] = lheap[l] = total;
+      total += count[l]!;
+      lwt[l] = 0;
       used[l] = 0;
-      const fl = links[l]!;
-      const n = fl.length;
-      if (n === 0) {
-        lwt[l] = 0;
-        continue;
+    }
+    first[L] = total;
+    if (this.byLink.length < total) this.byLink = new Int32Array(Math.max(total, 2 * this.byLink.length));
+    const byLink = this.byLink;
+    for (let s = 0; s < this.slots; s++) {
+      // A free slot's path length is 0 (reading the handle instead was a cache miss per flow).
+      const n = plen[s]!;
+      if (n === 0) continue;
+      const b = s * MAX_PATH;
+      const w = wt[s]!;
+      for (let j = 0; j < n; j++) {
+        const k = path[b + j]!;
+        byLink[lheap[k]!++] = s;
+        lwt[k] = lwt[k]! + w;
       }
-      let sw = 0;
-      for (let i = 0; i < n; i++) sw += wt[fl[i]!]!;
-      lwt[l] = sw;
+    }
+    let hn = 0;
+    for (let l = 0; l < L; l++) {
+      if (count[l] === 0) continue;
       lrem[l] = cap[l]!;
-      lkey[l] = cap[l]! / sw;
+      lkey[l] = cap[l]! / lwt[l]!;
       lheap[hn++] = l;
     }
     const down = (i: number, n: number) => {
@@ -368,9 +381,8 @@ export class FlowNetwork {
         up(hn++);
         continue;
       }
-      const flows = links[l]!;
-      for (let i = 0; i < flows.length; i++) {
-        const s = flows[i]!;
+      for (let i = first[l]!, end = first[l + 1]!; i < end; i++) {
+        const s = byLink[i]!;
         if (mark[s] === epoch) continue;
         mark[s] = epoch;
         // Settle progress at the old rate before the new one applies.
@@ -396,7 +408,7 @@ export class FlowNetwork {
     for (const s of heap) this.hIdx[s] = -1;
     let hl = 0;
     for (let s = 0; s < this.slots; s++) {
-      if (this.handle[s] === null || this.handle[s] === undefined) continue;
+      if (plen[s] === 0) continue;
       const t = rate[s]! > 0 ? now + rem[s]! / rate[s]! : Infinity;
       this.fin[s] = t;
       if (t !== Infinity) {

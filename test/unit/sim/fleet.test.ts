@@ -97,7 +97,7 @@ test('the thin engine agrees with the real TaskDownloader on the same fleet', as
   assert.ok(Math.abs(thin.p50_s - real.p50_s) / real.p50_s < 0.25, `p50 ${thin.p50_s} vs ${real.p50_s}`);
 });
 
-test('thin engine: the walk over a landed piece\'s children skips only children that could not request it, and every pick reads parents\' bitfield copies equal to the real ones (checked at every use)', async () => {
+test('thin engine: the walk over a landed piece\'s children skips only children that could not request it, every pick reads parents\' bitfield copies equal to the real ones, and a download that can request wakes when a parent\'s busy pause ends (checked at every use)', async () => {
   // A fleet of its own: cold seed, a crash mid-transfer and a hang (requests settled by kills and
   // timeouts), several layers at once, so every path that changes what a download wants is taken.
   const fleet = parseScenario(TINY.replace(/^variants:[\s\S]*$/m, `variants:
@@ -105,16 +105,19 @@ test('thin engine: the walk over a landed piece\'s children skips only children 
   - {name: crash, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: crash}}
   - {name: hang, mode: p2p-preheat, engine: thin, failure: {fraction: 0.2, atBoundFraction: 0.5, mode: hang}}
   - {name: super-seeding, mode: p2p-preheat, engine: thin, superSeedHoldMs: 2000}
+  - {name: siblings, mode: p2p-preheat, engine: thin, prefetchLayers: true, maxConcurrentUploads: 1, downloader: {maxInFlight: 4}}
 `));
   checkThinWalk(true);
+  let pausedParentsChecked = 0;
   try {
     for (const v of fleet.variants) {
       const r = await runVariant(fleet, v);
       assert.equal(r.completed, r.expected, `${v.name}: every survivor completes`);
     }
   } finally {
-    checkThinWalk(false);
+    pausedParentsChecked = checkThinWalk(false);
   }
+  assert.ok(pausedParentsChecked > 0, 'some turn had a paused parent to check');
 });
 
 // Slow links: 8 requests in flight share a 6 Mbit/s downlink (94 KB/s each, 45 s per 4 MiB
