@@ -78,7 +78,8 @@ export interface SimHost extends TopoHost {
   byChild: Map<SimHost, number> | null;
 }
 
-export type PieceCallback = (err: TransportErrorKind | null) => void;
+/** Called with the request itself, so that one function can serve a download's requests (its `tag` says which). */
+export type PieceCallback = (err: TransportErrorKind | null, req: PieceRequest) => void;
 
 /** A transfer to `child`: a piece from a parent, or bytes from the registry. */
 export class PieceRequest {
@@ -91,7 +92,9 @@ export class PieceRequest {
   /** The layer (digest) whose share of the parent's slots this upload counts against, if the parent shares them. */
   task: string | undefined = undefined;
   /** Told when no more bytes will come (the parent hung): the child's transport times out later. */
-  onStall: (() => void) | null = null;
+  onStall: ((req: PieceRequest) => void) | null = null;
+  /** The engine's own reference (its record of the request). */
+  tag: unknown = undefined;
   constructor(
     readonly child: SimHost,
     readonly parent: SimHost | null,
@@ -263,7 +266,7 @@ export class World {
       if (!parent.alive) {
         // A crashed host resets the connection; a hung one never answers (the child times out).
         if (this.crash) this.answer(req, 'unreachable', half);
-        else req.onStall?.();
+        else req.onStall?.(req);
         return;
       }
       const x = parent.holdings[layer.index];
@@ -305,20 +308,28 @@ export class World {
         req.task = layer.digest;
       }
       req.held = child.holdings[layer.index]?.bf.count ?? 0;
-      req.flow = this.net.start(this.topo.path(parent, child), bytes, () => {
-        req.flow = null;
-        this.finish(req);
-        if (parent.role === 'seed') this.bytes.fromSeeds += bytes;
-        else this.bytes.fromPeers += bytes;
-        parent.uploaded += bytes;
-        req.cb(null);
-      });
+      req.flow = this.net.start(this.topo.path(parent, child), bytes, this.uploadDone);
       req.flow.tag = req;
       if (parent.weighted) {
         parent.weighted.push(req);
         this.reweigh(parent);
       }
   }
+
+  /**
+   * Every upload's end (the flow's tag is its request): one function, not a closure per upload
+   * (millions; each outlived several young-generation collections).
+   */
+  private readonly uploadDone = (f: Flow): void => {
+    const req = f.tag as PieceRequest;
+    const parent = req.parent!;
+    req.flow = null;
+    this.finish(req);
+    if (parent.role === 'seed') this.bytes.fromSeeds += req.bytes;
+    else this.bytes.fromPeers += req.bytes;
+    parent.uploaded += req.bytes;
+    req.cb(null, req);
+  };
 
   /** seed_first_round_distinct: per seed holding, the distinct pieces among its first numPieces uploads. */
   private readonly firstRounds = new Map<Holding, { uploads: number; pieces: Set<number> }>();
@@ -383,7 +394,7 @@ export class World {
         req.flow = null;
         this.finish(req);
         this.bytes.origin += bytes;
-        req.cb(null);
+        req.cb(null, req);
       });
       req.flow.tag = req;
     });
@@ -433,7 +444,7 @@ export class World {
     this.time.after(delay, () => {
       if (req.settled || !req.child.alive) return;
       this.finish(req);
-      req.cb(err);
+      req.cb(err, req);
     });
   }
 
@@ -558,14 +569,14 @@ export class World {
         req.flow = null;
         if (this.crash) {
           this.finish(req);
-          req.cb('unreachable');
+          req.cb('unreachable', req);
         } else {
           // Hung: the bytes stop and nobody is told; the child's transport notices the silence.
           if (req.uploading) {
             req.uploading = false;
             h.uploads--;
           }
-          req.onStall?.();
+          req.onStall?.(req);
         }
       }
     }

@@ -576,14 +576,20 @@ class ThinDownload {
     const deadline = now + pieceTimeoutMs(length, this.k);
     const entry: Live = { req: null as unknown as PieceRequest, parent: p, piece, ids, deadline, startedAt: now, at: this.reqs.length };
     this.reqs.push(entry);
-    entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, (err) => this.landed(piece, p, entry, err));
+    const req = (entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, this.answered));
+    req.tag = entry;
     // A parent that stops sending (hung) is caught by the transport's body timeout.
-    entry.req.onStall = () => this.stalledRequest(entry);
+    req.onStall = this.stalledReq;
     if (deadline < this.reqDeadline) this.reqDeadline = deadline;
     if (deadline < this.timerAt) this.arm(deadline);
   }
 
-  private landed(piece: number, p: TParent, entry: Live, err: TransportErrorKind | null): void {
+  /** Every request's answer and stall (the request's tag is its Live): two functions per download, not two closures per request. */
+  private readonly answered = (err: TransportErrorKind | null, req: PieceRequest): void => this.landed(req.tag as Live, err);
+  private readonly stalledReq = (req: PieceRequest): void => this.stalledRequest(req.tag as Live);
+
+  private landed(entry: Live, err: TransportErrorKind | null): void {
+    const { piece, parent: p } = entry;
     this.settle(entry, false);
     if (this.ended) return;
     const now = this.w.time.now();

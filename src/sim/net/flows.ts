@@ -24,7 +24,8 @@ export interface Flow {
   readonly bytes: number;
   /** Bytes moved, set when the flow ends (finished or aborted). */
   moved: number;
-  onDone: (() => void) | null;
+  /** Called with the flow itself, so that one function can serve every flow (its `tag` says whose). */
+  onDone: ((f: Flow) => void) | null;
   /** The caller's own reference (the simulator's request). */
   tag?: unknown;
 }
@@ -140,7 +141,7 @@ export class FlowNetwork {
   }
 
   /** Starts moving `bytes` along `path` (link ids; -1 entries are skipped); `onDone` runs when the last byte arrives. */
-  start(path: readonly number[], bytes: number, onDone: () => void): Flow {
+  start(path: readonly number[], bytes: number, onDone: (f: Flow) => void): Flow {
     const now = this.time.now();
     // `tag` in the literal, set or not: added later it would go out of the object (one more allocation per flow).
     const f: Flow = { id: -1, bytes, moved: 0, onDone, tag: undefined };
@@ -155,7 +156,7 @@ export class FlowNetwork {
         f.onDone = null;
         f.moved = bytes;
         this.stats.flowsFinished++;
-        cb();
+        cb(f);
       });
       return f;
     }
@@ -277,7 +278,8 @@ export class FlowNetwork {
     this.wakeAt = Infinity;
     if (this.dirty && this.recomputeAt <= now) this.recompute(now);
     // Finish everything due now; callbacks run after, so they see a consistent network.
-    const done: Array<() => void> = [];
+    const done: Flow[] = [];
+    const calls: Array<(f: Flow) => void> = [];
     while (this.heap.length > 0 && this.fin[this.heap[0]!]! <= now) {
       const s = this.heap[0]!;
       const f = this.handle[s]!;
@@ -286,13 +288,16 @@ export class FlowNetwork {
       this.stats.flowsFinished++;
       const cb = f.onDone;
       f.onDone = null;
-      if (cb) done.push(cb);
+      if (cb) {
+        done.push(f);
+        calls.push(cb);
+      }
     }
     if (done.length > 0 && !this.dirty) {
       this.dirty = true;
       this.recomputeAt = now + this.windowMs;
     }
-    for (const cb of done) cb();
+    for (let i = 0; i < done.length; i++) calls[i]!(done[i]!);
     this.reschedule();
   }
 
