@@ -183,6 +183,8 @@ interface Live {
   req: PieceRequest;
   parent: TParent;
   piece: number;
+  /** The piece's length (what the byte budget counts). */
+  bytes: number;
   /** The parent ids asked for this piece: inFlight's value for it while any request for it is in flight. */
   ids: Set<string>;
   deadline: number;
@@ -574,7 +576,7 @@ class ThinDownload {
     this.wantPiece(piece, false);
     this.budgetChanged();
     const deadline = now + pieceTimeoutMs(length, this.k);
-    const entry: Live = { req: null as unknown as PieceRequest, parent: p, piece, ids, deadline, startedAt: now, at: this.reqs.length };
+    const entry: Live = { req: null as unknown as PieceRequest, parent: p, piece, bytes: length, ids, deadline, startedAt: now, at: this.reqs.length };
     this.reqs.push(entry);
     const req = (entry.req = this.w.requestPiece(this.host, p.host, this.layer, piece, length, this.answered));
     req.tag = entry;
@@ -636,7 +638,7 @@ class ThinDownload {
     const now = this.w.time.now();
     entry.parent.usedAt = now;
     this.idleDue = Math.min(this.idleDue, now + this.idleDueMs);
-    this.nBytes -= pieceBounds(this.layer, piece).length;
+    this.nBytes -= entry.bytes;
     this.budgetChanged();
     if (cancel) this.w.cancel(entry.req);
   }
