@@ -70,8 +70,9 @@ export class FlowNetwork {
   // Scratch for progressive filling: capacity left, and the weight of the flows not yet fixed.
   private lrem = new Float64Array(64);
   private lwt = new Float64Array(64);
+  /** The links not yet filled, a min-heap by share; `hkey` holds each heap place's key beside it (no indirection per comparison). */
   private lheap = new Int32Array(64);
-  private lkey = new Float64Array(64);
+  private hkey = new Float64Array(64);
   /**
    * Each link's flows, rebuilt by every recomputation from the flows' paths (compressed rows: link
    * l's flow slots are byLink[first[l]] to byLink[first[l + 1] - 1], in slot order). A JS array
@@ -103,7 +104,7 @@ export class FlowNetwork {
       this.lrem = new Float64Array(this.L * 2);
       this.lwt = new Float64Array(this.L * 2);
       this.lheap = new Int32Array(this.L * 2);
-      this.lkey = new Float64Array(this.L * 2);
+      this.hkey = new Float64Array(this.L * 2);
     }
     this.cap[l] = bytesPerSec / 1000;
     return l;
@@ -314,7 +315,7 @@ export class FlowNetwork {
     this.stats.recomputes++;
     this.dirty = false;
     this.recomputeAt = Infinity;
-    const { cap, count, first, lrem, lwt, lheap, lkey, rate, rem, at, path, plen, mark, used, wt } = this;
+    const { cap, count, first, lrem, lwt, lheap, hkey, rate, rem, at, path, plen, mark, used, wt } = this;
     const L = this.L;
     const epoch = ++this.epoch;
     // Each link's flows, and the sum of their weights, from one walk over the flows' paths (in
@@ -345,44 +346,49 @@ export class FlowNetwork {
     for (let l = 0; l < L; l++) {
       if (count[l] === 0) continue;
       lrem[l] = cap[l]!;
-      lkey[l] = cap[l]! / lwt[l]!;
+      hkey[hn] = cap[l]! / lwt[l]!;
       lheap[hn++] = l;
     }
     const down = (i: number, n: number) => {
       const x = lheap[i]!;
-      const kx = lkey[x]!;
+      const kx = hkey[i]!;
       for (;;) {
         const a = 2 * i + 1;
         if (a >= n) break;
         let c = a;
-        if (a + 1 < n && lkey[lheap[a + 1]!]! < lkey[lheap[a]!]!) c = a + 1;
-        if (lkey[lheap[c]!]! >= kx) break;
+        if (a + 1 < n && hkey[a + 1]! < hkey[a]!) c = a + 1;
+        if (hkey[c]! >= kx) break;
         lheap[i] = lheap[c]!;
+        hkey[i] = hkey[c]!;
         i = c;
       }
       lheap[i] = x;
+      hkey[i] = kx;
     };
     const up = (i: number) => {
       const x = lheap[i]!;
-      const kx = lkey[x]!;
+      const kx = hkey[i]!;
       while (i > 0) {
         const p = (i - 1) >> 1;
-        if (lkey[lheap[p]!]! <= kx) break;
+        if (hkey[p]! <= kx) break;
         lheap[i] = lheap[p]!;
+        hkey[i] = hkey[p]!;
         i = p;
       }
       lheap[i] = x;
+      hkey[i] = kx;
     };
     for (let i = (hn >> 1) - 1; i >= 0; i--) down(i, hn);
     while (hn > 0) {
       const l = lheap[0]!;
       lheap[0] = lheap[--hn]!;
+      hkey[0] = hkey[hn]!;
       if (hn > 0) down(0, hn);
       if (lwt[l]! <= 1e-12) continue; // every flow fixed (a float sum of weights leaves dust)
       const share = Math.max(0, lrem[l]! / lwt[l]!);
-      if (hn > 0 && share > lkey[lheap[0]!]!) {
-        lkey[l] = share;
+      if (hn > 0 && share > hkey[0]!) {
         lheap[hn] = l;
+        hkey[hn] = share;
         up(hn++);
         continue;
       }
