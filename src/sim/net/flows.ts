@@ -47,7 +47,7 @@ export class FlowNetwork {
   private used = new Float64Array(64);
   private count = new Int32Array(64);
   private L = 0;
-  // Flows, by slot: progress, rate, place in the finish heap, path (and position in each link's list).
+  // Flows, by slot: progress, rate, place in the finish heap, path (length 0: a free slot).
   private rate = new Float64Array(1024);
   private rem = new Float64Array(1024);
   private at = new Float64Array(1024);
@@ -77,7 +77,7 @@ export class FlowNetwork {
    * Each link's flows, rebuilt by every recomputation from the flows' paths (compressed rows: link
    * l's flow slots are byLink[first[l]] to byLink[first[l + 1] - 1], in slot order). A JS array
    * of slots per link, kept current at every start and end, cost a cache miss or two per link
-   * visited (30,000 arrays scattered over a gigabyte heap at 10,000 nodes) and, at each end, a
+   * visited (tens of thousands of arrays scattered over a gigabyte heap at 10,000 nodes) and, at each end, a
    * walk over the path of the flow swapped into the freed place.
    */
   private first = new Int32Array(65);
