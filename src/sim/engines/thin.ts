@@ -499,10 +499,16 @@ class ThinDownload {
     this.budgetChanged();
     if (this.ended || this.budget() <= 0) return;
     const now = this.w.time.now();
-    let t = Infinity;
-    for (const p of this.parents.values()) if (p.pausedUntil > now && p.pausedUntil < t) t = p.pausedUntil;
+    const t = this.nextPauseEnd(now);
     if (t < Infinity) this.arm(t);
     if (walkCheck) this.checkPauseTimer(now);
+  }
+
+  /** When the first busy pause still running ends (Infinity: none runs). */
+  private nextPauseEnd(now: number): number {
+    let t = Infinity;
+    for (const p of this.parents.values()) if (p.pausedUntil > now && p.pausedUntil < t) t = p.pausedUntil;
+    return t;
   }
 
   /** Keeps the "could request" byte current: call whenever budget(), `have` or `ended` may have changed. */
@@ -677,7 +683,7 @@ class ThinDownload {
     // A parent's busy pause ending matters only to a turn that can request: with the budget spent
     // (most of the time: 89 % of the turns these timers gave did nothing, 2,500-agent proxy), the
     // next request to settle runs a turn anyway, and a sibling's end calls shareGrew().
-    if (this.budget() > 0) for (const p of this.parents.values()) if (p.pausedUntil > now) t = Math.min(t, p.pausedUntil);
+    if (this.budget() > 0) t = Math.min(t, this.nextPauseEnd(now));
     if (this.have) {
       this.idleDueMs = this.idleMs(now);
       this.idleDue = nextIdleCheckAt(this.parents.values(), this.idleDueMs);
